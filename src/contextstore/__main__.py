@@ -1,0 +1,3 @@
+from contextstore.cli import main
+
+main()

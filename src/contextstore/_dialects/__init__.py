@@ -1,0 +1,46 @@
+"""Registry of dialect recipes: the only place dialect names appear.
+
+``dialect_for(url)`` returns the recipe for a URL's backend; everything else
+in contextstore asks that recipe instead of branching on names.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._base import WRITE_INTENT, Dialect, ErrorKind
+from .mysql import MySQLDialect
+from .postgresql import PostgreSQLDialect
+from .sqlite import SQLiteDialect
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+__all__ = ["WRITE_INTENT", "Dialect", "ErrorKind", "dialect_for", "known_schemes"]
+
+_RECIPES: tuple[Dialect, ...] = (SQLiteDialect(), PostgreSQLDialect(), MySQLDialect())
+_BY_SCHEME: dict[str, Dialect] = {
+    scheme: recipe for recipe in _RECIPES for scheme in recipe.schemes
+}
+
+
+def known_schemes() -> list[str]:
+    """The URL schemes contextstore accepts, for error messages."""
+    return sorted(_BY_SCHEME)
+
+
+def dialect_for(url: URL) -> Dialect:
+    """Return the recipe for ``url``'s backend.
+
+    Raises:
+        ConfigurationError: the backend is not one contextstore supports.
+    """
+    from ..errors import ConfigurationError
+
+    recipe = _BY_SCHEME.get(url.get_backend_name())
+    if recipe is None:
+        raise ConfigurationError(
+            f"database_url: unsupported scheme {url.get_backend_name()!r}; "
+            f"use one of {', '.join(known_schemes())}"
+        )
+    return recipe

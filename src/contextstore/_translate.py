@@ -1,0 +1,130 @@
+"""The one boundary where driver and SQLAlchemy errors become contextstore errors.
+
+Classification asks the dialect recipe (SQLSTATE, MySQL errno, SQLite result
+code); only what it cannot classify falls back to the exception type. The
+original is always chained as ``__cause__``. ``CancelledError`` and other
+``BaseException``s pass through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import exc as sa_exc
+
+from ._dialects import ErrorKind
+from .errors import (
+    ConflictError,
+    ContextStoreError,
+    DatabaseUnavailableError,
+    NotFoundError,
+    PoolExhaustedError,
+    QueryTimeoutError,
+    ValidationError,
+)
+
+if TYPE_CHECKING:
+    from ._dialects import Dialect
+
+
+@dataclass
+class Progress:
+    """How far one attempt got; decides ``may_have_committed`` and retry safety."""
+
+    write: bool = False
+    #: a statement of this attempt reached the driver.
+    sent: bool = False
+    #: COMMIT was sent: a lost connection now leaves the outcome unknown.
+    committing: bool = False
+    #: the translated failure's kind (None when unclassified).
+    kind: ErrorKind | None = None
+
+
+def classify(dialect: Dialect, error: BaseException) -> ErrorKind | None:
+    """Classify ``error`` (SQLAlchemy-wrapped or raw driver error)."""
+    if isinstance(error, sa_exc.TimeoutError):
+        return None  # pool timeout: handled by the caller as PoolExhaustedError
+    orig: BaseException = error
+    if isinstance(error, sa_exc.DBAPIError) and error.orig is not None:
+        orig = error.orig
+    kind = dialect.classify_error(orig)
+    if kind is None and orig.__cause__ is not None:
+        kind = dialect.classify_error(orig.__cause__)
+    if kind is not None:
+        return kind
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return ErrorKind.DISCONNECT
+    if isinstance(orig, ConnectionRefusedError | ConnectionAbortedError | ConnectionResetError):
+        return (
+            ErrorKind.UNAVAILABLE
+            if isinstance(orig, ConnectionRefusedError)
+            else (ErrorKind.DISCONNECT)
+        )
+    if isinstance(orig, TimeoutError | asyncio.TimeoutError):
+        return ErrorKind.TIMEOUT
+    if isinstance(orig, OSError):
+        return ErrorKind.UNAVAILABLE
+    return None
+
+
+def _describe(error: BaseException) -> str:
+    """A short description of the driver error, without the SQL statement."""
+    orig = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+    text = str(orig).strip() or type(orig).__name__
+    first_line = text.splitlines()[0]
+    return first_line[:300]
+
+
+def translate(dialect: Dialect, error: Exception, progress: Progress) -> ContextStoreError:
+    """Return the contextstore error for ``error`` (to be raised ``from error``)."""
+    if isinstance(error, ContextStoreError):
+        return error
+    if isinstance(error, sa_exc.TimeoutError):
+        return PoolExhaustedError(f"no pooled connection became free in time ({error.args[0]})")
+    kind = classify(dialect, error)
+    progress.kind = kind
+    detail = _describe(error)
+    if kind is ErrorKind.CONFLICT:
+        return ConflictError(f"unique key already taken: {detail}")
+    if kind is ErrorKind.NOT_FOUND:
+        return NotFoundError(f"referenced row does not exist: {detail}")
+    if kind is ErrorKind.INVALID:
+        return ValidationError(f"rejected by the database: {detail}")
+    if kind is ErrorKind.TIMEOUT:
+        return QueryTimeoutError(f"statement timed out: {detail}")
+    if kind in (ErrorKind.RETRYABLE, ErrorKind.BUSY):
+        return DatabaseUnavailableError(
+            f"transaction rolled back by the database (lock conflict): {detail}",
+            may_have_committed=False,
+        )
+    if kind is ErrorKind.DISCONNECT:
+        return DatabaseUnavailableError(
+            f"connection to the database lost: {detail}",
+            may_have_committed=progress.write and progress.committing,
+        )
+    if kind is ErrorKind.UNAVAILABLE:
+        return DatabaseUnavailableError(f"cannot reach the database: {detail}")
+    if isinstance(error, sa_exc.SQLAlchemyError | OSError) or _is_driver_error(error):
+        return ContextStoreError(f"database error: {detail}")
+    raise error
+
+
+def _is_driver_error(error: BaseException) -> bool:
+    module = type(error).__module__
+    return module.split(".")[0] in {"asyncpg", "aiomysql", "pymysql", "sqlite3", "aiosqlite"}
+
+
+@contextmanager
+def translating(dialect: Dialect, progress: Progress | None = None) -> Iterator[Progress]:
+    """Translate every driver/SQLAlchemy error raised inside into contextstore's tree."""
+    progress = progress or Progress()
+    try:
+        yield progress
+    except ContextStoreError:
+        raise
+    except Exception as error:
+        raise translate(dialect, error, progress) from error

@@ -1,0 +1,336 @@
+"""ConnectionManager: runs Core statements on the pool, owns transactions and retries.
+
+Invariants:
+
+* every call checks a connection out and gives it back before returning,
+  whatever happens (errors, cancellation, an abandoned stream);
+* writes run inside one transaction; single reads run without declaring write
+  intent (on SQLite they stay in autocommit and take no write lock);
+* a failed attempt is repeated as a whole transaction only when repeating
+  cannot duplicate a write: the server rolled it back (deadlock,
+  serialization failure, busy), or the connection failed before COMMIT was
+  sent. A lost COMMIT is retried only for work declared idempotent; otherwise
+  it surfaces as ``DatabaseUnavailableError(may_have_committed=True)``;
+* every error leaving this module went through ``_translate``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import text
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.pool import QueuePool
+
+from ._dialects import WRITE_INTENT, ErrorKind, dialect_for
+from ._translate import Progress, translating
+from .engine import create_engine
+from .errors import ContextStoreError, DatabaseUnavailableError, PoolExhaustedError
+from .models import HealthReport, PoolStats
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+    from sqlalchemy.sql import Executable
+
+__all__ = ["ConnectionManager"]
+
+T = TypeVar("T")
+
+#: attempts of one operation, and the window they must fit in (seconds).
+MAX_ATTEMPTS = 4
+RETRY_WINDOW = 10.0
+_BACKOFF_BASE = 0.02
+_RETRY_KINDS = {ErrorKind.RETRYABLE, ErrorKind.BUSY, ErrorKind.DISCONNECT, ErrorKind.UNAVAILABLE}
+
+
+class ConnectionManager:
+    """Runs Core expressions over the ``schema`` tables on one pooled engine.
+
+    Args:
+        settings: where and how to connect; ``None`` reads the environment.
+        engine: an existing engine to wrap instead of building one (tests, tools).
+    """
+
+    def __init__(self, settings: Settings | None = None, *, engine: AsyncEngine | None = None):
+        self._settings = settings if settings is not None else Settings()
+        self._dialect = dialect_for(self._settings.effective_database_url)
+        self._engine: AsyncEngine | None = (
+            engine if engine is not None else create_engine(self._settings)
+        )
+        self._probes: set[asyncio.Task[Any]] = set()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._engine is None else "open"
+        return f"<ConnectionManager {self._settings.safe_url} ({state})>"
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"``, ``"postgresql"`` or ``"mysql"``."""
+        return self._dialect.name
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The underlying engine, for Alembic and tools; raises once disposed."""
+        if self._engine is None:
+            raise ContextStoreError("ConnectionManager is closed; create a new one")
+        return self._engine
+
+    # -- running work -----------------------------------------------------
+
+    async def run(
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        write: bool = True,
+        idempotent: bool = False,
+    ) -> T:
+        """Run ``work(conn)`` as one unit, retrying the whole unit where that is safe.
+
+        Args:
+            work: a coroutine function given the connection; with ``write`` it
+                runs inside a transaction committed after it returns.
+            write: the work may write; it runs in a transaction (``BEGIN
+                IMMEDIATE`` on SQLite).
+            idempotent: repeating the work cannot duplicate a write (insert if
+                absent, then read back), so even a lost COMMIT may be retried.
+
+        Raises:
+            DatabaseUnavailableError: attempts ran out; ``may_have_committed``
+                tells whether a write may have landed.
+        """
+        engine = self.engine
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RETRY_WINDOW
+        attempt = 0
+        while True:
+            attempt += 1
+            progress = Progress(write=write)
+            try:
+                with translating(self._dialect, progress):
+                    return await self._attempt(engine, work, write, progress)
+            except DatabaseUnavailableError as exc:
+                delay = _BACKOFF_BASE * (2 ** (attempt - 1)) * (0.5 + random.random())
+                if (
+                    isinstance(exc, PoolExhaustedError)
+                    or attempt >= MAX_ATTEMPTS
+                    or loop.time() + delay > deadline
+                    or not _safe_to_retry(progress, idempotent)
+                ):
+                    raise
+            await asyncio.sleep(delay)
+
+    @staticmethod
+    async def _attempt(
+        engine: AsyncEngine,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        write: bool,
+        progress: Progress,
+    ) -> T:
+        async with engine.connect() as conn:
+            await conn.execution_options(**{WRITE_INTENT: write})
+            if not write:
+                progress.sent = True
+                return await work(conn)
+            async with conn.begin():
+                progress.sent = True
+                result = await work(conn)
+                progress.committing = True
+            return result
+
+    async def fetch_all(self, stmt: Executable) -> list[RowMapping]:
+        """Every row of ``stmt`` as mappings."""
+
+        async def work(conn: AsyncConnection) -> list[RowMapping]:
+            return list((await conn.execute(stmt)).mappings().all())
+
+        return await self.run(work, write=_writes(stmt))
+
+    async def fetch_one(self, stmt: Executable) -> RowMapping | None:
+        """The first row of ``stmt``, or None."""
+
+        async def work(conn: AsyncConnection) -> RowMapping | None:
+            return (await conn.execute(stmt)).mappings().first()
+
+        return await self.run(work, write=_writes(stmt))
+
+    async def fetch_value(self, stmt: Executable) -> Any:
+        """The first column of the first row of ``stmt``, or None."""
+
+        async def work(conn: AsyncConnection) -> Any:
+            return (await conn.execute(stmt)).scalar()
+
+        return await self.run(work, write=_writes(stmt))
+
+    async def execute(self, stmt: Executable, params: dict[str, Any] | None = None) -> int:
+        """Run one statement in its own transaction; return the rows affected."""
+
+        async def work(conn: AsyncConnection) -> int:
+            return (await conn.execute(stmt, params)).rowcount
+
+        return await self.run(work, write=True)
+
+    async def execute_many(self, stmt: Executable, rows: Sequence[dict[str, Any]]) -> int:
+        """Run ``stmt`` for every parameter set in one transaction (batched round trips).
+
+        Returns:
+            The rows affected (``len(rows)`` where the driver does not report it).
+        """
+        if not rows:
+            return 0
+        batch = list(rows)
+
+        async def work(conn: AsyncConnection) -> int:
+            count = (await conn.execute(stmt, batch)).rowcount
+            return count if count is not None and count >= 0 else len(batch)
+
+        return await self.run(work, write=True)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside one transaction: commit on exit, rollback on error.
+
+        The body runs once; it is never retried (it is not ours to repeat).
+        """
+        engine = self.engine
+        progress = Progress(write=True)
+        with translating(self._dialect, progress):
+            async with engine.connect() as conn:
+                await conn.execution_options(**{WRITE_INTENT: True})
+                async with conn.begin():
+                    progress.sent = True
+                    yield conn
+                    progress.committing = True
+
+    async def stream(self, stmt: Executable, *, batch_size: int = 500) -> AsyncIterator[RowMapping]:
+        """Yield the rows of ``stmt`` from a server-side cursor, ``batch_size`` at a time.
+
+        The connection is given back when the iteration ends, fails, is
+        cancelled, or the generator is closed (``contextlib.aclosing``).
+        """
+        engine = self.engine
+        with translating(self._dialect, Progress()):
+            async with engine.connect() as conn:
+                await conn.execution_options(**{WRITE_INTENT: False})
+                result = await conn.stream(stmt.execution_options(yield_per=batch_size))
+                try:
+                    async for row in result.mappings():
+                        yield row
+                finally:
+                    await result.close()
+
+    # -- introspection ----------------------------------------------------
+
+    def pool_stats(self) -> PoolStats | None:
+        """Counters of the queue pool; None where the dialect has no pool."""
+        if self._engine is None:
+            return None
+        pool = self._engine.pool
+        if not isinstance(pool, QueuePool):
+            return None
+        return PoolStats(
+            size=pool.size(),
+            checked_in=pool.checkedin(),
+            checked_out=pool.checkedout(),
+            overflow=max(0, pool.overflow()),
+        )
+
+    async def health_check(self, timeout: float = 5.0) -> HealthReport:
+        """Probe the database with a real round trip; never raises.
+
+        Returns within ``timeout`` even when the server hangs: the probe runs as
+        its own task and is abandoned (cancelled) at the deadline.
+        """
+        start = time.perf_counter()
+        error: str | None = None
+        version: str | None = None
+        revision: str | None = None
+        if self._engine is None:
+            error = "ConnectionManager is closed"
+        else:
+            probe = asyncio.ensure_future(self._probe())
+            self._probes.add(probe)
+            probe.add_done_callback(self._forget_probe)
+            try:
+                done, _ = await asyncio.wait({probe}, timeout=timeout)
+            except asyncio.CancelledError:
+                probe.cancel()
+                raise
+            if probe in done:
+                if probe.exception() is not None:
+                    error = _describe(probe.exception())
+                else:
+                    version, revision = probe.result()
+            else:
+                probe.cancel()
+                error = f"no answer from the database within {timeout:g} s"
+        latency = (time.perf_counter() - start) * 1000
+        head = _head_revision()
+        return HealthReport(
+            ok=error is None,
+            backend="core",
+            dialect=self._dialect.name,
+            latency_ms=round(latency, 3),
+            server_version=version,
+            schema_revision=revision,
+            schema_current=revision is not None and revision == head,
+            pool=self.pool_stats(),
+            error=error,
+        )
+
+    def _forget_probe(self, task: asyncio.Task[Any]) -> None:
+        self._probes.discard(task)
+        if not task.cancelled():
+            task.exception()  # mark retrieved: an abandoned probe's failure is expected
+
+    async def _probe(self) -> tuple[str, str | None]:
+        version = await self.fetch_value(text(self._dialect.server_version_sql()))
+        revision: str | None = None
+        try:
+            revision = await self.fetch_value(text("SELECT version_num FROM alembic_version"))
+        except ContextStoreError:
+            revision = None  # no schema yet
+        return str(version), revision
+
+    async def dispose(self) -> None:
+        """Close every pooled connection; later calls raise a clear error."""
+        for probe in list(self._probes):
+            probe.cancel()
+        if self._probes:
+            await asyncio.wait(self._probes, timeout=1.0)
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await engine.dispose()
+
+
+def _writes(stmt: Executable) -> bool:
+    """A plain SELECT declares no write intent; anything else may write."""
+    return not getattr(stmt, "is_select", False)
+
+
+def _safe_to_retry(progress: Progress, idempotent: bool) -> bool:
+    if progress.kind not in _RETRY_KINDS:
+        return False
+    if progress.kind in (ErrorKind.RETRYABLE, ErrorKind.BUSY):
+        return True  # the server rolled the transaction back
+    # connection trouble: safe unless a COMMIT may have landed
+    return not (progress.write and progress.committing) or idempotent
+
+
+def _describe(error: BaseException | None) -> str:
+    return f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+
+
+def _head_revision() -> str | None:
+    from ._migrations import head_revision
+
+    return head_revision()

@@ -1,0 +1,172 @@
+"""Frozen records returned by contextstore, and the two input models.
+
+Every datetime is timezone-aware UTC, whichever dialect or backend produced it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import ValidationError
+
+__all__ = [
+    "ActivityBucket",
+    "AuditEvent",
+    "HealthReport",
+    "MemoryEntry",
+    "Message",
+    "NewMessage",
+    "Page",
+    "Participant",
+    "PoolStats",
+    "SearchHit",
+    "Session",
+    "SessionActivity",
+    "Viewer",
+    "Visibility",
+]
+
+Visibility = Literal["public", "private", "agent_only", "admin_only"]
+T = TypeVar("T")
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Input(_Record):
+    """Input models raise contextstore's ValidationError, never pydantic's."""
+
+    def __init__(self, **values: Any) -> None:
+        problem: str | None = None
+        try:
+            super().__init__(**values)
+        except pydantic.ValidationError as exc:
+            problem = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in exc.errors(include_input=False, include_url=False)
+            )
+        if problem is not None:
+            raise ValidationError(f"{type(self).__name__}: {problem}")
+
+
+class Session(_Record):
+    id: str
+    purpose: str
+    created_by: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    is_active: bool = True
+    created_at: datetime
+    updated_at: datetime
+
+
+class Message(_Record):
+    id: int
+    session_id: str
+    sender: str
+    sender_type: str
+    content: str
+    visibility: Visibility
+    message_type: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    parent_message_id: int | None = None
+    timestamp: datetime
+
+
+class NewMessage(_Input):
+    """One message for ``messages.add_many``: the same fields as ``messages.add``."""
+
+    sender: str
+    content: str
+    sender_type: str = "generic"
+    visibility: str = "public"
+    message_type: str = "agent_response"
+    metadata: dict[str, Any] | None = None
+    parent_message_id: int | None = None
+
+
+class Viewer(_Input):
+    """Who is reading; visibility rules are evaluated against it in SQL."""
+
+    agent_id: str
+    agent_type: str = "generic"
+    is_admin: bool = False
+
+
+class MemoryEntry(_Record):
+    agent_id: str
+    session_id: str | None
+    key: str
+    value: Any
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None = None
+
+
+class AuditEvent(_Record):
+    id: int
+    event_type: str
+    agent_id: str
+    session_id: str | None = None
+    resource: str | None = None
+    action: str | None = None
+    result: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    timestamp: datetime
+
+
+class Participant(_Record):
+    session_id: str
+    agent_id: str
+    agent_type: str
+    role: str
+    joined_at: datetime
+
+
+class SessionActivity(_Record):
+    session_id: str
+    message_count: int
+    unique_senders: int
+    last_message_at: datetime | None = None
+
+
+class ActivityBucket(_Record):
+    start: datetime
+    event_type: str
+    count: int
+
+
+class SearchHit(_Record):
+    message: Message
+    score: float
+
+
+class Page(_Record, Generic[T]):
+    """One page of a keyset-paginated listing; ``next_cursor`` is None on the last."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class PoolStats(_Record):
+    size: int
+    checked_in: int
+    checked_out: int
+    overflow: int
+
+
+class HealthReport(_Record):
+    ok: bool
+    backend: str
+    dialect: str
+    latency_ms: float | None = None
+    server_version: str | None = None
+    schema_revision: str | None = None
+    schema_current: bool = False
+    pool: PoolStats | None = None
+    error: str | None = None

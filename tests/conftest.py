@@ -1,0 +1,94 @@
+"""Fixtures for every test: fresh databases per test, backend selection, env isolation.
+
+Database fixtures:
+
+* ``sqlite_empty_url`` / ``postgresql_empty_url`` / ``mysql_empty_url``: a fresh,
+  empty database (no tables) for one test, dropped afterwards;
+* ``empty_url``: the same, parametrised over the three dialects;
+* ``store``: a connected ``Store`` at the newest schema, parametrised over the
+  four backends ``legacy-sqlite``, ``core-sqlite``, ``core-postgresql``,
+  ``core-mysql`` (see ``tests/contract``).
+
+Server fixtures skip with the reason when a server is unreachable, or fail
+when ``CONTEXTSTORE_REQUIRE_SERVERS=1``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests._servers import Server
+
+SERVER_DIALECTS = ("postgresql", "mysql")
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No CONTEXTSTORE_* variable and no stray .env leaks into a test."""
+    keep = ("CONTEXTSTORE_TEST_", "CONTEXTSTORE_REQUIRE_SERVERS")
+    for name in list(os.environ):
+        if name.startswith("CONTEXTSTORE_") and not name.startswith(keep):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[dict[str, Server]]:
+    found = {dialect: Server.from_env(dialect) for dialect in SERVER_DIALECTS}
+    yield found
+    for server in found.values():
+        for name in list(server.created):
+            server.drop_database(server.url_for(name))
+
+
+def _server_url(servers: dict[str, Server], dialect: str) -> Iterator[str]:
+    server = servers[dialect]
+    url = server.create_database()
+    yield url
+    server.drop_database(url)
+
+
+@pytest.fixture
+def sqlite_empty_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'contextstore.db'}"
+
+
+@pytest.fixture
+def postgresql_empty_url(servers: dict[str, Server]) -> Iterator[str]:
+    yield from _server_url(servers, "postgresql")
+
+
+@pytest.fixture
+def mysql_empty_url(servers: dict[str, Server]) -> Iterator[str]:
+    yield from _server_url(servers, "mysql")
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.sqlite),
+        pytest.param("postgresql", marks=pytest.mark.postgresql),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ]
+)
+def empty_url(request: pytest.FixtureRequest) -> str:
+    """A fresh empty database on each dialect in turn."""
+    url: str = request.getfixturevalue(f"{request.param}_empty_url")
+    return url
+
+
+@pytest.fixture
+def dialect_name(empty_url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    backend = make_url(empty_url).get_backend_name()
+    return {"mariadb": "mysql", "postgres": "postgresql"}.get(backend, backend)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[Any]) -> None:
+    """Run fault tests after everything else."""
+    items.sort(key=lambda item: item.get_closest_marker("faults") is not None)
