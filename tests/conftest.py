@@ -16,12 +16,13 @@ when ``CONTEXTSTORE_REQUIRE_SERVERS=1``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from contextstore import Settings, Store
 from tests._servers import Server
 
 SERVER_DIALECTS = ("postgresql", "mysql")
@@ -92,3 +93,29 @@ def dialect_name(empty_url: str) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[Any]) -> None:
     """Run fault tests after everything else."""
     items.sort(key=lambda item: item.get_closest_marker("faults") is not None)
+
+
+BACKENDS = [
+    pytest.param(
+        "legacy-sqlite", id="legacy-sqlite", marks=[pytest.mark.sqlite, pytest.mark.legacy]
+    ),
+    pytest.param("core-sqlite", id="core-sqlite", marks=[pytest.mark.sqlite]),
+    pytest.param("core-postgresql", id="core-postgresql", marks=[pytest.mark.postgresql]),
+    pytest.param("core-mysql", id="core-mysql", marks=[pytest.mark.mysql]),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_url(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """``(backend, url)``: a fresh empty database for one of the four backends."""
+    backend, dialect = str(request.param).split("-", 1)
+    url: str = request.getfixturevalue(f"{dialect}_empty_url")
+    return backend, url
+
+
+@pytest.fixture
+async def store(backend_url: tuple[str, str]) -> AsyncIterator[Store]:
+    """A connected Store at the newest schema, on each of the four backends in turn."""
+    backend, url = backend_url
+    async with Store(Settings(database_url=url, backend=backend)) as connected:
+        yield connected

@@ -1,0 +1,55 @@
+"""Opaque keyset cursors: ``(timestamp, id)`` positions bound to one listing.
+
+The id is the row's primary key (an integer, or the text id of a session).
+
+A cursor carries the listing it belongs to (kind and scope, e.g. the session
+and order) and a checksum, so a tampered, garbage or foreign cursor is a
+``ValidationError`` instead of a wrong page or a crash. The checksum is not a
+secret signature; cursors hold no secret data, only a position.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from .errors import ValidationError
+
+_VERSION = 1
+_KEY = b"contextstore-cursor-v1"
+
+
+def _digest(payload: bytes) -> str:
+    return hashlib.blake2b(payload, key=_KEY, digest_size=8).hexdigest()
+
+
+def encode(kind: str, scope: str, position: tuple[datetime, int | str]) -> str:
+    """Encode the position of the last row of a page."""
+    moment, row_id = position
+    body = json.dumps([_VERSION, kind, scope, moment.isoformat(), row_id], separators=(",", ":"))
+    raw = body.encode()
+    token = raw + b"|" + _digest(raw).encode()
+    return base64.urlsafe_b64encode(token).decode().rstrip("=")
+
+
+def decode(cursor: Any, kind: str, scope: str) -> tuple[datetime, int | str]:
+    """Return the position in ``cursor``; raise ValidationError if it is not ours."""
+    if not isinstance(cursor, str) or not cursor or len(cursor) > 1024:
+        raise ValidationError("cursor: not a cursor returned by this listing")
+    try:
+        token = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        raw, _, digest = token.rpartition(b"|")
+        if not raw or _digest(raw).encode() != digest:
+            raise ValueError("checksum")
+        version, got_kind, got_scope, moment_text, row_id = json.loads(raw)
+        moment = datetime.fromisoformat(moment_text)
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise ValidationError("cursor: malformed or tampered cursor") from None
+    if version != _VERSION or got_kind != kind or got_scope != scope:
+        raise ValidationError("cursor: belongs to another listing")
+    if moment.tzinfo is None or not isinstance(row_id, int | str) or isinstance(row_id, bool):
+        raise ValidationError("cursor: malformed or tampered cursor")
+    return moment, row_id

@@ -1,0 +1,174 @@
+"""Input limits shared by the core and legacy backends; checked before any SQL.
+
+Both backends call these same functions, so a bad input is rejected with the
+same ``ValidationError`` (same message) wherever it is sent, and nothing is
+written. Text is stored exactly as given (no stripping: ``"k"`` and ``"k "``
+are different keys); the "1-255 characters after stripping" rule only
+rejects blank values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+from .errors import ValidationError
+
+MAX_NAME = 255
+MAX_CONTENT = 100_000
+MAX_METADATA_BYTES = 64 * 1024
+#: memory values are documents, not blobs: 1 MiB serialised is the ceiling.
+MAX_VALUE_BYTES = 1024 * 1024
+MIN_TTL = 1.0
+MAX_TTL = 366 * 24 * 3600.0  # one year, leap years included
+MAX_LIMIT = 1000
+MAX_ID = 2**63 - 1
+VISIBILITIES = ("public", "private", "agent_only", "admin_only")
+BUCKETS = ("minute", "hour", "day")
+ORDERS = ("asc", "desc")
+
+
+def _text(field: str, value: Any, max_length: int) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(f"{field}: expected a string, got {type(value).__name__}")
+    if "\x00" in value:
+        raise ValidationError(f"{field}: NUL characters are not allowed")
+    if not value.strip():
+        raise ValidationError(f"{field}: must not be empty or blank")
+    if len(value) > max_length:
+        raise ValidationError(f"{field}: at most {max_length} characters, got {len(value)}")
+    return value
+
+
+def name(field: str, value: Any) -> str:
+    """An id or name: 1-255 characters, not blank, no NUL."""
+    return _text(field, value, MAX_NAME)
+
+
+def optional_name(field: str, value: Any) -> str | None:
+    return None if value is None else name(field, value)
+
+
+def content(value: Any) -> str:
+    """Message content: 1-100,000 characters, not blank, no NUL."""
+    return _text("content", value, MAX_CONTENT)
+
+
+def _dumps(field: str, value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{field}: not JSON-serialisable ({exc})") from None
+    if "\\u0000" in text or "\x00" in text:
+        raise ValidationError(f"{field}: NUL characters are not allowed")
+    return text
+
+
+def metadata(value: Any) -> dict[str, Any]:
+    """A JSON object of at most 64 KiB serialised; None means empty."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        kind = type(value).__name__
+        raise ValidationError(f"metadata: expected a JSON object (dict), got {kind}")
+    if not all(isinstance(key, str) for key in value):
+        raise ValidationError("metadata: object keys must be strings")
+    size = len(_dumps("metadata", value).encode())
+    if size > MAX_METADATA_BYTES:
+        raise ValidationError(
+            f"metadata: at most {MAX_METADATA_BYTES} bytes serialised, got {size}"
+        )
+    return value
+
+
+def json_value(value: Any) -> Any:
+    """Any JSON value (None, False, 0, "" and [] included), at most 1 MiB serialised."""
+    size = len(_dumps("value", value).encode())
+    if size > MAX_VALUE_BYTES:
+        raise ValidationError(f"value: at most {MAX_VALUE_BYTES} bytes serialised, got {size}")
+    return value
+
+
+def visibility(value: Any) -> str:
+    if value not in VISIBILITIES:
+        allowed = ", ".join(VISIBILITIES)
+        raise ValidationError(f"visibility: must be one of {allowed}, got {value!r}")
+    return str(value)
+
+
+def bucket(value: Any) -> str:
+    if value not in BUCKETS:
+        raise ValidationError(f"bucket: must be one of {', '.join(BUCKETS)}, got {value!r}")
+    return str(value)
+
+
+def order(value: Any) -> str:
+    if value not in ORDERS:
+        raise ValidationError(f"order: must be 'asc' or 'desc', got {value!r}")
+    return str(value)
+
+
+def limit(value: Any, maximum: int = MAX_LIMIT) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"limit: expected an integer, got {type(value).__name__}")
+    if not 1 <= value <= maximum:
+        raise ValidationError(f"limit: must be between 1 and {maximum}, got {value}")
+    return value
+
+
+def row_id(field: str, value: Any) -> int:
+    """A 64-bit positive integer id."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{field}: expected an integer id, got {type(value).__name__}")
+    if not 1 <= value <= MAX_ID:
+        raise ValidationError(f"{field}: must be between 1 and 2**63-1, got {value}")
+    return value
+
+
+def optional_row_id(field: str, value: Any) -> int | None:
+    return None if value is None else row_id(field, value)
+
+
+def flag(field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(f"{field}: expected True or False, got {type(value).__name__}")
+    return value
+
+
+def optional_flag(field: str, value: Any) -> bool | None:
+    return None if value is None else flag(field, value)
+
+
+def ttl(value: Any) -> timedelta | None:
+    """Seconds (int/float) or a timedelta, 1 s to 1 year; None means no expiry."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise ValidationError(f"ttl: expected seconds or a timedelta, got {type(value).__name__}")
+    if not math.isfinite(seconds) or not MIN_TTL <= seconds <= MAX_TTL:
+        raise ValidationError(f"ttl: must be between 1 second and 1 year, got {seconds:g} s")
+    return timedelta(seconds=seconds)
+
+
+def aware(field: str, value: Any) -> datetime:
+    """An aware datetime (naive ones are ambiguous and rejected)."""
+    if not isinstance(value, datetime):
+        raise ValidationError(f"{field}: expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(f"{field}: naive datetime; give a timezone-aware datetime (UTC)")
+    return value
+
+
+def optional_aware(field: str, value: Any) -> datetime | None:
+    return None if value is None else aware(field, value)
+
+
+def search_query(value: Any) -> str:
+    """A full-text query: any text, 1-1,000 characters, no NUL."""
+    return _text("query", value, 1000)
