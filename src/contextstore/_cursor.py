@@ -6,6 +6,14 @@ A cursor carries the listing it belongs to (kind and scope, e.g. the session
 and order) and a checksum, so a tampered, garbage or foreign cursor is a
 ``ValidationError`` instead of a wrong page or a crash. The checksum is not a
 secret signature; cursors hold no secret data, only a position.
+
+Kinds and scopes (both backends use exactly these, so cursors are portable):
+
+* ``"sessions"``: ``scope(created_by, active)``, position ``(created_at, id)``;
+* ``"messages"``: ``scope(session_id, order, sender)``, position ``(timestamp, id)``;
+* ``"feed"``: ``scope(viewer.agent_id)``, position ``(timestamp, id)``;
+* ``"audit"``: ``scope(agent_id, session_id, event_type, since, until)``,
+  position ``(timestamp, id)``.
 """
 
 from __future__ import annotations
@@ -53,3 +61,16 @@ def decode(cursor: Any, kind: str, scope: str) -> tuple[datetime, int | str]:
     if moment.tzinfo is None or not isinstance(row_id, int | str) or isinstance(row_id, bool):
         raise ValidationError("cursor: malformed or tampered cursor")
     return moment, row_id
+
+
+def scope(*parts: Any) -> str:
+    """The canonical scope string of a listing: its filters, in a fixed order.
+
+    Both backends build scopes with this function, so a cursor is valid on
+    either backend for the same listing and on no other.
+    """
+    return json.dumps(
+        [part.isoformat() if isinstance(part, datetime) else part for part in parts],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )

@@ -36,7 +36,8 @@ class Progress:
     """How far one attempt got; decides ``may_have_committed`` and retry safety."""
 
     write: bool = False
-    #: a statement of this attempt reached the driver.
+    #: a connection was checked out and work began: failures from here on are
+    #: the statements' (before it, a timeout can only be the connect timeout).
     sent: bool = False
     #: COMMIT was sent: a lost connection now leaves the outcome unknown.
     committing: bool = False
@@ -44,8 +45,14 @@ class Progress:
     kind: ErrorKind | None = None
 
 
-def classify(dialect: Dialect, error: BaseException) -> ErrorKind | None:
-    """Classify ``error`` (SQLAlchemy-wrapped or raw driver error)."""
+def classify(
+    dialect: Dialect, error: BaseException, progress: Progress | None = None
+) -> ErrorKind | None:
+    """Classify ``error`` (SQLAlchemy-wrapped or raw driver error).
+
+    ``progress`` tells a client-side timeout apart: before any work began it
+    can only be the connect timeout.
+    """
     if isinstance(error, sa_exc.TimeoutError):
         return None  # pool timeout: handled by the caller as PoolExhaustedError
     orig: BaseException = error
@@ -65,6 +72,10 @@ def classify(dialect: Dialect, error: BaseException) -> ErrorKind | None:
             else (ErrorKind.DISCONNECT)
         )
     if isinstance(orig, TimeoutError | asyncio.TimeoutError):
+        # asyncpg raises a bare TimeoutError both for its connect timeout and
+        # for command_timeout: only the latter is a statement that ran too long
+        if progress is not None and not progress.sent:
+            return ErrorKind.UNAVAILABLE
         return ErrorKind.TIMEOUT
     if isinstance(orig, OSError):
         return ErrorKind.UNAVAILABLE
@@ -85,7 +96,7 @@ def translate(dialect: Dialect, error: Exception, progress: Progress) -> Context
         return error
     if isinstance(error, sa_exc.TimeoutError):
         return PoolExhaustedError(f"no pooled connection became free in time ({error.args[0]})")
-    kind = classify(dialect, error)
+    kind = classify(dialect, error, progress)
     progress.kind = kind
     detail = _describe(error)
     if kind is ErrorKind.CONFLICT:

@@ -3,7 +3,8 @@
 Invariants:
 
 * every call checks a connection out and gives it back before returning,
-  whatever happens (errors, cancellation, an abandoned stream);
+  whatever happens (errors, cancellation); a stream gives it back when it is
+  exhausted, fails or is closed (see ``stream`` for abandoned iterations);
 * writes run inside one transaction; single reads run without declaring write
   intent (on SQLite they stay in autocommit and take no write lock);
 * a failed attempt is repeated as a whole transaction only when repeating
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -211,16 +212,25 @@ class ConnectionManager:
                     yield conn
                     progress.committing = True
 
-    async def stream(self, stmt: Executable, *, batch_size: int = 500) -> AsyncIterator[RowMapping]:
+    async def stream(
+        self, stmt: Executable, *, batch_size: int = 500
+    ) -> AsyncGenerator[RowMapping, None]:
         """Yield the rows of ``stmt`` from a server-side cursor, ``batch_size`` at a time.
 
-        The connection is given back when the iteration ends, fails, is
-        cancelled, or the generator is closed (``contextlib.aclosing``).
+        The connection is given back when the iteration ends or fails, when the
+        task is cancelled while it waits inside the stream, and when the
+        generator is closed. A consumer that may stop early, or be cancelled in
+        its own loop body, must close it: ``async with
+        contextlib.aclosing(db.stream(stmt)) as rows``. Otherwise Python closes
+        an abandoned generator only when it is garbage-collected, and its
+        connection stays checked out until then.
         """
         engine = self.engine
-        with translating(self._dialect, Progress()):
+        progress = Progress()
+        with translating(self._dialect, progress):
             async with engine.connect() as conn:
                 await conn.execution_options(**{WRITE_INTENT: False})
+                progress.sent = True
                 result = await conn.stream(stmt.execution_options(yield_per=batch_size))
                 try:
                     async for row in result.mappings():
@@ -254,6 +264,7 @@ class ConnectionManager:
         error: str | None = None
         version: str | None = None
         revision: str | None = None
+        current = False
         if self._engine is None:
             error = "ConnectionManager is closed"
         else:
@@ -269,12 +280,11 @@ class ConnectionManager:
                 if probe.exception() is not None:
                     error = _describe(probe.exception())
                 else:
-                    version, revision = probe.result()
+                    version, revision, current = probe.result()
             else:
                 probe.cancel()
                 error = f"no answer from the database within {timeout:g} s"
         latency = (time.perf_counter() - start) * 1000
-        head = _head_revision()
         return HealthReport(
             ok=error is None,
             backend="core",
@@ -282,7 +292,7 @@ class ConnectionManager:
             latency_ms=round(latency, 3),
             server_version=version,
             schema_revision=revision,
-            schema_current=revision is not None and revision == head,
+            schema_current=current,
             pool=self.pool_stats(),
             error=error,
         )
@@ -292,14 +302,22 @@ class ConnectionManager:
         if not task.cancelled():
             task.exception()  # mark retrieved: an abandoned probe's failure is expected
 
-    async def _probe(self) -> tuple[str, str | None]:
-        version = await self.fetch_value(text(self._dialect.server_version_sql()))
+    async def _probe(self) -> tuple[str, str | None, bool]:
+        """Server version, schema revision, and whether that revision is the newest."""
+        # Read-only: a textual SELECT would otherwise count as a write and, on
+        # SQLite, queue behind any open write transaction for busy_timeout.
+        version = await self.run(_scalar(self._dialect.server_version_sql()), write=False)
         revision: str | None = None
         try:
-            revision = await self.fetch_value(text("SELECT version_num FROM alembic_version"))
+            revision = await self.run(
+                _scalar("SELECT version_num FROM alembic_version"), write=False
+            )
         except ContextStoreError:
             revision = None  # no schema yet
-        return str(version), revision
+        # inside the probe, so even the first (uncached) read of the migration
+        # scripts counts against the health timeout
+        current = revision is not None and revision == _head_revision()
+        return str(version), revision, current
 
     async def dispose(self) -> None:
         """Close every pooled connection; later calls raise a clear error."""
@@ -310,6 +328,15 @@ class ConnectionManager:
         engine, self._engine = self._engine, None
         if engine is not None:
             await engine.dispose()
+
+
+def _scalar(sql: str) -> Callable[[AsyncConnection], Awaitable[Any]]:
+    """Work for ``run``: the first value of a textual statement."""
+
+    async def work(conn: AsyncConnection) -> Any:
+        return (await conn.execute(text(sql))).scalar()
+
+    return work
 
 
 def _writes(stmt: Executable) -> bool:

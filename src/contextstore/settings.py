@@ -107,6 +107,15 @@ class Settings(BaseSettings):
         """The normalised URL as text, password masked."""
         return self._url.render_as_string(hide_password=True)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):  # private state (the parsed URL), set while validating
+            super().__setattr__(name, value)
+            return
+        # pydantic's frozen-instance error would quote the value, password included
+        raise ConfigurationError(
+            f"Settings are frozen: cannot set {name!r}; build a new Settings(...) instead"
+        )
+
     def __repr_args__(self) -> Any:
         yield "database_url", self.safe_url
         yield from super().__repr_args__()

@@ -1,35 +1,86 @@
-"""Store: the facade services use; picks the core or legacy backend from settings."""
+"""Store: the facade services use; picks the core or legacy backend from settings.
+
+The legacy module is imported here and nowhere else, only when
+``settings.backend == "legacy"``.
+"""
 
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .connection import ConnectionManager
 from .errors import ConfigurationError, ContextStoreError
+from .models import HealthReport
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .models import HealthReport
+    from .repositories.protocols import (
+        AuditRepository,
+        MemoryRepository,
+        MessageRepository,
+        ParticipantRepository,
+        SessionRepository,
+    )
 
 __all__ = ["Store"]
+
+
+class _Backend(Protocol):
+    """What both backends give the Store: five repositories, health and close."""
+
+    sessions: SessionRepository
+    messages: MessageRepository
+    memory: MemoryRepository
+    audit: AuditRepository
+    participants: ParticipantRepository
+
+    async def health(self, timeout: float) -> HealthReport: ...
+
+    async def close(self) -> None: ...
+
+
+class _CoreBackend:
+    """The SQLAlchemy Core repositories on one ConnectionManager."""
+
+    def __init__(self, db: ConnectionManager) -> None:
+        from .repositories.audit import CoreAuditRepository
+        from .repositories.memory import CoreMemoryRepository
+        from .repositories.messages import CoreMessageRepository
+        from .repositories.participants import CoreParticipantRepository
+        from .repositories.sessions import CoreSessionRepository
+
+        self.db = db
+        self.sessions: SessionRepository = CoreSessionRepository(db)
+        self.messages: MessageRepository = CoreMessageRepository(db)
+        self.memory: MemoryRepository = CoreMemoryRepository(db)
+        self.audit: AuditRepository = CoreAuditRepository(db)
+        self.participants: ParticipantRepository = CoreParticipantRepository(db)
+
+    async def health(self, timeout: float) -> HealthReport:
+        return await self.db.health_check(timeout=timeout)
+
+    async def close(self) -> None:
+        await self.db.dispose()
 
 
 class Store:
     """Entry point: ``async with Store(Settings(...)) as store: ...``.
 
-    Constructing a Store does no I/O; ``connect()`` opens the pool (and, with
-    ``auto_migrate``, brings the schema to the newest revision).
+    Constructing a Store does no I/O; ``connect()`` opens the backend (and,
+    with ``auto_migrate``, brings the schema to the newest revision).
+
+    Args:
+        settings: where and how to connect; ``None`` reads the environment.
     """
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings if settings is not None else Settings()
-        self._db: ConnectionManager | None = None
-        self._connected = False
+        self._backend: _Backend | None = None
         self._closed = False
 
     def __repr__(self) -> str:
-        state = "open" if self._connected else ("closed" if self._closed else "new")
+        state = "open" if self._backend else ("closed" if self._closed else "new")
         return f"<Store {self.backend} {self._settings.safe_url} ({state})>"
 
     @property
@@ -48,51 +99,93 @@ class Store:
 
         return dialect_for(self._settings.effective_database_url).name
 
+    def _open(self) -> _Backend:
+        if self._backend is not None:
+            return self._backend
+        if self._closed:
+            raise ContextStoreError("Store is closed; create a new Store")
+        raise ContextStoreError(
+            "Store is not connected; use 'async with Store(...)' or 'await store.connect()' first"
+        )
+
     @property
     def db(self) -> ConnectionManager:
         """The core backend's ConnectionManager, for services' own Core statements."""
-        self._check_open()
-        if self._db is None:
+        backend = self._open()
+        if not isinstance(backend, _CoreBackend):
             raise ConfigurationError("store.db exists only with backend 'core'")
-        return self._db
+        return backend.db
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ContextStoreError("Store is closed; create a new Store")
-        if not self._connected:
-            raise ContextStoreError(
-                "Store is not connected; use 'async with Store(...)' or "
-                "'await store.connect()' first"
-            )
+    @property
+    def sessions(self) -> SessionRepository:
+        return self._open().sessions
+
+    @property
+    def messages(self) -> MessageRepository:
+        return self._open().messages
+
+    @property
+    def memory(self) -> MemoryRepository:
+        return self._open().memory
+
+    @property
+    def audit(self) -> AuditRepository:
+        return self._open().audit
+
+    @property
+    def participants(self) -> ParticipantRepository:
+        return self._open().participants
 
     async def connect(self) -> Store:
-        """Open the backend (and migrate when ``auto_migrate``); returns self."""
+        """Open the backend (and migrate when ``auto_migrate``); returns self.
+
+        Raises:
+            ContextStoreError: the Store was closed, or the database cannot be
+                reached or migrated (nothing is left open then).
+        """
+        if self._backend is not None:
+            return self
         if self._closed:
             raise ContextStoreError("Store is closed; create a new Store")
-        if self._connected:
+        if self._settings.backend == "legacy":
+            from .legacy import open_legacy
+
+            legacy: Any = open_legacy(self._settings)
+            await legacy.connect()
+            self._backend = legacy
             return self
-        self._db = ConnectionManager(self._settings)
-        self._connected = True
+        db = ConnectionManager(self._settings)
+        try:
+            await self._prepare_schema(db)
+        except BaseException:
+            await db.dispose()
+            raise
+        self._backend = _CoreBackend(db)
         return self
+
+    async def _prepare_schema(self, db: ConnectionManager) -> None:
+        """Bring the schema to head when ``auto_migrate`` is on."""
+        if not self._settings.auto_migrate:
+            return
+        from . import _migrations
+
+        await _migrations.upgrade(db.engine)
 
     async def close(self) -> None:
         """Release every connection; the Store cannot be used afterwards."""
-        db, self._db = self._db, None
-        self._connected = False
+        backend, self._backend = self._backend, None
         self._closed = True
-        if db is not None:
-            await db.dispose()
+        if backend is not None:
+            await backend.close()
 
     async def health(self, timeout: float = 5.0) -> HealthReport:
         """Probe the database; never raises (``ok=False`` with ``error`` instead)."""
-        from .models import HealthReport
-
-        if self._db is None:
+        if self._backend is None:
             state = "closed" if self._closed else "not connected"
             return HealthReport(
                 ok=False, backend=self.backend, dialect=self.dialect, error=f"Store is {state}"
             )
-        return await self._db.health_check(timeout=timeout)
+        return await self._backend.health(timeout)
 
     async def __aenter__(self) -> Store:
         return await self.connect()

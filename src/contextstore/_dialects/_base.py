@@ -7,11 +7,20 @@ capabilities and error classes; it never compares dialect names itself.
 from __future__ import annotations
 
 import enum
+import re
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from sqlalchemy import Select, Table
     from sqlalchemy.engine import URL, Engine
+    from sqlalchemy.engine.interfaces import Dialect as SADialect
+    from sqlalchemy.sql import Executable
+    from sqlalchemy.sql.elements import ColumnElement
+    from sqlalchemy.types import TypeEngine
 
     from ..settings import Settings
 
@@ -52,6 +61,8 @@ class Dialect(ABC):
     native_upsert: ClassVar[bool] = True
     #: a network server (as opposed to an embedded file).
     is_server: ClassVar[bool] = True
+    #: ALTER TABLE is limited: migrations rebuild tables (Alembic batch mode).
+    alter_by_rebuild: ClassVar[bool] = False
 
     def normalise_url(self, url: URL) -> URL:
         """Point ``url`` at the async driver; reject any other driver."""
@@ -83,6 +94,83 @@ class Dialect(ABC):
     def server_version_sql(self) -> str:
         """A statement returning the server version as one value."""
 
+    # -- schema (used by contextstore._types and the migrations) -----------
+
+    #: datetimes are bound timezone-aware because the column stores an instant;
+    #: otherwise they are bound as naive UTC wall time.
+    datetime_keeps_timezone: ClassVar[bool] = False
+
+    def datetime_type(self) -> TypeEngine[datetime]:
+        """The column type behind ``UTCDateTime`` (microseconds kept)."""
+        from sqlalchemy import DateTime
+
+        return DateTime()
+
+    def exact_string_type(self, length: int, dialect: SADialect) -> TypeEngine[str]:
+        """A VARCHAR whose comparisons are exact: case- and trailing-space-sensitive."""
+        from sqlalchemy import String
+
+        return String(length)
+
+    @abstractmethod
+    def fulltext_ddl(self) -> list[str]:
+        """Statements creating the full-text objects over ``messages.content``.
+
+        The database keeps them in sync itself (triggers, generated columns or
+        a FULLTEXT index), so every writer's messages are searchable.
+        """
+
+    @abstractmethod
+    def fulltext_drop_ddl(self) -> list[str]:
+        """Statements dropping everything :meth:`fulltext_ddl` created."""
+
+    def is_fulltext_object(self, name: str) -> bool:
+        """True for a table, column or index name :meth:`fulltext_ddl` owns.
+
+        The schema comparison (``contextstore db check``) skips these: they are
+        not in ``schema.metadata`` on purpose.
+        """
+        return False
+
+    def migration_lock_sql(self) -> tuple[str | None, str | None]:
+        """SQL taking and releasing a per-database lock around a migration run.
+
+        Returns:
+            ``(acquire, release)``; either may be None (no statement needed).
+            ``acquire`` returns one value, falsy when the lock was not granted.
+        """
+        return None, None
+
+    @abstractmethod
+    def upsert(
+        self,
+        table: Table,
+        values: dict[str, Any],
+        *,
+        conflict: Sequence[str],
+        update: Sequence[str],
+    ) -> Executable:
+        """INSERT ``values``; on a clash of the unique key ``conflict`` update ``update``.
+
+        With ``update`` empty the existing row is left as it is (insert if absent).
+        """
+
+    @abstractmethod
+    def search_statement(
+        self,
+        table: Table,
+        columns: Sequence[ColumnElement[Any]],
+        query: str,
+        filters: Sequence[ColumnElement[bool]],
+        limit: int,
+    ) -> Select[Any] | None:
+        """Full-text search over ``table.content``: ``columns`` plus a float ``score``
+        (higher is better), best first; None when the query has no searchable words."""
+
+    @abstractmethod
+    def time_bucket(self, column: ColumnElement[Any], bucket: str) -> ColumnElement[Any]:
+        """``column`` truncated to the start of its minute/hour/day, as an aware UTC datetime."""
+
 
 def or_default(value: Any, default: Any) -> Any:
     """``value`` unless it is None (an unset setting), else the dialect's default."""
@@ -109,3 +197,15 @@ def queue_pool_options(
         "pool_recycle": or_default(settings.pool_recycle, recycle),
         "pool_pre_ping": or_default(settings.pool_pre_ping, pre_ping),
     }
+
+
+def search_words(text: str, limit: int = 32) -> list[str]:
+    """The plain words of a search query: runs of letters and digits, nothing else.
+
+    Every full-text builder starts from these, so no operator, quote or
+    wildcard of any engine's query syntax ever reaches the database.
+    """
+    return _WORD.findall(text)[:limit]
+
+
+_WORD = re.compile(r"[^\W_]+")

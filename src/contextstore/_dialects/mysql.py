@@ -5,20 +5,43 @@ UTC (DATETIME columns hold UTC wall time); a statement time limit is set per
 session (MariaDB ``max_statement_time`` in seconds, MySQL
 ``max_execution_time`` in milliseconds); ``pool_recycle`` stays below the
 server's default ``wait_timeout`` (8 h) so the pool never hands out a
-connection the server already closed. Errors are classified by errno
+connection the server already closed; ``connect_timeout`` bounds the whole
+handshake, not only the TCP connect (see :func:`connect_within_timeout`).
+Errors are classified by errno
 (https://mariadb.com/kb/en/mariadb-error-code-reference/).
+
+Schema: tables are ``utf8mb4`` whatever the database default; timestamps
+are ``DATETIME(6)`` holding UTC wall time; exact strings (ids, keys, names)
+use a binary NO PAD collation, because ``utf8mb4_bin`` is PAD SPACE on MariaDB
+(``'k' = 'k '`` would be true and a UNIQUE key would reject the second):
+``utf8mb4_nopad_bin`` on MariaDB, ``utf8mb4_0900_bin`` on MySQL 8. Full-text
+search is an InnoDB FULLTEXT index on ``messages.content`` (default parser:
+words of at least ``innodb_ft_min_token_size`` = 3 characters, InnoDB stop
+words; changes become searchable at COMMIT).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
+from sqlalchemy import cast, event, func, literal_column, select, type_coerce
+from sqlalchemy.dialects.mysql import DATETIME
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.mysql import match as mysql_match
 
-from ._base import Dialect, ErrorKind, queue_pool_options
+from ._base import Dialect, ErrorKind, queue_pool_options, search_words
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from sqlalchemy import Select, Table
     from sqlalchemy.engine import URL, Engine
+    from sqlalchemy.engine.interfaces import Dialect as SADialect
+    from sqlalchemy.sql import Executable
+    from sqlalchemy.sql.elements import ColumnElement
+    from sqlalchemy.types import TypeEngine
 
     from ..settings import Settings
 
@@ -52,11 +75,52 @@ _BY_ERRNO: dict[int, ErrorKind] = {
     1040: ErrorKind.UNAVAILABLE,  # ER_CON_COUNT_ERROR
 }
 
+#: CR_CONN_HOST_ERROR, what aiomysql raises when the TCP connect fails or times out.
+_CR_CONN_HOST_ERROR = 2003
+
+#: FULLTEXT index over messages.content.
+FULLTEXT_INDEX = "ix_messages_content_fulltext"
+#: binary NO PAD collations: exact, case- and trailing-space-sensitive.
+EXACT_COLLATION_MARIADB = "utf8mb4_nopad_bin"
+EXACT_COLLATION_MYSQL = "utf8mb4_0900_bin"
+#: seconds GET_LOCK waits for a concurrent migration run to finish.
+MIGRATION_LOCK_WAIT = 60
+
 _DEFAULT_POOL_SIZE = 10
 _DEFAULT_MAX_OVERFLOW = 10
 _DEFAULT_POOL_TIMEOUT = 30.0
 #: well below the server's default wait_timeout of 28,800 s.
 _DEFAULT_POOL_RECYCLE = 3600.0
+
+
+async def connect_within_timeout(*args: Any, **kwargs: Any) -> Any:
+    """``aiomysql.connect`` with ``connect_timeout`` covering the whole handshake.
+
+    aiomysql applies ``connect_timeout`` to opening the TCP connection only, so
+    a server that accepts the connection but never sends its greeting would
+    hold a pool checkout forever. It also closes the socket only on
+    ``Exception``; here it is closed on cancellation too (no leaked transport).
+    A timeout is reported the way aiomysql reports a TCP timeout.
+    """
+    import aiomysql
+    from pymysql.err import OperationalError
+
+    timeout = kwargs.get("connect_timeout")
+    connection = aiomysql.Connection(*args, **kwargs)
+    try:
+        async with asyncio.timeout(timeout):
+            await connection._connect()
+    except TimeoutError as exc:
+        connection.close()
+        host = kwargs.get("host")
+        raise OperationalError(
+            _CR_CONN_HOST_ERROR,
+            f"Can't connect to MySQL server on {host!r} (no handshake within {timeout:g} s)",
+        ) from exc
+    except BaseException:
+        connection.close()
+        raise
+    return connection
 
 
 class MySQLDialect(Dialect):
@@ -78,8 +142,10 @@ class MySQLDialect(Dialect):
             ),
             "connect_args": {
                 "charset": "utf8mb4",
-                "connect_timeout": max(1, round(settings.connect_timeout)),
+                "connect_timeout": settings.connect_timeout,
                 "init_command": "SET time_zone = '+00:00'",
+                # SQLAlchemy's aiomysql adapter calls this instead of aiomysql.connect
+                "async_creator_fn": connect_within_timeout,
             },
         }
 
@@ -94,10 +160,12 @@ class MySQLDialect(Dialect):
             try:
                 cursor.execute("SELECT VERSION()")
                 row = cursor.fetchone()
+                # rounded up to the unit, never to 0 (which would mean "no limit")
+                millis = max(1, round(timeout * 1000))
                 if "mariadb" in str(row[0]).lower():
-                    cursor.execute(f"SET SESSION max_statement_time = {float(timeout):.3f}")
+                    cursor.execute(f"SET SESSION max_statement_time = {millis / 1000:.3f}")
                 else:
-                    cursor.execute(f"SET SESSION max_execution_time = {int(timeout * 1000)}")
+                    cursor.execute(f"SET SESSION max_execution_time = {millis}")
             finally:
                 cursor.close()
 
@@ -114,3 +182,91 @@ class MySQLDialect(Dialect):
 
     def server_version_sql(self) -> str:
         return "SELECT VERSION()"
+
+    def datetime_type(self) -> TypeEngine[datetime]:
+        from sqlalchemy.dialects.mysql import DATETIME
+
+        return DATETIME(fsp=6)
+
+    def exact_string_type(self, length: int, dialect: SADialect) -> TypeEngine[str]:
+        from sqlalchemy.dialects.mysql import VARCHAR
+
+        # is_mariadb is known once the dialect has connected, which DDL and
+        # reflection always have; MariaDB is the default assumption
+        collation = (
+            EXACT_COLLATION_MARIADB
+            if getattr(dialect, "is_mariadb", True)
+            else EXACT_COLLATION_MYSQL
+        )
+        return VARCHAR(length, charset="utf8mb4", collation=collation)
+
+    def fulltext_ddl(self) -> list[str]:
+        return [f"CREATE FULLTEXT INDEX {FULLTEXT_INDEX} ON messages (content)"]
+
+    def fulltext_drop_ddl(self) -> list[str]:
+        return [f"DROP INDEX {FULLTEXT_INDEX} ON messages"]
+
+    def is_fulltext_object(self, name: str) -> bool:
+        return name == FULLTEXT_INDEX
+
+    def migration_lock_sql(self) -> tuple[str | None, str | None]:
+        # GET_LOCK names are server-wide: qualify with the database
+        name = "CONCAT('contextstore.migrations.', DATABASE())"
+        return (
+            f"SELECT GET_LOCK({name}, {MIGRATION_LOCK_WAIT})",
+            f"SELECT RELEASE_LOCK({name})",
+        )
+
+    def upsert(
+        self,
+        table: Table,
+        values: dict[str, Any],
+        *,
+        conflict: Sequence[str],
+        update: Sequence[str],
+    ) -> Executable:
+        # ON DUPLICATE KEY fires on any unique key; callers pass tables whose only
+        # unique keys besides the surrogate id are ``conflict``.
+        stmt = mysql_insert(table).values(values)
+        if not update:
+            # a no-op assignment: INSERT IGNORE would also swallow FK errors
+            first = conflict[0]
+            return stmt.on_duplicate_key_update({first: table.c[first]})
+        return stmt.on_duplicate_key_update({name: stmt.inserted[name] for name in update})
+
+    def search_statement(
+        self,
+        table: Table,
+        columns: Sequence[ColumnElement[Any]],
+        query: str,
+        filters: Sequence[ColumnElement[bool]],
+        limit: int,
+    ) -> Select[Any] | None:
+        words = search_words(query)
+        if not words:
+            return None
+        # natural-language mode has no operators; the words are plain anyway
+        relevance = mysql_match(table.c.content, against=" ".join(words)).in_natural_language_mode()
+        score = relevance.label("score")
+        return (
+            select(*columns, score)
+            .where(relevance > 0, *filters)
+            .order_by(score.desc(), table.c.id.desc())
+            .limit(limit)
+        )
+
+    def time_bucket(self, column: ColumnElement[Any], bucket: str) -> ColumnElement[Any]:
+        from .._types import UTCDateTime
+
+        layout = _BUCKET_LAYOUT[bucket]
+        return type_coerce(
+            cast(func.date_format(column, literal_column(f"'{layout}'")), DATETIME(fsp=6)),
+            UTCDateTime(),
+        )
+
+
+_BUCKET_LAYOUT = {
+    "minute": "%Y-%m-%d %H:%i:00",
+    "hour": "%Y-%m-%d %H:00:00",
+    "day": "%Y-%m-%d 00:00:00",
+}

@@ -5,16 +5,34 @@ sent in the startup packet (no extra round trip per connection); the client
 ``command_timeout`` is a little longer than the server's limit, so a server
 that stops answering altogether still yields an error; errors are classified
 by SQLSTATE (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+
+Schema: timestamps are ``timestamptz``; exact strings use ``COLLATE "C"``
+(byte order, the same order SQLite and MySQL's binary collations give, and
+B-tree indexes usable for ``LIKE 'prefix%'``); full-text search is a STORED
+generated ``tsvector`` column with a GIN index, computed by the server on every
+write. It is created by the migration, not declared in ``schema.messages``
+(a ``select(messages)`` should not ship the vector).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._base import Dialect, ErrorKind, queue_pool_options
+from sqlalchemy import func, literal_column, select, type_coerce
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from ._base import Dialect, ErrorKind, queue_pool_options, search_words
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from sqlalchemy import Select, Table
     from sqlalchemy.engine import URL
+    from sqlalchemy.engine.interfaces import Dialect as SADialect
+    from sqlalchemy.sql import Executable
+    from sqlalchemy.sql.elements import ColumnElement
+    from sqlalchemy.types import TypeEngine
 
     from ..settings import Settings
 
@@ -47,6 +65,15 @@ _BY_CLASS: dict[str, ErrorKind] = {
     "28": ErrorKind.UNAVAILABLE,  # invalid_authorization_specification
 }
 
+#: generated tsvector column on messages, and its GIN index.
+SEARCH_VECTOR_COLUMN = "search_vector"
+SEARCH_VECTOR_INDEX = "ix_messages_search_vector"
+#: text search configuration: 'simple' lowercases, no stemming or stop words,
+#: so every language is searchable the same way.
+TEXT_SEARCH_CONFIG = "simple"
+#: key of the transaction-scoped advisory lock serialising migration runs.
+MIGRATION_LOCK_KEY = 0x636F6E74  # "cont"
+
 _DEFAULT_POOL_SIZE = 10
 _DEFAULT_MAX_OVERFLOW = 10
 _DEFAULT_POOL_TIMEOUT = 30.0
@@ -72,7 +99,9 @@ class PostgreSQLDialect(Dialect):
             "server_settings": server_settings,
         }
         if settings.statement_timeout is not None:
-            server_settings["statement_timeout"] = str(int(settings.statement_timeout * 1000))
+            # in ms, rounded, never 0 (which PostgreSQL reads as "no limit")
+            millis = max(1, round(settings.statement_timeout * 1000))
+            server_settings["statement_timeout"] = str(millis)
             connect_args["command_timeout"] = settings.statement_timeout + CLIENT_TIMEOUT_MARGIN
         return {
             **queue_pool_options(
@@ -103,3 +132,88 @@ class PostgreSQLDialect(Dialect):
 
     def server_version_sql(self) -> str:
         return "SHOW server_version"
+
+    datetime_keeps_timezone = True
+
+    def datetime_type(self) -> TypeEngine[datetime]:
+        from sqlalchemy.dialects.postgresql import TIMESTAMP
+
+        return TIMESTAMP(timezone=True)
+
+    def exact_string_type(self, length: int, dialect: SADialect) -> TypeEngine[str]:
+        from sqlalchemy.dialects.postgresql import VARCHAR
+
+        return VARCHAR(length, collation="C")
+
+    def fulltext_ddl(self) -> list[str]:
+        return [
+            f"ALTER TABLE messages ADD COLUMN {SEARCH_VECTOR_COLUMN} tsvector "
+            f"GENERATED ALWAYS AS (to_tsvector('{TEXT_SEARCH_CONFIG}', content)) STORED",
+            f"CREATE INDEX {SEARCH_VECTOR_INDEX} ON messages USING gin ({SEARCH_VECTOR_COLUMN})",
+        ]
+
+    def fulltext_drop_ddl(self) -> list[str]:
+        return [
+            f"DROP INDEX IF EXISTS {SEARCH_VECTOR_INDEX}",
+            f"ALTER TABLE messages DROP COLUMN IF EXISTS {SEARCH_VECTOR_COLUMN}",
+        ]
+
+    def is_fulltext_object(self, name: str) -> bool:
+        return name in (SEARCH_VECTOR_COLUMN, SEARCH_VECTOR_INDEX)
+
+    def migration_lock_sql(self) -> tuple[str | None, str | None]:
+        # released by the COMMIT that ends the migration transaction
+        return f"SELECT true FROM pg_advisory_xact_lock({MIGRATION_LOCK_KEY})", None
+
+    def upsert(
+        self,
+        table: Table,
+        values: dict[str, Any],
+        *,
+        conflict: Sequence[str],
+        update: Sequence[str],
+    ) -> Executable:
+        stmt = pg_insert(table).values(values)
+        if not update:
+            return stmt.on_conflict_do_nothing(index_elements=list(conflict))
+        return stmt.on_conflict_do_update(
+            index_elements=list(conflict), set_={name: stmt.excluded[name] for name in update}
+        )
+
+    def search_statement(
+        self,
+        table: Table,
+        columns: Sequence[ColumnElement[Any]],
+        query: str,
+        filters: Sequence[ColumnElement[bool]],
+        limit: int,
+    ) -> Select[Any] | None:
+        words = search_words(query)
+        if not words:
+            return None
+        # words are letters and digits only, so quoting each as a lexeme is safe
+        tsquery = func.to_tsquery(
+            literal_column(f"'{TS_CONFIG}'"), " | ".join(f"'{w.lower()}'" for w in words)
+        )
+        vector: ColumnElement[Any] = literal_column(f"{table.name}.{SEARCH_VECTOR}")
+        score = func.ts_rank(vector, tsquery).label("score")
+        return (
+            select(*columns, score)
+            .where(vector.op("@@")(tsquery), *filters)
+            .order_by(score.desc(), table.c.id.desc())
+            .limit(limit)
+        )
+
+    def time_bucket(self, column: ColumnElement[Any], bucket: str) -> ColumnElement[Any]:
+        from .._types import UTCDateTime
+
+        # three-argument date_trunc truncates in UTC whatever the session TimeZone
+        return type_coerce(
+            func.date_trunc(literal_column(f"'{bucket}'"), column, literal_column("'UTC'")),
+            UTCDateTime(),
+        )
+
+
+#: the text-search configuration and stored tsvector column the migration creates.
+TS_CONFIG = "simple"
+SEARCH_VECTOR = "search_vector"

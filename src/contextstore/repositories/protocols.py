@@ -75,6 +75,7 @@ Behaviour where DESIGN.md is silent (both backends do exactly this):
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -155,7 +156,9 @@ class MessageRepository(Protocol):
         parent_message_id: int | None = None,
     ) -> Message: ...
 
-    async def add_many(self, session_id: str, messages: Sequence[NewMessage]) -> list[Message]: ...
+    async def add_many(
+        self, session_id: str, messages: Sequence[NewMessage]
+    ) -> builtins.list[Message]: ...
 
     async def get(self, message_id: int, *, viewer: Viewer) -> Message | None: ...
 
@@ -179,7 +182,7 @@ class MessageRepository(Protocol):
         viewer: Viewer,
         session_id: str | None = None,
         limit: int = 20,
-    ) -> list[SearchHit]: ...
+    ) -> builtins.list[SearchHit]: ...
 
     async def feed(
         self, *, viewer: Viewer, limit: int = 50, cursor: str | None = None
@@ -211,7 +214,7 @@ class MemoryRepository(Protocol):
         session_id: str | None = None,
         prefix: str | None = None,
         limit: int = 100,
-    ) -> list[MemoryEntry]:
+    ) -> builtins.list[MemoryEntry]:
         """Live entries of one scope, ordered by key."""
         ...
 
@@ -255,7 +258,7 @@ class AuditRepository(Protocol):
         since: datetime | None = None,
         until: datetime | None = None,
         agent_id: str | None = None,
-    ) -> list[ActivityBucket]:
+    ) -> builtins.list[ActivityBucket]:
         """Counts per (bucket start, event type), oldest bucket first."""
         ...
 
@@ -273,10 +276,12 @@ class ParticipantRepository(Protocol):
 
     async def leave(self, session_id: str, agent_id: str) -> bool: ...
 
-    async def list(self, session_id: str) -> list[Participant]:
+    async def list(self, session_id: str) -> builtins.list[Participant]:
         """In join order."""
         ...
 
-    async def sessions_for(self, agent_id: str, *, active: bool | None = None) -> list[Session]:
+    async def sessions_for(
+        self, agent_id: str, *, active: bool | None = None
+    ) -> builtins.list[Session]:
         """Newest first."""
         ...

@@ -1,0 +1,71 @@
+"""Alembic environment for contextstore (async; shares the caller's connection).
+
+* ``config.attributes["connection"]`` holds a sync ``Connection`` when
+  contextstore runs a command itself (``Store.connect()`` with
+  ``auto_migrate``, ``contextstore db ...``): the migrations run on it, inside
+  the caller's transaction, and the caller commits;
+* otherwise (plain ``alembic upgrade head``) the URL comes from
+  ``contextstore.Settings()`` (``CONTEXTSTORE_DATABASE_URL`` or ``.env``) and
+  a pool-less engine with the dialect's connect hooks is used once;
+* the options (compare types, batch mode on SQLite, skipping the full-text
+  objects that are not in ``schema.metadata``) come from
+  ``contextstore._migrations.context_options``, so ``alembic check`` and
+  ``contextstore db check`` judge drift the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from contextstore import _migrations
+from contextstore._dialects import dialect_for
+from contextstore.settings import Settings
+
+config = context.config
+
+if config.config_file_name is not None and "connection" not in config.attributes:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+
+def run_migrations_offline() -> None:
+    """``alembic upgrade --sql``: emit the SQL for the configured dialect."""
+    url = Settings().effective_database_url
+    context.configure(
+        url=url,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+        **_migrations.context_options(dialect_for(url)),
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations(connection: Connection) -> None:
+    with _migrations.migration_lock(connection):
+        context.configure(
+            connection=connection,
+            **_migrations.context_options(dialect_for(connection.engine.url)),
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+async def run_standalone() -> None:
+    engine = _migrations.standalone_engine(Settings())
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(run_migrations)
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+elif (shared := config.attributes.get("connection")) is not None:
+    run_migrations(shared)
+else:
+    asyncio.run(run_standalone())

@@ -1,0 +1,187 @@
+"""The legacy backend: the older raw-SQL implementation on aiosqlite.
+
+Freeze policy: this module is **frozen** - bug fixes only, no new features.
+It implements the same repository protocols as core
+(``contextstore.repositories.protocols``) with raw SQL strings (all in
+``_sql.py``; no SQLAlchemy), one aiosqlite connection per operation, and the
+same validation (``contextstore._validate``) and cursors
+(``contextstore._cursor``) as core. It must keep working **on the same SQLite
+file as core**: a service can switch ``backend`` back and forth with nothing
+lost, so it reads and writes every value in exactly core's representation
+and never changes the schema beyond creating the baseline on an empty file.
+
+Schema: on an empty file (and with ``auto_migrate``), ``connect()`` creates
+the schema of the Alembic baseline revision with its own DDL and stamps
+``alembic_version`` at that baseline, so core (``contextstore db upgrade`` or
+``Store.connect()``) takes it over and upgrades it like any other database.
+Files that legacy created before it stamped anything are adopted by
+``contextstore db upgrade`` (see ``contextstore.legacy._adopt``).
+
+Only ``contextstore.store`` imports this package, through :func:`open_legacy`;
+the one exception is ``contextstore._migrations``, which asks ``_adopt`` to
+verify and stamp an unstamped legacy file before upgrading it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigurationError
+from ..models import HealthReport
+from . import _sql
+from ._db import Database
+from .repositories import (
+    LegacyAuditRepository,
+    LegacyMemoryRepository,
+    LegacyMessageRepository,
+    LegacyParticipantRepository,
+    LegacySessionRepository,
+)
+
+if TYPE_CHECKING:
+    from ..repositories.protocols import (
+        AuditRepository,
+        MemoryRepository,
+        MessageRepository,
+        ParticipantRepository,
+        SessionRepository,
+    )
+    from ..settings import Settings
+
+__all__ = ["LegacyBackend", "open_legacy"]
+
+
+def open_legacy(settings: Settings) -> LegacyBackend:
+    """The legacy backend for ``settings`` (no I/O until ``connect()``).
+
+    Raises:
+        ConfigurationError: ``settings`` do not point at a SQLite file.
+    """
+    return LegacyBackend(settings)
+
+
+class LegacyBackend:
+    """The five legacy repositories on one SQLite file, plus lifecycle and health.
+
+    Args:
+        settings: a SQLite file URL (``Settings`` already rejects anything else
+            for ``backend="legacy"``).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        url = settings.effective_database_url
+        path = url.database
+        if url.get_backend_name() != "sqlite" or not path or path == ":memory:":
+            raise ConfigurationError(
+                f"the legacy backend needs a SQLite file URL, got {settings.safe_url}"
+            )
+        self._settings = settings
+        self._db = Database(path)
+        self._connected = False
+        self._probes: set[asyncio.Task[Any]] = set()
+        # annotated with the protocols so the type checker proves they are met
+        self.sessions: SessionRepository = LegacySessionRepository(self._db)
+        self.messages: MessageRepository = LegacyMessageRepository(self._db)
+        self.memory: MemoryRepository = LegacyMemoryRepository(self._db)
+        self.audit: AuditRepository = LegacyAuditRepository(self._db)
+        self.participants: ParticipantRepository = LegacyParticipantRepository(self._db)
+
+    def __repr__(self) -> str:
+        state = "open" if self._connected else "new"
+        return f"<LegacyBackend {self._settings.safe_url} ({state})>"
+
+    async def connect(self) -> LegacyBackend:
+        """Check the file can be opened; create the baseline schema if it is empty.
+
+        The schema is created only with ``auto_migrate`` (the setting that
+        allows ``connect()`` to change the schema).
+        """
+        if self._settings.auto_migrate:
+            await self._create_schema()
+        else:
+            async with self._db.reading() as conn:
+                await conn.value(_sql.SERVER_VERSION)
+        self._connected = True
+        return self
+
+    async def _create_schema(self) -> None:
+        """Create the baseline schema and stamp it, unless any schema is there."""
+        async with self._db.writing() as conn:
+            if await conn.value(_sql.TABLE_EXISTS, {"name": "sessions"}) is not None:
+                return
+            if await conn.value(_sql.TABLE_EXISTS, {"name": "alembic_version"}) is not None:
+                return  # core owns this file's schema; never compete with it
+            await conn.run_many(_sql.SCHEMA)
+            await conn.run(_sql.STAMP_BASELINE, {"revision": _sql.BASELINE_REVISION})
+
+    async def close(self) -> None:
+        """Refuse later operations and wait (briefly) for abandoned health probes."""
+        self._connected = False
+        self._db.close()
+        for probe in list(self._probes):
+            probe.cancel()
+        if self._probes:
+            await asyncio.wait(self._probes, timeout=1.0)
+
+    async def health(self, timeout: float = 5.0) -> HealthReport:
+        """Probe the file with a real round trip; never raises, returns within ``timeout``."""
+        start = time.perf_counter()
+        error: str | None = None
+        version: str | None = None
+        revision: str | None = None
+        # the probe's lock waits end by the deadline too, so an abandoned
+        # probe does not keep its connection's thread busy for long
+        probe = asyncio.ensure_future(self._probe(busy_timeout_ms=int(max(timeout, 0.0) * 1000)))
+        self._probes.add(probe)
+        probe.add_done_callback(self._forget_probe)
+        try:
+            done, _ = await asyncio.wait({probe}, timeout=max(timeout, 0.0))
+        except asyncio.CancelledError:
+            probe.cancel()
+            raise
+        if probe in done:
+            failure = probe.exception()
+            if failure is not None:
+                error = f"{type(failure).__name__}: {failure}"
+            else:
+                version, revision = probe.result()
+        else:
+            probe.cancel()
+            error = f"no answer from the database within {timeout:g} s"
+        latency = (time.perf_counter() - start) * 1000
+        head = _head_revision()
+        return HealthReport(
+            ok=error is None,
+            backend="legacy",
+            dialect="sqlite",
+            latency_ms=round(latency, 3),
+            server_version=version,
+            schema_revision=revision,
+            schema_current=revision is not None and revision == head,
+            pool=None,
+            error=error,
+        )
+
+    def _forget_probe(self, task: asyncio.Task[Any]) -> None:
+        self._probes.discard(task)
+        if not task.cancelled():
+            task.exception()  # mark retrieved: an abandoned probe's failure is expected
+
+    async def _probe(self, *, busy_timeout_ms: int) -> tuple[str, str | None]:
+        async with self._db.reading(busy_timeout_ms=busy_timeout_ms) as conn:
+            version = str(await conn.value(_sql.SERVER_VERSION))
+            revision = None  # no alembic_version table: not stamped yet
+            if await conn.value(_sql.TABLE_EXISTS, {"name": "alembic_version"}) is not None:
+                revision = await conn.value(_sql.SCHEMA_REVISION)
+        return version, None if revision is None else str(revision)
+
+
+def _head_revision() -> str | None:
+    try:
+        from .._migrations import head_revision
+
+        return head_revision()
+    except Exception:
+        return None

@@ -1,0 +1,268 @@
+"""The legacy backend's database access: one aiosqlite connection per operation.
+
+Invariants:
+
+* every operation opens its own connection, applies the PRAGMAs (busy
+  timeout first, so switching to WAL waits for a lock instead of failing;
+  ``journal_mode=WAL`` is checked, ``foreign_keys=ON``,
+  ``synchronous=NORMAL``) and closes it before returning, whatever happens;
+* the driver's own transaction handling is off (``isolation_level=None``):
+  writes run between an explicit ``BEGIN IMMEDIATE`` (the write lock is
+  taken up front, so a writer waits on ``busy_timeout`` instead of failing on
+  lock upgrade) and ``COMMIT``, or ``ROLLBACK`` on any error; reads run in
+  autocommit;
+* every ``sqlite3`` error leaving this module is a ``contextstore.errors``
+  class, chosen by ``sqlite_errorcode`` and raised ``from`` the original;
+* values use exactly the representation SQLAlchemy's SQLite types use
+  (see ``contextstore._types``), so core and legacy share one file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+from ..errors import (
+    ConflictError,
+    ContextStoreError,
+    DatabaseUnavailableError,
+    NotFoundError,
+    ValidationError,
+)
+from . import _sql
+
+#: how long a writer waits for the lock before SQLITE_BUSY (the core value).
+BUSY_TIMEOUT_MS = 30_000
+
+# Extended result codes: https://www.sqlite.org/rescode.html
+_CONFLICT = {1555, 2067}  # CONSTRAINT_PRIMARYKEY, CONSTRAINT_UNIQUE
+_NOT_FOUND = {787}  # CONSTRAINT_FOREIGNKEY
+_INVALID = {19, 275, 1299, 1811, 3091}  # CONSTRAINT, CHECK, NOTNULL, TRIGGER, DATATYPE
+_BUSY_PRIMARY = {5, 6}  # BUSY, LOCKED
+_UNAVAILABLE_PRIMARY = {14, 26}  # CANTOPEN, NOTADB (the same classes as core)
+
+Params = dict[str, Any] | tuple[Any, ...]
+
+
+# -- values: the representation SQLAlchemy uses on SQLite ------------------
+
+
+def to_db_time(moment: datetime) -> str:
+    """An aware datetime as SQLAlchemy stores DATETIME on SQLite: naive UTC text."""
+    utc = moment.astimezone(UTC)
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d} "
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond:06d}"
+    )
+
+
+def from_db_time(text: str) -> datetime:
+    """Stored DATETIME text back to an aware UTC datetime."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def optional_time(text: str | None) -> datetime | None:
+    return None if text is None else from_db_time(text)
+
+
+def to_db_json(value: Any) -> str:
+    """A JSON value as SQLAlchemy's JSON type serialises it (``json.dumps`` defaults)."""
+    return json.dumps(value)
+
+
+def from_db_json(stored: str | float | None) -> Any:
+    """A stored JSON value back to Python, as SQLAlchemy's SQLite JSON type reads it.
+
+    A ``JSON`` column has NUMERIC affinity in SQLite, so SQLite stores the text
+    of a bare JSON number as an INTEGER or REAL; such values come back as
+    numbers, not text, and are returned as they are (SQLAlchemy does the same).
+    """
+    if stored is None:
+        return None
+    if isinstance(stored, int | float):
+        return stored
+    return json.loads(stored)
+
+
+def to_db_bool(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+# -- errors ----------------------------------------------------------------
+
+
+def translate(exc: sqlite3.Error, *, committing: bool = False) -> ContextStoreError:
+    """The contextstore error for a sqlite3 error (to be raised ``from exc``)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    if code in _CONFLICT:
+        return ConflictError(f"unique key already taken: {detail}")
+    if code in _NOT_FOUND:
+        return NotFoundError(f"referenced row does not exist: {detail}")
+    if code in _INVALID:
+        return ValidationError(f"rejected by the database: {detail}")
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in _BUSY_PRIMARY:
+        return DatabaseUnavailableError(
+            f"database is locked by another writer: {detail}", may_have_committed=False
+        )
+    if primary in _UNAVAILABLE_PRIMARY:
+        return DatabaseUnavailableError(
+            f"cannot use the database file: {detail}", may_have_committed=committing
+        )
+    return ContextStoreError(f"database error: {detail}")
+
+
+# -- connections -------------------------------------------------------------
+
+
+class Connection:
+    """One open aiosqlite connection with the few calls the repositories need."""
+
+    def __init__(self, raw: aiosqlite.Connection) -> None:
+        self._raw = raw
+
+    async def all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        async with self._raw.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        async with self._raw.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def value(self, sql: str, params: Params = ()) -> Any:
+        row = await self.one(sql, params)
+        return None if row is None else row[0]
+
+    async def run(self, sql: str, params: Params = ()) -> int:
+        """Execute one statement; return the rows it changed."""
+        async with self._raw.execute(sql, params) as cursor:
+            return cursor.rowcount
+
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        """Execute one INSERT; return the new rowid."""
+        async with self._raw.execute(sql, params) as cursor:
+            if cursor.lastrowid is None:  # pragma: no cover - sqlite always sets it
+                raise ContextStoreError("database error: INSERT returned no rowid")
+            return cursor.lastrowid
+
+    async def run_many(self, statements: Iterable[str]) -> None:
+        for sql in statements:
+            await self.run(sql)
+
+
+class Database:
+    """Opens a configured connection per operation on one SQLite file."""
+
+    def __init__(self, path: str, *, busy_timeout_ms: int | None = None) -> None:
+        self._path = path
+        self._busy_timeout_ms = BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
+        self._closed = False
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    def close(self) -> None:
+        """Refuse every later operation (there is no pool to release)."""
+        self._closed = True
+
+    async def _open(self, busy_timeout_ms: int | None = None) -> aiosqlite.Connection:
+        if self._closed:
+            raise ContextStoreError("the legacy backend is closed; create a new Store")
+        wait_ms = self._busy_timeout_ms if busy_timeout_ms is None else busy_timeout_ms
+        raw = aiosqlite.connect(self._path, isolation_level=None, timeout=wait_ms / 1000)
+        try:
+            await raw
+        except BaseException:
+            await _worker_stopped(raw)
+            raise
+        try:
+            raw.row_factory = sqlite3.Row
+            await raw.execute(_sql.PRAGMA_BUSY_TIMEOUT.format(ms=int(wait_ms)))
+            async with raw.execute(_sql.PRAGMA_JOURNAL_WAL) as cursor:
+                row = await cursor.fetchone()
+            mode = str(row[0]).lower() if row is not None else "unknown"
+            if mode != "wal":
+                raise DatabaseUnavailableError(
+                    f"cannot switch {self._path!r} to WAL journal mode (it is {mode!r})"
+                )
+            await raw.execute(_sql.PRAGMA_FOREIGN_KEYS)
+            await raw.execute(_sql.PRAGMA_SYNCHRONOUS)
+        except BaseException:
+            await raw.close()
+            raise
+        return raw
+
+    @asynccontextmanager
+    async def reading(self, *, busy_timeout_ms: int | None = None) -> AsyncIterator[Connection]:
+        """A connection in autocommit, for work that only reads.
+
+        Args:
+            busy_timeout_ms: wait at most this long for a lock (default: the
+                backend's busy timeout); health probes bound it by their deadline.
+        """
+        try:
+            raw = await self._open(busy_timeout_ms)
+            try:
+                yield Connection(raw)
+            finally:
+                await raw.close()
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[Connection]:
+        """A connection inside ``BEGIN IMMEDIATE``: COMMIT on exit, ROLLBACK on error."""
+        committing = False
+        try:
+            raw = await self._open()
+            try:
+                await raw.execute(_sql.BEGIN_IMMEDIATE)
+                try:
+                    yield Connection(raw)
+                except BaseException:
+                    await _rollback(raw)
+                    raise
+                committing = True
+                try:
+                    await raw.execute(_sql.COMMIT)
+                except BaseException:
+                    await _rollback(raw)
+                    raise
+            finally:
+                await raw.close()
+        except sqlite3.Error as exc:
+            raise translate(exc, committing=committing) from exc
+
+
+async def _worker_stopped(raw: aiosqlite.Connection) -> None:
+    """Wait for the worker thread of a connection that failed to open.
+
+    aiosqlite stops that thread without waiting for it; if the event loop
+    closed first, the thread would fail reporting back to it.
+    """
+    thread = getattr(raw, "_thread", None)
+    deadline = time.monotonic() + 5.0
+    while isinstance(thread, threading.Thread) and thread.is_alive():
+        if time.monotonic() > deadline:  # pragma: no cover - a stuck sqlite3.connect
+            return
+        await asyncio.sleep(0.001)
+
+
+async def _rollback(raw: aiosqlite.Connection) -> None:
+    """Roll back if a transaction is still open; never mask the original error."""
+    try:
+        if raw.in_transaction:
+            await raw.execute(_sql.ROLLBACK)
+    except (sqlite3.Error, ValueError):
+        pass  # closing the connection rolls back anyway

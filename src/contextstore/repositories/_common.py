@@ -1,0 +1,55 @@
+"""Small pieces every Core repository uses: the clock, keyset predicates, row mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, or_
+
+from .. import _cursor
+from .._dialects import Dialect, dialect_for
+from ..models import Page
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql.elements import ColumnElement
+
+    from ..connection import ConnectionManager
+
+
+def utcnow() -> datetime:
+    """The one clock of contextstore: aware UTC, microsecond precision."""
+    return datetime.now(UTC)
+
+
+def after(
+    position: tuple[datetime, Any],
+    time_column: ColumnElement[Any],
+    id_column: ColumnElement[Any],
+    *,
+    descending: bool,
+) -> ColumnElement[bool]:
+    """Rows strictly after ``position`` in (time, id) order: the keyset predicate."""
+    moment, row_id = position
+    if descending:
+        return or_(time_column < moment, and_(time_column == moment, id_column < row_id))
+    return or_(time_column > moment, and_(time_column == moment, id_column > row_id))
+
+
+class CoreRepository:
+    """Base of the Core repositories: the manager they run on and its dialect recipe."""
+
+    def __init__(self, db: ConnectionManager) -> None:
+        self._db = db
+        self._dialect: Dialect = dialect_for(db.settings.effective_database_url)
+
+
+def page(
+    items: list[Any], limit: int, kind: str, scope: str, key: Callable[[Any], tuple[datetime, Any]]
+) -> Page[Any]:
+    """Cut a limit+1 fetch into a Page with the cursor of its last row."""
+    if len(items) <= limit:
+        return Page(items=items, next_cursor=None)
+    items = items[:limit]
+    return Page(items=items, next_cursor=_cursor.encode(kind, scope, key(items[-1])))

@@ -1,0 +1,275 @@
+"""CoreMessageRepository: messages on SQLAlchemy Core (keyset pages, search, feed)."""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, insert, select
+
+from .. import _cursor, _validate
+from ..errors import NotFoundError, ValidationError
+from ..models import Message, NewMessage, Page, SearchHit, Viewer
+from ..schema import messages, session_participants
+from ._common import CoreRepository, after, page, utcnow
+from ._visibility import visible_to
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import RowMapping
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+_COLUMNS = (
+    messages.c.id,
+    messages.c.session_id,
+    messages.c.sender,
+    messages.c.sender_type,
+    messages.c.content,
+    messages.c.visibility,
+    messages.c.message_type,
+    messages.c.metadata,
+    messages.c.parent_message_id,
+    messages.c.timestamp,
+)
+
+
+def to_message(row: RowMapping) -> Message:
+    return Message(
+        id=row["id"],
+        session_id=row["session_id"],
+        sender=row["sender"],
+        sender_type=row["sender_type"],
+        content=row["content"],
+        visibility=row["visibility"],
+        message_type=row["message_type"],
+        metadata=row["metadata"] or {},
+        parent_message_id=row["parent_message_id"],
+        timestamp=row["timestamp"],
+    )
+
+
+def _checked(session_id: str, item: NewMessage | dict[str, Any]) -> dict[str, Any]:
+    """Validate one new message into the row to insert (no id, timestamp or token yet)."""
+    if isinstance(item, dict):
+        item = NewMessage(**item)
+    elif not isinstance(item, NewMessage):
+        raise ValidationError(f"messages: expected NewMessage items, got {type(item).__name__}")
+    return {
+        "session_id": session_id,
+        "sender": _validate.name("sender", item.sender),
+        "sender_type": _validate.name("sender_type", item.sender_type),
+        "content": _validate.content(item.content),
+        "visibility": _validate.visibility(item.visibility),
+        "message_type": _validate.name("message_type", item.message_type),
+        "metadata": _validate.metadata(item.metadata),
+        "parent_message_id": _validate.optional_row_id("parent_message_id", item.parent_message_id),
+    }
+
+
+class CoreMessageRepository(CoreRepository):
+    async def add(
+        self,
+        session_id: str,
+        *,
+        sender: str,
+        content: str,
+        sender_type: str = "generic",
+        visibility: str = "public",
+        message_type: str = "agent_response",
+        metadata: dict[str, Any] | None = None,
+        parent_message_id: int | None = None,
+    ) -> Message:
+        _validate.name("session_id", session_id)
+        item = NewMessage.model_construct(
+            sender=sender,
+            content=content,
+            sender_type=sender_type,
+            visibility=visibility,
+            message_type=message_type,
+            metadata=metadata,
+            parent_message_id=parent_message_id,
+        )
+        return (await self._insert(session_id, [_checked(session_id, item)]))[0]
+
+    async def add_many(
+        self, session_id: str, messages: Sequence[NewMessage]
+    ) -> builtins.list[Message]:
+        _validate.name("session_id", session_id)
+        if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
+            raise ValidationError("messages: expected a sequence of NewMessage")
+        rows = [_checked(session_id, item) for item in messages]
+        if not rows:
+            return []
+        return await self._insert(session_id, rows)
+
+    async def _insert(self, session_id: str, rows: list[dict[str, Any]]) -> builtins.list[Message]:
+        """Insert ``rows`` in one transaction, idempotently: each row carries a token
+        generated once, so a retry after a lost COMMIT finds the rows instead of
+        inserting them twice."""
+        now = utcnow()
+        for row in rows:
+            row["timestamp"] = now
+            row["client_token"] = uuid.uuid4().hex
+        tokens = [row["client_token"] for row in rows]
+        parents = {row["parent_message_id"] for row in rows} - {None}
+        attempts = 0
+
+        async def work(conn: AsyncConnection) -> builtins.list[Message]:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                done = await self._by_tokens(conn, tokens)
+                if done is not None:
+                    return done
+            if parents:
+                found = (
+                    await conn.execute(
+                        select(messages.c.id).where(
+                            messages.c.id.in_(parents), messages.c.session_id == session_id
+                        )
+                    )
+                ).scalars()
+                missing = parents - set(found)
+                if missing:
+                    raise NotFoundError(
+                        f"parent message {min(missing)} does not exist in session {session_id!r}"
+                    )
+            if len(rows) == 1:
+                result = await conn.execute(insert(messages), rows[0])
+                ids = [_first_key(result.inserted_primary_key)]
+            else:
+                result = await conn.execute(
+                    insert(messages).returning(messages.c.id, sort_by_parameter_order=True), rows
+                )
+                ids = list(result.scalars())
+            return [
+                Message(id=row_id, **{k: v for k, v in row.items() if k != "client_token"})
+                for row_id, row in zip(ids, rows, strict=True)
+            ]
+
+        return await self._db.run(work, write=True, idempotent=True)
+
+    @staticmethod
+    async def _by_tokens(conn: AsyncConnection, tokens: list[str]) -> builtins.list[Message] | None:
+        """The rows of an earlier attempt that did commit, in input order; None if absent."""
+        found: dict[str, Message] = {}
+        for start in range(0, len(tokens), 500):
+            chunk = tokens[start : start + 500]
+            stmt = select(*_COLUMNS, messages.c.client_token).where(
+                messages.c.client_token.in_(chunk)
+            )
+            for row in (await conn.execute(stmt)).mappings():
+                found[row["client_token"]] = to_message(row)
+        if not found:
+            return None
+        return [found[token] for token in tokens]
+
+    async def get(self, message_id: int, *, viewer: Viewer) -> Message | None:
+        _validate.row_id("message_id", message_id)
+        _viewer(viewer)
+        stmt = select(*_COLUMNS).where(messages.c.id == message_id, visible_to(viewer))
+        row = await self._db.fetch_one(stmt)
+        return None if row is None else to_message(row)
+
+    async def list(
+        self,
+        session_id: str,
+        *,
+        viewer: Viewer,
+        limit: int = 50,
+        cursor: str | None = None,
+        order: str = "asc",
+        sender: str | None = None,
+    ) -> Page[Message]:
+        _validate.name("session_id", session_id)
+        _viewer(viewer)
+        _validate.limit(limit)
+        _validate.order(order)
+        _validate.optional_name("sender", sender)
+        scope = _cursor.scope(session_id, order, sender)
+        descending = order == "desc"
+        stmt = select(*_COLUMNS).where(messages.c.session_id == session_id, visible_to(viewer))
+        if sender is not None:
+            stmt = stmt.where(messages.c.sender == sender)
+        if cursor is not None:
+            position = _cursor.decode(cursor, "messages", scope)
+            stmt = stmt.where(
+                after(position, messages.c.timestamp, messages.c.id, descending=descending)
+            )
+        if descending:
+            stmt = stmt.order_by(messages.c.timestamp.desc(), messages.c.id.desc())
+        else:
+            stmt = stmt.order_by(messages.c.timestamp, messages.c.id)
+        items = [to_message(row) for row in await self._db.fetch_all(stmt.limit(limit + 1))]
+        return page(items, limit, "messages", scope, lambda m: (m.timestamp, m.id))
+
+    async def count(self, session_id: str, *, viewer: Viewer) -> int:
+        _validate.name("session_id", session_id)
+        _viewer(viewer)
+        stmt = (
+            select(func.count())
+            .select_from(messages)
+            .where(messages.c.session_id == session_id, visible_to(viewer))
+        )
+        return int(await self._db.fetch_value(stmt) or 0)
+
+    async def search(
+        self,
+        query: str,
+        *,
+        viewer: Viewer,
+        session_id: str | None = None,
+        limit: int = 20,
+    ) -> builtins.list[SearchHit]:
+        _validate.search_query(query)
+        _viewer(viewer)
+        _validate.optional_name("session_id", session_id)
+        _validate.limit(limit)
+        filters = [visible_to(viewer)]
+        if session_id is not None:
+            filters.append(messages.c.session_id == session_id)
+        stmt = self._dialect.search_statement(messages, _COLUMNS, query, filters, limit)
+        if stmt is None:
+            return []  # no searchable words in the query
+        rows = await self._db.fetch_all(stmt)
+        return [SearchHit(message=to_message(row), score=float(row["score"])) for row in rows]
+
+    async def feed(
+        self, *, viewer: Viewer, limit: int = 50, cursor: str | None = None
+    ) -> Page[Message]:
+        _viewer(viewer)
+        _validate.limit(limit)
+        scope = _cursor.scope(viewer.agent_id)
+        stmt = (
+            select(*_COLUMNS)
+            .select_from(
+                messages.join(
+                    session_participants,
+                    (session_participants.c.session_id == messages.c.session_id)
+                    & (session_participants.c.agent_id == viewer.agent_id),
+                )
+            )
+            .where(visible_to(viewer))
+        )
+        if cursor is not None:
+            position = _cursor.decode(cursor, "feed", scope)
+            stmt = stmt.where(after(position, messages.c.timestamp, messages.c.id, descending=True))
+        stmt = stmt.order_by(messages.c.timestamp.desc(), messages.c.id.desc()).limit(limit + 1)
+        items = [to_message(row) for row in await self._db.fetch_all(stmt)]
+        return page(items, limit, "feed", scope, lambda m: (m.timestamp, m.id))
+
+
+def _viewer(viewer: Any) -> Viewer:
+    if not isinstance(viewer, Viewer):
+        raise ValidationError(f"viewer: expected a Viewer, got {type(viewer).__name__}")
+    _validate.name("viewer.agent_id", viewer.agent_id)
+    _validate.name("viewer.agent_type", viewer.agent_type)
+    return viewer
+
+
+def _first_key(key: Any) -> int:
+    """The generated id of a single-row insert."""
+    if key is None or key[0] is None:
+        raise RuntimeError("the database reported no generated id for the insert")
+    return int(key[0])

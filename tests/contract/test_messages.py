@@ -1,0 +1,116 @@
+"""Messages: add, add_many, get, count, parents. (Visibility, pages, search: own modules.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from contextstore import Message, NewMessage, NotFoundError, Store
+
+from ._factories import ADMIN, VIEWERS, make_session, new_message
+from ._oracle import is_utc
+
+
+async def test_add_fills_the_defaults_and_get_reads_it_back(store: Store) -> None:
+    await make_session(store, "s1")
+    message = await store.messages.add("s1", sender="alice", content="hello")
+    assert isinstance(message, Message)
+    assert (message.session_id, message.sender, message.content) == ("s1", "alice", "hello")
+    assert message.sender_type == "generic"
+    assert message.visibility == "public"
+    assert message.message_type == "agent_response"
+    assert message.metadata == {}
+    assert message.parent_message_id is None
+    assert is_utc(message.timestamp)
+    assert await store.messages.get(message.id, viewer=ADMIN) == message
+    assert await store.messages.get(message.id, viewer=VIEWERS["outsider"]) == message
+
+
+async def test_add_with_every_field(store: Store) -> None:
+    await make_session(store, "s1")
+    parent = await store.messages.add("s1", sender="alice", content="question?")
+    reply = await store.messages.add(
+        "s1",
+        sender="bob",
+        content="answer.",
+        sender_type="reviewer",
+        visibility="agent_only",
+        message_type="tool_result",
+        metadata={"confidence": 0.75, "refs": ["x", 1, None]},
+        parent_message_id=parent.id,
+    )
+    assert (reply.sender_type, reply.visibility, reply.message_type) == (
+        "reviewer",
+        "agent_only",
+        "tool_result",
+    )
+    assert reply.metadata == {"confidence": 0.75, "refs": ["x", 1, None]}
+    assert reply.parent_message_id == parent.id
+    assert reply.id > parent.id
+    assert reply.timestamp >= parent.timestamp
+    assert await store.messages.get(reply.id, viewer=ADMIN) == reply
+
+
+async def test_add_many_returns_messages_in_input_order(store: Store) -> None:
+    await make_session(store, "s1")
+    parent = await store.messages.add("s1", sender="alice", content="root")
+    items = [
+        new_message("first", sender="alice"),
+        new_message("second", sender="bob", visibility="private", metadata={"n": 2}),
+        new_message("third", sender="carol", message_type="plan", parent_message_id=parent.id),
+    ]
+    added = await store.messages.add_many("s1", items)
+    assert [m.content for m in added] == ["first", "second", "third"]
+    assert [m.sender for m in added] == ["alice", "bob", "carol"]
+    assert added[1].visibility == "private"
+    assert added[1].metadata == {"n": 2}
+    assert added[2].parent_message_id == parent.id
+    assert added[2].message_type == "plan"
+    assert [m.id for m in added] == sorted(m.id for m in added)
+    assert len({m.id for m in added}) == 3
+    assert added[0].id > parent.id
+    for message in added:
+        assert message.session_id == "s1"
+        assert is_utc(message.timestamp)
+        assert await store.messages.get(message.id, viewer=ADMIN) == message
+    assert await store.messages.count("s1", viewer=ADMIN) == 4
+
+
+async def test_add_many_of_nothing_is_nothing(store: Store) -> None:
+    await make_session(store, "s1")
+    assert await store.messages.add_many("s1", []) == []
+    assert await store.messages.count("s1", viewer=ADMIN) == 0
+
+
+async def test_add_many_of_a_large_batch(store: Store) -> None:
+    await make_session(store, "s1")
+    items = [NewMessage(sender=f"agent-{i % 7}", content=f"bulk {i}") for i in range(600)]
+    added = await store.messages.add_many("s1", items)
+    assert [m.content for m in added] == [f"bulk {i}" for i in range(600)]
+    assert await store.messages.count("s1", viewer=ADMIN) == 600
+
+
+async def test_a_parent_in_another_session_is_not_found(store: Store) -> None:
+    await make_session(store, "s1")
+    await make_session(store, "s2")
+    foreign = await store.messages.add("s2", sender="alice", content="over there")
+    with pytest.raises(NotFoundError):
+        await store.messages.add("s1", sender="bob", content="re", parent_message_id=foreign.id)
+    assert await store.messages.count("s1", viewer=ADMIN) == 0
+
+
+async def test_get_of_an_unknown_id_is_none(store: Store) -> None:
+    await make_session(store, "s1")
+    message = await store.messages.add("s1", sender="alice", content="hello")
+    for unknown in (message.id + 1, 2**31, 2**63 - 1):
+        assert await store.messages.get(unknown, viewer=ADMIN) is None
+
+
+async def test_count_per_session(store: Store) -> None:
+    for name in ("s1", "s2", "empty"):
+        await make_session(store, name)
+    for i in range(3):
+        await store.messages.add("s1", sender="alice", content=f"m{i}")
+    await store.messages.add("s2", sender="alice", content="other")
+    assert await store.messages.count("s1", viewer=ADMIN) == 3
+    assert await store.messages.count("s2", viewer=ADMIN) == 1
+    assert await store.messages.count("empty", viewer=ADMIN) == 0

@@ -1,0 +1,77 @@
+"""PostgreSQL only: session settings from the startup packet, statement timeouts."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import literal, select, text
+
+from contextstore import DatabaseUnavailableError, QueryTimeoutError
+
+from ._scratch import in_transaction, managed, other_tasks, server_url, silent_server
+
+pytestmark = pytest.mark.postgresql
+
+
+async def test_session_settings(postgresql_empty_url: str) -> None:
+    async with managed(postgresql_empty_url, statement_timeout=0.5) as db:
+        assert await db.fetch_value(text("SHOW application_name")) == "contextstore"
+        assert await db.fetch_value(text("SHOW statement_timeout")) == "500ms"
+    async with managed(postgresql_empty_url, statement_timeout=None) as db:
+        assert await db.fetch_value(text("SHOW statement_timeout")) == "0"
+
+
+async def test_statement_timeout_raises_query_timeout(postgresql_empty_url: str) -> None:
+    async with managed(postgresql_empty_url, statement_timeout=0.5) as db:
+        started = time.perf_counter()
+        with pytest.raises(QueryTimeoutError) as caught:
+            await db.fetch_value(text("SELECT pg_sleep(5)"))
+        assert time.perf_counter() - started < 5  # the server cut it short
+        cause = caught.value.__cause__
+        assert cause is not None
+        assert getattr(cause, "orig", None) is not None
+        assert cause.orig.sqlstate == "57014"  # type: ignore[attr-defined]
+        with pytest.raises(QueryTimeoutError):
+            async with db.transaction() as conn:
+                await conn.execute(text("SELECT pg_sleep(5)"))
+        # the connection survived and went back to the pool
+        assert await db.fetch_value(select(literal(1))) == 1
+        stats = db.pool_stats()
+        assert stats is not None
+        assert stats.checked_out == 0
+
+
+async def test_client_command_timeout_is_a_query_timeout_too(postgresql_empty_url: str) -> None:
+    # the server limit switched off for one transaction: asyncpg's own
+    # command_timeout (statement_timeout + 2 s) fires with a bare TimeoutError
+    async with managed(postgresql_empty_url, statement_timeout=0.5) as db:
+        with pytest.raises(QueryTimeoutError) as caught:
+            await in_transaction(
+                db, text("SET LOCAL statement_timeout = 0"), text("SELECT pg_sleep(10)")
+            )
+        assert isinstance(caught.value.__cause__, TimeoutError)
+        assert await db.fetch_value(select(literal(1))) == 1
+        stats = db.pool_stats()
+        assert stats is not None
+        assert stats.checked_out == 0
+
+
+async def test_connect_timeout_is_unavailable_not_a_query_timeout() -> None:
+    # asyncpg reports its connect timeout as a bare TimeoutError, like its
+    # command_timeout; before any statement ran it means "cannot reach"
+    async with (
+        silent_server() as server,
+        managed(server_url("postgresql", server.port), connect_timeout=0.3) as db,
+    ):
+        started = time.perf_counter()
+        with pytest.raises(DatabaseUnavailableError) as caught:
+            await db.fetch_value(select(literal(1)))
+        assert not isinstance(caught.value, QueryTimeoutError)
+        assert caught.value.may_have_committed is False
+        assert isinstance(caught.value.__cause__, TimeoutError)
+        assert time.perf_counter() - started < 10  # RETRY_WINDOW, not forever
+        stats = db.pool_stats()
+        assert stats is not None
+        assert stats.checked_out == 0
+    assert other_tasks() == set()

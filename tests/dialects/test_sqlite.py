@@ -1,0 +1,147 @@
+"""SQLite only: per-connection PRAGMAs, BEGIN IMMEDIATE for writes, concurrent writers."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from contextlib import AsyncExitStack
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, insert, literal, select, text
+from sqlalchemy.engine import make_url
+
+from contextstore import ConnectionManager, NotFoundError
+from contextstore._dialects import WRITE_INTENT
+
+from ._scratch import children, create_tables, items, managed, parents
+
+pytestmark = pytest.mark.sqlite
+
+
+async def test_every_pooled_connection_gets_the_pragmas(sqlite_empty_url: str) -> None:
+    async with managed(sqlite_empty_url, pool_size=3) as db, AsyncExitStack() as held:
+        conns = [await held.enter_async_context(db.engine.connect()) for _ in range(3)]
+        for conn in conns:
+            # engine connections default to write intent (BEGIN IMMEDIATE):
+            # three of them at once would queue for the lock
+            await conn.execution_options(**{WRITE_INTENT: False})
+            pragmas = {
+                name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
+                for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
+            }
+            # synchronous 1 is NORMAL
+            assert pragmas == {
+                "journal_mode": "wal",
+                "foreign_keys": 1,
+                "busy_timeout": 30_000,
+                "synchronous": 1,
+            }
+
+
+async def test_in_memory_database_is_shared_and_enforces_foreign_keys() -> None:
+    async with managed("sqlite://") as db:
+        await create_tables(db)  # one transaction ...
+        await db.execute(insert(parents).values(id=1, name="p"))  # ... seen by the next call
+        assert await db.fetch_value(select(parents.c.name)) == "p"
+        assert await db.fetch_value(text("PRAGMA foreign_keys")) == 1
+        with pytest.raises(NotFoundError):
+            await db.execute(insert(children).values(parent_id=2))
+
+
+async def test_uri_memory_database_is_one_shared_connection() -> None:
+    async with managed("sqlite:///file:scratch?mode=memory&uri=true") as db:
+        await create_tables(db)
+        await db.execute(insert(parents).values(id=1, name="p"))
+        assert await db.fetch_value(select(parents.c.name)) == "p"
+        assert db.pool_stats() is None  # StaticPool
+
+
+class _Statements:
+    """Statements the engine sends to the driver, BEGINs included."""
+
+    def __init__(self, db: ConnectionManager) -> None:
+        self.sent: list[str] = []
+        event.listen(db.engine.sync_engine, "before_cursor_execute", self._record)
+
+    def _record(self, conn: Any, cursor: Any, stmt: str, *args: Any) -> None:
+        self.sent.append(stmt.split()[0].upper() + (" IMMEDIATE" if "IMMEDIATE" in stmt else ""))
+
+    def take(self) -> list[str]:
+        sent, self.sent = self.sent, []
+        return sent
+
+
+async def test_writes_begin_immediate_and_reads_stay_in_autocommit(sqlite_empty_url: str) -> None:
+    async with managed(sqlite_empty_url) as db:
+        await create_tables(db)
+        seen = _Statements(db)
+
+        await db.execute(insert(items).values(n=1))
+        assert seen.take() == ["BEGIN IMMEDIATE", "INSERT"]
+        await db.execute_many(insert(items), [{"n": 2}, {"n": 3}])
+        assert seen.take()[0] == "BEGIN IMMEDIATE"
+        async with db.transaction() as conn:
+            await conn.execute(select(items.c.n))
+        assert seen.take() == ["BEGIN IMMEDIATE", "SELECT"]
+
+        assert await db.fetch_value(select(func.count()).select_from(items)) == 3
+        assert await db.fetch_one(select(items.c.n)) is not None
+        assert len(await db.fetch_all(select(items.c.n))) == 3
+        assert [row async for row in db.stream(select(items.c.n))] != []
+        assert seen.take() == ["SELECT"] * 4  # no BEGIN: autocommit reads
+
+
+async def test_a_transaction_holds_the_write_lock_from_its_start(sqlite_empty_url: str) -> None:
+    path = make_url(sqlite_empty_url).database
+    assert path is not None
+    async with managed(sqlite_empty_url) as db:
+        await create_tables(db)
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            async with db.transaction() as conn:
+                await conn.execute(select(literal(1)))  # a read: the lock is taken anyway
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    other.execute("BEGIN IMMEDIATE")
+            other.execute("BEGIN IMMEDIATE")  # released at commit
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+
+
+async def _write_rows(db: ConnectionManager, writer: int, count: int) -> None:
+    for n in range(count):
+        await db.execute(insert(items).values(label=f"w{writer}", n=n))
+    async with db.transaction() as conn:
+        for n in range(count, 2 * count):
+            # read-then-write inside one transaction: the classic lock-upgrade deadlock
+            await conn.execute(select(func.count()).select_from(items))
+            await conn.execute(insert(items).values(label=f"w{writer}", n=n))
+
+
+async def _count_per_writer(db: ConnectionManager) -> dict[str, int]:
+    rows = await db.fetch_all(
+        select(items.c.label, func.count().label("c")).group_by(items.c.label)
+    )
+    return {row["label"]: row["c"] for row in rows}
+
+
+async def test_twenty_concurrent_writers_on_one_file(sqlite_empty_url: str) -> None:
+    async with managed(sqlite_empty_url) as db:
+        await create_tables(db)
+        await asyncio.gather(*(_write_rows(db, writer, 5) for writer in range(20)))
+        assert await _count_per_writer(db) == {f"w{writer}": 10 for writer in range(20)}
+        stats = db.pool_stats()
+        assert stats is not None
+        assert stats.checked_out == 0
+
+
+async def test_two_managers_write_the_same_file_concurrently(sqlite_empty_url: str) -> None:
+    async with managed(sqlite_empty_url) as first, managed(sqlite_empty_url) as second:
+        await create_tables(first)
+        await asyncio.gather(
+            *(_write_rows(first if writer % 2 else second, writer, 5) for writer in range(20))
+        )
+        expected = {f"w{writer}": 10 for writer in range(20)}
+        assert await _count_per_writer(first) == expected
+        assert await _count_per_writer(second) == expected
