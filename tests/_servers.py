@@ -112,7 +112,8 @@ class Server:
             suffix = f' TEMPLATE "{template}"' if template else ""
             self._execute(f'CREATE DATABASE "{name}"{suffix}')
         else:
-            self._execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+            # the server default collation: the schema must not rely on the database default
+            self._execute(f"CREATE DATABASE `{name}`")
         self.created.append(name)
         return self.url_for(name)
 
