@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .errors import ValidationError
+from .models import NewMessage, Viewer
 
 MAX_NAME = 255
 MAX_CONTENT = 100_000
@@ -172,3 +173,30 @@ def optional_aware(field: str, value: Any) -> datetime | None:
 def search_query(value: Any) -> str:
     """A full-text query: any text, 1-1,000 characters, no NUL."""
     return _text("query", value, 1000)
+
+
+def viewer(value: Any) -> Viewer:
+    """The reader of a message path: a Viewer whose id and type are valid names."""
+    if not isinstance(value, Viewer):
+        raise ValidationError(f"viewer: expected a Viewer, got {type(value).__name__}")
+    name("viewer.agent_id", value.agent_id)
+    name("viewer.agent_type", value.agent_type)
+    return value
+
+
+def new_message(session_id: str, item: Any) -> dict[str, Any]:
+    """One new message as the row to insert (no id, timestamp or token yet)."""
+    if isinstance(item, dict):
+        item = NewMessage(**item)
+    elif not isinstance(item, NewMessage):
+        raise ValidationError(f"messages: expected NewMessage items, got {type(item).__name__}")
+    return {
+        "session_id": session_id,
+        "sender": name("sender", item.sender),
+        "sender_type": name("sender_type", item.sender_type),
+        "content": content(item.content),
+        "visibility": visibility(item.visibility),
+        "message_type": name("message_type", item.message_type),
+        "metadata": metadata(item.metadata),
+        "parent_message_id": optional_row_id("parent_message_id", item.parent_message_id),
+    }

@@ -82,11 +82,10 @@ def _page(items: list[Any], limit: int, kind: str, scope: str, key: Any) -> Page
 
 def _viewer(viewer: Any) -> dict[str, Any]:
     """Validate ``viewer`` into the visibility parameters of ``_sql``."""
-    if not isinstance(viewer, Viewer):
-        raise ValidationError(f"viewer: expected a Viewer, got {type(viewer).__name__}")
+    viewer = _validate.viewer(viewer)
     return {
-        "viewer_id": _validate.name("viewer.agent_id", viewer.agent_id),
-        "viewer_type": _validate.name("viewer.agent_type", viewer.agent_type),
+        "viewer_id": viewer.agent_id,
+        "viewer_type": viewer.agent_type,
         "is_admin": int(viewer.is_admin),
     }
 
@@ -285,24 +284,6 @@ class LegacySessionRepository(_Repository):
 # -- messages ------------------------------------------------------------------
 
 
-def _checked(session_id: str, item: Any) -> dict[str, Any]:
-    """Validate one new message into the row to insert (no timestamp yet)."""
-    if isinstance(item, dict):
-        item = NewMessage(**item)
-    elif not isinstance(item, NewMessage):
-        raise ValidationError(f"messages: expected NewMessage items, got {type(item).__name__}")
-    return {
-        "session_id": session_id,
-        "sender": _validate.name("sender", item.sender),
-        "sender_type": _validate.name("sender_type", item.sender_type),
-        "content": _validate.content(item.content),
-        "visibility": _validate.visibility(item.visibility),
-        "message_type": _validate.name("message_type", item.message_type),
-        "metadata": _validate.metadata(item.metadata),
-        "parent_message_id": _validate.optional_row_id("parent_message_id", item.parent_message_id),
-    }
-
-
 class LegacyMessageRepository(_Repository):
     async def add(
         self,
@@ -326,13 +307,13 @@ class LegacyMessageRepository(_Repository):
             metadata=metadata,
             parent_message_id=parent_message_id,
         )
-        return (await self._insert(session_id, [_checked(session_id, item)]))[0]
+        return (await self._insert(session_id, [_validate.new_message(session_id, item)]))[0]
 
     async def add_many(self, session_id: str, messages: Sequence[NewMessage]) -> list[Message]:
         _validate.name("session_id", session_id)
         if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
             raise ValidationError("messages: expected a sequence of NewMessage")
-        rows = [_checked(session_id, item) for item in messages]
+        rows = [_validate.new_message(session_id, item) for item in messages]
         if not rows:
             return []
         return await self._insert(session_id, rows)

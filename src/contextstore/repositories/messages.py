@@ -49,24 +49,6 @@ def to_message(row: RowMapping) -> Message:
     )
 
 
-def _checked(session_id: str, item: NewMessage | dict[str, Any]) -> dict[str, Any]:
-    """Validate one new message into the row to insert (no id, timestamp or token yet)."""
-    if isinstance(item, dict):
-        item = NewMessage(**item)
-    elif not isinstance(item, NewMessage):
-        raise ValidationError(f"messages: expected NewMessage items, got {type(item).__name__}")
-    return {
-        "session_id": session_id,
-        "sender": _validate.name("sender", item.sender),
-        "sender_type": _validate.name("sender_type", item.sender_type),
-        "content": _validate.content(item.content),
-        "visibility": _validate.visibility(item.visibility),
-        "message_type": _validate.name("message_type", item.message_type),
-        "metadata": _validate.metadata(item.metadata),
-        "parent_message_id": _validate.optional_row_id("parent_message_id", item.parent_message_id),
-    }
-
-
 class CoreMessageRepository(CoreRepository):
     async def add(
         self,
@@ -90,7 +72,7 @@ class CoreMessageRepository(CoreRepository):
             metadata=metadata,
             parent_message_id=parent_message_id,
         )
-        return (await self._insert(session_id, [_checked(session_id, item)]))[0]
+        return (await self._insert(session_id, [_validate.new_message(session_id, item)]))[0]
 
     async def add_many(
         self, session_id: str, messages: Sequence[NewMessage]
@@ -98,7 +80,7 @@ class CoreMessageRepository(CoreRepository):
         _validate.name("session_id", session_id)
         if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
             raise ValidationError("messages: expected a sequence of NewMessage")
-        rows = [_checked(session_id, item) for item in messages]
+        rows = [_validate.new_message(session_id, item) for item in messages]
         if not rows:
             return []
         return await self._insert(session_id, rows)
@@ -167,7 +149,7 @@ class CoreMessageRepository(CoreRepository):
 
     async def get(self, message_id: int, *, viewer: Viewer) -> Message | None:
         _validate.row_id("message_id", message_id)
-        _viewer(viewer)
+        _validate.viewer(viewer)
         stmt = select(*_COLUMNS).where(messages.c.id == message_id, visible_to(viewer))
         row = await self._db.fetch_one(stmt)
         return None if row is None else to_message(row)
@@ -183,7 +165,7 @@ class CoreMessageRepository(CoreRepository):
         sender: str | None = None,
     ) -> Page[Message]:
         _validate.name("session_id", session_id)
-        _viewer(viewer)
+        _validate.viewer(viewer)
         _validate.limit(limit)
         _validate.order(order)
         _validate.optional_name("sender", sender)
@@ -206,7 +188,7 @@ class CoreMessageRepository(CoreRepository):
 
     async def count(self, session_id: str, *, viewer: Viewer) -> int:
         _validate.name("session_id", session_id)
-        _viewer(viewer)
+        _validate.viewer(viewer)
         stmt = (
             select(func.count())
             .select_from(messages)
@@ -223,7 +205,7 @@ class CoreMessageRepository(CoreRepository):
         limit: int = 20,
     ) -> builtins.list[SearchHit]:
         _validate.search_query(query)
-        _viewer(viewer)
+        _validate.viewer(viewer)
         _validate.optional_name("session_id", session_id)
         _validate.limit(limit)
         filters = [visible_to(viewer)]
@@ -238,7 +220,7 @@ class CoreMessageRepository(CoreRepository):
     async def feed(
         self, *, viewer: Viewer, limit: int = 50, cursor: str | None = None
     ) -> Page[Message]:
-        _viewer(viewer)
+        _validate.viewer(viewer)
         _validate.limit(limit)
         scope = _cursor.scope(viewer.agent_id)
         stmt = (
@@ -258,14 +240,6 @@ class CoreMessageRepository(CoreRepository):
         stmt = stmt.order_by(messages.c.timestamp.desc(), messages.c.id.desc()).limit(limit + 1)
         items = [to_message(row) for row in await self._db.fetch_all(stmt)]
         return page(items, limit, "feed", scope, lambda m: (m.timestamp, m.id))
-
-
-def _viewer(viewer: Any) -> Viewer:
-    if not isinstance(viewer, Viewer):
-        raise ValidationError(f"viewer: expected a Viewer, got {type(viewer).__name__}")
-    _validate.name("viewer.agent_id", viewer.agent_id)
-    _validate.name("viewer.agent_type", viewer.agent_type)
-    return viewer
 
 
 def _first_key(key: Any) -> int:
