@@ -28,7 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.pool import QueuePool
 
-from ._dialects import WRITE_INTENT, ErrorKind, dialect_for
+from ._dialects import SNAPSHOT, WRITE_INTENT, ErrorKind, dialect_for
 from ._translate import Progress, translating
 from .engine import create_engine
 from .errors import ContextStoreError, DatabaseUnavailableError, PoolExhaustedError
@@ -94,6 +94,7 @@ class ConnectionManager:
         *,
         write: bool = True,
         idempotent: bool = False,
+        autocommit: bool = False,
     ) -> T:
         """Run ``work(conn)`` as one unit, retrying the whole unit where that is safe.
 
@@ -104,11 +105,17 @@ class ConnectionManager:
                 IMMEDIATE`` on SQLite).
             idempotent: repeating the work cannot duplicate a write (insert if
                 absent, then read back), so even a lost COMMIT may be retried.
+            autocommit: with ``write``, the work's only write is one statement,
+                which commits itself: no BEGIN and no COMMIT round trip. Every
+                failure after checkout then leaves the outcome unknown, so this
+                is allowed only with ``idempotent``.
 
         Raises:
             DatabaseUnavailableError: attempts ran out; ``may_have_committed``
                 tells whether a write may have landed.
         """
+        if autocommit and not idempotent:
+            raise ValueError("autocommit writes must be idempotent")
         engine = self.engine
         loop = asyncio.get_running_loop()
         deadline = loop.time() + RETRY_WINDOW
@@ -118,7 +125,7 @@ class ConnectionManager:
             progress = Progress(write=write)
             try:
                 with translating(self._dialect, progress):
-                    return await self._attempt(engine, work, write, progress)
+                    return await self._attempt(engine, work, write, autocommit, progress)
             except DatabaseUnavailableError as exc:
                 delay = _BACKOFF_BASE * (2 ** (attempt - 1)) * (0.5 + random.random())
                 if (
@@ -135,11 +142,15 @@ class ConnectionManager:
         engine: AsyncEngine,
         work: Callable[[AsyncConnection], Awaitable[T]],
         write: bool,
+        autocommit: bool,
         progress: Progress,
     ) -> T:
         async with engine.connect() as conn:
-            await conn.execution_options(**{WRITE_INTENT: write})
-            if not write:
+            await conn.execution_options(**{WRITE_INTENT: write and not autocommit})
+            if not write or autocommit:
+                # an autocommit write commits as it runs: from here on a lost
+                # connection leaves its outcome unknown
+                progress.committing = write
                 progress.sent = True
                 return await work(conn)
             async with conn.begin():
@@ -148,27 +159,31 @@ class ConnectionManager:
                 progress.committing = True
             return result
 
-    async def fetch_all(self, stmt: Executable) -> list[RowMapping]:
-        """Every row of ``stmt`` as mappings."""
+    async def fetch_all(
+        self, stmt: Executable, params: dict[str, Any] | None = None
+    ) -> list[RowMapping]:
+        """Every row of ``stmt`` (with bind ``params``, if any) as mappings."""
 
         async def work(conn: AsyncConnection) -> list[RowMapping]:
-            return list((await conn.execute(stmt)).mappings().all())
+            return list((await conn.execute(stmt, params)).mappings().all())
 
         return await self.run(work, write=_writes(stmt))
 
-    async def fetch_one(self, stmt: Executable) -> RowMapping | None:
+    async def fetch_one(
+        self, stmt: Executable, params: dict[str, Any] | None = None
+    ) -> RowMapping | None:
         """The first row of ``stmt``, or None."""
 
         async def work(conn: AsyncConnection) -> RowMapping | None:
-            return (await conn.execute(stmt)).mappings().first()
+            return (await conn.execute(stmt, params)).mappings().first()
 
         return await self.run(work, write=_writes(stmt))
 
-    async def fetch_value(self, stmt: Executable) -> Any:
+    async def fetch_value(self, stmt: Executable, params: dict[str, Any] | None = None) -> Any:
         """The first column of the first row of ``stmt``, or None."""
 
         async def work(conn: AsyncConnection) -> Any:
-            return (await conn.execute(stmt)).scalar()
+            return (await conn.execute(stmt, params)).scalar()
 
         return await self.run(work, write=_writes(stmt))
 
@@ -229,7 +244,8 @@ class ConnectionManager:
         progress = Progress()
         with translating(self._dialect, progress):
             async with engine.connect() as conn:
-                await conn.execution_options(**{WRITE_INTENT: False})
+                # a server-side cursor lives inside a transaction (PostgreSQL)
+                await conn.execution_options(**{WRITE_INTENT: False, SNAPSHOT: True})
                 progress.sent = True
                 result = await conn.stream(stmt.execution_options(yield_per=batch_size))
                 try:

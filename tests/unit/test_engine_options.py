@@ -9,7 +9,8 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, StaticPool
 
 from contextstore import ConfigurationError, Settings
 from contextstore._dialects import dialect_for
-from contextstore._dialects.mysql import connect_within_timeout
+from contextstore._dialects._aiosqlite import connect as one_hop_connect
+from contextstore._dialects.mysql import READ_TIMEOUT_ARG, connect_within_timeout
 from contextstore.engine import create_engine, engine_options
 
 #: MySQL/MariaDB's default wait_timeout: a pooled connection idle longer is dead.
@@ -32,7 +33,7 @@ def test_sqlite_file() -> None:
         "pool_timeout": 30.0,
         "pool_recycle": -1,
         "pool_pre_ping": False,
-        "connect_args": {"timeout": 30.0},
+        "connect_args": {"timeout": 30.0, "async_creator_fn": one_hop_connect},
     }
 
 
@@ -52,7 +53,7 @@ def test_sqlite_file_with_overrides() -> None:
         "pool_timeout": 1.5,
         "pool_recycle": 60.0,
         "pool_pre_ping": True,
-        "connect_args": {"timeout": 30.0},
+        "connect_args": {"timeout": 30.0, "async_creator_fn": one_hop_connect},
         "echo": True,
     }
 
@@ -63,7 +64,11 @@ def test_sqlite_file_with_overrides() -> None:
 def test_sqlite_memory_gets_one_static_connection(url: str) -> None:
     expected = {
         "poolclass": StaticPool,
-        "connect_args": {"timeout": 30.0, "check_same_thread": False},
+        "connect_args": {
+            "timeout": 30.0,
+            "async_creator_fn": one_hop_connect,
+            "check_same_thread": False,
+        },
     }
     assert options(url) == expected
     # pool knobs are ignored: StaticPool accepts none of them
@@ -80,7 +85,8 @@ def test_postgresql() -> None:
         "max_overflow": 10,
         "pool_timeout": 30.0,
         "pool_recycle": 1800.0,
-        "pool_pre_ping": True,
+        # no ping per checkout: a dead connection is retried by ConnectionManager
+        "pool_pre_ping": False,
         "connect_args": {
             "timeout": 10.0,
             "command_timeout": 32.0,
@@ -96,7 +102,7 @@ def test_postgresql_with_overrides() -> None:
         max_overflow=1,
         pool_timeout=3,
         pool_recycle=300,
-        pool_pre_ping=False,
+        pool_pre_ping=True,
         connect_timeout=2.5,
         statement_timeout=0.5,
     ) == {
@@ -105,7 +111,7 @@ def test_postgresql_with_overrides() -> None:
         "max_overflow": 1,
         "pool_timeout": 3.0,
         "pool_recycle": 300.0,
-        "pool_pre_ping": False,
+        "pool_pre_ping": True,
         "connect_args": {
             "timeout": 2.5,
             "command_timeout": 2.5,
@@ -142,12 +148,15 @@ def test_mysql_and_mariadb(url: str) -> None:
         "max_overflow": 10,
         "pool_timeout": 30.0,
         "pool_recycle": 3600.0,
-        "pool_pre_ping": True,
+        "pool_pre_ping": False,
         "connect_args": {
             "charset": "utf8mb4",
             "connect_timeout": 10.0,
             "init_command": "SET time_zone = '+00:00'",
+            "autocommit": True,
             "async_creator_fn": connect_within_timeout,
+            # every wait for a reply: the statement limit plus the margin
+            READ_TIMEOUT_ARG: 32.0,
         },
     }
     assert options(url)["pool_recycle"] < MYSQL_WAIT_TIMEOUT
@@ -160,8 +169,9 @@ def test_mysql_with_overrides() -> None:
         max_overflow=0,
         pool_timeout=0.5,
         pool_recycle=600,
-        pool_pre_ping=False,
+        pool_pre_ping=True,
         connect_timeout=0.5,
+        statement_timeout=None,
         echo_sql=True,
     ) == {
         "poolclass": AsyncAdaptedQueuePool,
@@ -169,12 +179,14 @@ def test_mysql_with_overrides() -> None:
         "max_overflow": 0,
         "pool_timeout": 0.5,
         "pool_recycle": 600.0,
-        "pool_pre_ping": False,
+        "pool_pre_ping": True,
         "connect_args": {
             "charset": "utf8mb4",
             "connect_timeout": 0.5,
             "init_command": "SET time_zone = '+00:00'",
+            "autocommit": True,
             "async_creator_fn": connect_within_timeout,
+            READ_TIMEOUT_ARG: None,
         },
         "echo": True,
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._base import WRITE_INTENT, Dialect, ErrorKind
+from ._base import SNAPSHOT, WRITE_INTENT, Dialect, ErrorKind
 from .mysql import MySQLDialect
 from .postgresql import PostgreSQLDialect
 from .sqlite import SQLiteDialect
@@ -16,7 +16,7 @@ from .sqlite import SQLiteDialect
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
-__all__ = ["WRITE_INTENT", "Dialect", "ErrorKind", "dialect_for", "known_schemes"]
+__all__ = ["SNAPSHOT", "WRITE_INTENT", "Dialect", "ErrorKind", "dialect_for", "known_schemes"]
 
 _RECIPES: tuple[Dialect, ...] = (SQLiteDialect(), PostgreSQLDialect(), MySQLDialect())
 _BY_SCHEME: dict[str, Dialect] = {

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from datetime import datetime
 
     from sqlalchemy import Select, Table
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 #: execution option ConnectionManager sets on every connection it checks out:
 #: ``True`` when the work may write. Recipes use it to choose how to BEGIN.
 WRITE_INTENT = "contextstore_write"
+#: execution option for a read that still needs a transaction (a server-side
+#: cursor on PostgreSQL); plain reads run without BEGIN where the driver allows.
+SNAPSHOT = "contextstore_snapshot"
 
 
 class ErrorKind(enum.Enum):
@@ -197,6 +200,30 @@ def queue_pool_options(
         "pool_recycle": or_default(settings.pool_recycle, recycle),
         "pool_pre_ping": or_default(settings.pool_pre_ping, pre_ping),
     }
+
+
+def skip_idle_rollback(sync_engine: Engine, in_transaction: Callable[[Any], bool]) -> None:
+    """Make this engine's ROLLBACK a no-op when the driver has no transaction open.
+
+    SQLAlchemy rolls back every connection when a read ends and again when it
+    goes back to the pool; after a read in autocommit that is an empty round
+    trip (aiomysql) or a thread hop (aiosqlite). ``in_transaction`` gets the
+    driver's connection and must not do I/O. Only this engine's dialect
+    instance is changed; when the driver cannot tell, the rollback runs.
+    """
+    dialect = sync_engine.dialect
+    rollback = dialect.do_rollback
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        try:
+            idle = driver is not None and not in_transaction(driver)
+        except Exception:  # a closed connection: let the real rollback report it
+            idle = False
+        if not idle:
+            rollback(dbapi_connection)
+
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
 
 
 def search_words(text: str, limit: int = 32) -> list[str]:

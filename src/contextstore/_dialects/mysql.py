@@ -4,9 +4,16 @@ Invariants: every connection speaks ``utf8mb4`` and has the session time zone
 UTC (DATETIME columns hold UTC wall time); a statement time limit is set per
 session (MariaDB ``max_statement_time`` in seconds, MySQL
 ``max_execution_time`` in milliseconds); ``pool_recycle`` stays below the
-server's default ``wait_timeout`` (8 h) so the pool never hands out a
-connection the server already closed; ``connect_timeout`` bounds the whole
-handshake, not only the TCP connect (see :func:`connect_within_timeout`).
+server's default ``wait_timeout`` (8 h); ``connect_timeout`` bounds the whole
+handshake, not only the TCP connect (see :func:`connect_within_timeout`), and
+every later wait for a reply is bounded by the statement limit plus a margin.
+
+Round trips: sessions run in autocommit, so a read is one statement and gives
+its connection back without a ROLLBACK; a write transaction is BEGIN, its
+statements, COMMIT. There is no ping per checkout: a connection the server
+closed (restart, ``wait_timeout``) fails its first statement, SQLAlchemy
+invalidates the pool, and the retry policy of ``ConnectionManager`` repeats
+the unit on a fresh connection.
 Errors are classified by errno
 (https://mariadb.com/kb/en/mariadb-error-code-reference/).
 
@@ -30,14 +37,21 @@ from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.mysql import match as mysql_match
 
-from ._base import Dialect, ErrorKind, queue_pool_options, search_words
+from ._base import (
+    WRITE_INTENT,
+    Dialect,
+    ErrorKind,
+    queue_pool_options,
+    search_words,
+    skip_idle_rollback,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
     from sqlalchemy import Select, Table
-    from sqlalchemy.engine import URL, Engine
+    from sqlalchemy.engine import URL, Connection, Engine
     from sqlalchemy.engine.interfaces import Dialect as SADialect
     from sqlalchemy.sql import Executable
     from sqlalchemy.sql.elements import ColumnElement
@@ -77,6 +91,8 @@ _BY_ERRNO: dict[int, ErrorKind] = {
 
 #: CR_CONN_HOST_ERROR, what aiomysql raises when the TCP connect fails or times out.
 _CR_CONN_HOST_ERROR = 2003
+#: CR_SERVER_LOST, what aiomysql raises when the server closes the connection.
+_CR_SERVER_LOST = 2013
 
 #: FULLTEXT index over messages.content.
 FULLTEXT_INDEX = "ix_messages_content_fulltext"
@@ -93,6 +109,52 @@ _DEFAULT_POOL_TIMEOUT = 30.0
 _DEFAULT_POOL_RECYCLE = 3600.0
 
 
+#: seconds the client waits for a reply beyond the server's own statement limit.
+CLIENT_TIMEOUT_MARGIN = 2.0
+#: connect_args key (removed before aiomysql sees it): seconds any one reply may take.
+READ_TIMEOUT_ARG = "contextstore_read_timeout"
+
+
+def _bounded_connection_class() -> type[Any]:
+    """aiomysql's Connection with a bound on every wait for the server.
+
+    aiomysql has no read timeout: a server that stops answering (SIGSTOP, a
+    dead network path) would hold a statement, a COMMIT or a ping forever.
+    Here each wait for bytes that are not already buffered is bounded; past it
+    the socket is closed and the error is aiomysql's own "Lost connection"
+    (CR_SERVER_LOST), so SQLAlchemy discards the connection and the retry
+    policy treats it like any other lost connection.
+    """
+    import aiomysql
+    from pymysql.err import OperationalError
+
+    class BoundedConnection(aiomysql.Connection):  # type: ignore[misc]
+        read_timeout: float | None = None
+
+        async def _read_bytes(self, num_bytes: int) -> bytes:
+            reader = self._reader
+            if (
+                self.read_timeout is None
+                or reader is None
+                or len(reader._buffer) >= num_bytes  # already here: no timer needed
+            ):
+                return await super()._read_bytes(num_bytes)  # type: ignore[no-any-return]
+            try:
+                async with asyncio.timeout(self.read_timeout):
+                    return await super()._read_bytes(num_bytes)  # type: ignore[no-any-return]
+            except TimeoutError as exc:
+                self.close()
+                raise OperationalError(
+                    _CR_SERVER_LOST,
+                    f"Lost connection to MySQL server: no reply within {self.read_timeout:g} s",
+                ) from exc
+
+    return BoundedConnection
+
+
+_BOUNDED_CONNECTION: type[Any] | None = None
+
+
 async def connect_within_timeout(*args: Any, **kwargs: Any) -> Any:
     """``aiomysql.connect`` with ``connect_timeout`` covering the whole handshake.
 
@@ -100,13 +162,18 @@ async def connect_within_timeout(*args: Any, **kwargs: Any) -> Any:
     a server that accepts the connection but never sends its greeting would
     hold a pool checkout forever. It also closes the socket only on
     ``Exception``; here it is closed on cancellation too (no leaked transport).
-    A timeout is reported the way aiomysql reports a TCP timeout.
+    A timeout is reported the way aiomysql reports a TCP timeout. The
+    connection returned bounds every later wait for the server too (see
+    :func:`_bounded_connection_class`).
     """
-    import aiomysql
     from pymysql.err import OperationalError
 
+    global _BOUNDED_CONNECTION
+    if _BOUNDED_CONNECTION is None:
+        _BOUNDED_CONNECTION = _bounded_connection_class()
+    read_timeout = kwargs.pop(READ_TIMEOUT_ARG, None)
     timeout = kwargs.get("connect_timeout")
-    connection = aiomysql.Connection(*args, **kwargs)
+    connection = _BOUNDED_CONNECTION(*args, **kwargs)
     try:
         async with asyncio.timeout(timeout):
             await connection._connect()
@@ -120,6 +187,7 @@ async def connect_within_timeout(*args: Any, **kwargs: Any) -> Any:
     except BaseException:
         connection.close()
         raise
+    connection.read_timeout = read_timeout
     return connection
 
 
@@ -138,18 +206,34 @@ class MySQLDialect(Dialect):
                 overflow=_DEFAULT_MAX_OVERFLOW,
                 timeout=_DEFAULT_POOL_TIMEOUT,
                 recycle=_DEFAULT_POOL_RECYCLE,
-                pre_ping=True,
+                pre_ping=False,
             ),
             "connect_args": {
                 "charset": "utf8mb4",
                 "connect_timeout": settings.connect_timeout,
                 "init_command": "SET time_zone = '+00:00'",
+                # reads need no transaction; writes send BEGIN (install_hooks)
+                "autocommit": True,
                 # SQLAlchemy's aiomysql adapter calls this instead of aiomysql.connect
                 "async_creator_fn": connect_within_timeout,
+                READ_TIMEOUT_ARG: (
+                    None
+                    if settings.statement_timeout is None
+                    else settings.statement_timeout + CLIENT_TIMEOUT_MARGIN
+                ),
             },
         }
 
     def install_hooks(self, sync_engine: Engine, settings: Settings) -> None:
+        @event.listens_for(sync_engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # the session is in autocommit: a write opens its transaction
+            # explicitly; a read runs alone and leaves nothing to roll back
+            if conn.get_execution_options().get(WRITE_INTENT, True):
+                conn.exec_driver_sql("BEGIN")
+
+        skip_idle_rollback(sync_engine, lambda driver: bool(driver.get_transaction_status()))
+
         timeout = settings.statement_timeout
         if timeout is None:
             return

@@ -6,6 +6,13 @@ sent in the startup packet (no extra round trip per connection); the client
 that stops answering altogether still yields an error; errors are classified
 by SQLSTATE (https://www.postgresql.org/docs/current/errcodes-appendix.html).
 
+Round trips: a read that declared no write intent runs in autocommit (no
+BEGIN, and no ROLLBACK when the connection goes back to the pool); a write
+transaction is BEGIN, its statements, COMMIT. There is no ping per checkout: a
+connection that died in the pool fails its first statement, SQLAlchemy
+invalidates the pool, and the retry policy of ``ConnectionManager`` repeats
+the unit on a fresh connection.
+
 Schema: timestamps are ``timestamptz``; exact strings use ``COLLATE "C"``
 (byte order, the same order SQLite and MySQL's binary collations give, and
 B-tree indexes usable for ``LIKE 'prefix%'``); full-text search is a STORED
@@ -18,17 +25,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, literal_column, select, type_coerce
+from sqlalchemy import event, func, literal_column, select, type_coerce
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from ._base import Dialect, ErrorKind, queue_pool_options, search_words
+from ._base import SNAPSHOT, WRITE_INTENT, Dialect, ErrorKind, queue_pool_options, search_words
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
     from sqlalchemy import Select, Table
-    from sqlalchemy.engine import URL
+    from sqlalchemy.engine import URL, Connection, Engine
     from sqlalchemy.engine.interfaces import Dialect as SADialect
     from sqlalchemy.sql import Executable
     from sqlalchemy.sql.elements import ColumnElement
@@ -110,10 +117,23 @@ class PostgreSQLDialect(Dialect):
                 overflow=_DEFAULT_MAX_OVERFLOW,
                 timeout=_DEFAULT_POOL_TIMEOUT,
                 recycle=_DEFAULT_POOL_RECYCLE,
-                pre_ping=True,
+                pre_ping=False,
             ),
             "connect_args": connect_args,
         }
+
+    def install_hooks(self, sync_engine: Engine, settings: Settings) -> None:
+        @event.listens_for(sync_engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # SQLAlchemy's asyncpg adapter sends BEGIN lazily before the first
+            # statement unless it is in autocommit; switching is an attribute,
+            # not a round trip. The pool's reset puts it back to the default.
+            options = conn.get_execution_options()
+            adapter: Any = conn.connection.dbapi_connection
+            if options.get(WRITE_INTENT, True) or options.get(SNAPSHOT, False):
+                adapter.isolation_level = adapter._isolation_setting
+            else:
+                adapter.isolation_level = "autocommit"
 
     def classify_error(self, orig: BaseException) -> ErrorKind | None:
         sqlstate = getattr(orig, "sqlstate", None)

@@ -6,7 +6,9 @@ Invariants:
   (``isolation_level = None``) so contextstore decides how a transaction
   begins: writes start with ``BEGIN IMMEDIATE`` (the write lock is taken up
   front and waits on ``busy_timeout`` instead of failing later with "database
-  is locked" on lock upgrade), single-statement reads run in autocommit;
+  is locked" on lock upgrade), single-statement reads run in autocommit,
+  and their connection goes back to the pool without a ROLLBACK (which would
+  cost a thread hop for nothing);
 * every connection gets WAL, ``foreign_keys=ON``, ``synchronous=NORMAL`` and a
   busy timeout; ``:memory:`` databases share one connection (``StaticPool``)
   because each new connection would see a different empty database;
@@ -28,7 +30,15 @@ from sqlalchemy import table as sa_table
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.pool import StaticPool
 
-from ._base import WRITE_INTENT, Dialect, ErrorKind, queue_pool_options, search_words
+from ._aiosqlite import connect as one_hop_connect
+from ._base import (
+    WRITE_INTENT,
+    Dialect,
+    ErrorKind,
+    queue_pool_options,
+    search_words,
+    skip_idle_rollback,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -81,7 +91,11 @@ class SQLiteDialect(Dialect):
     alter_by_rebuild = True
 
     def engine_options(self, url: URL, settings: Settings) -> dict[str, Any]:
-        connect_args: dict[str, Any] = {"timeout": BUSY_TIMEOUT_MS / 1000}
+        connect_args: dict[str, Any] = {
+            "timeout": BUSY_TIMEOUT_MS / 1000,
+            # one thread hop per statement instead of four (see _aiosqlite)
+            "async_creator_fn": one_hop_connect,
+        }
         if is_memory(url):
             connect_args["check_same_thread"] = False
             return {"poolclass": StaticPool, "connect_args": connect_args}
@@ -120,6 +134,9 @@ class SQLiteDialect(Dialect):
             if conn.get_execution_options().get(WRITE_INTENT, True):
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             # reads that declared no write intent stay in autocommit
+
+        # a read in autocommit has nothing to roll back: skip the thread hop
+        skip_idle_rollback(sync_engine, lambda driver: bool(driver.in_transaction))
 
     def classify_error(self, orig: BaseException) -> ErrorKind | None:
         if not isinstance(orig, sqlite3.Error):

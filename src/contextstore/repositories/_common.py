@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, bindparam, or_
+from sqlalchemy.sql.base import Executable
 
 from .. import _cursor
 from .._dialects import Dialect, dialect_for
@@ -35,6 +36,38 @@ def after(
     if descending:
         return or_(time_column < moment, and_(time_column == moment, id_column < row_id))
     return or_(time_column > moment, and_(time_column == moment, id_column > row_id))
+
+
+def after_param(
+    time_column: ColumnElement[Any], id_column: ColumnElement[Any], *, descending: bool
+) -> ColumnElement[bool]:
+    """:func:`after` with bind parameters ``after_time`` and ``after_id``, for prepared
+    statements (see :func:`prepared`)."""
+    return after(
+        (bindparam("after_time"), bindparam("after_id")),  # type: ignore[arg-type]
+        time_column,
+        id_column,
+        descending=descending,
+    )
+
+
+E = TypeVar("E", bound=Executable)
+
+
+def prepared(stmt: E) -> E:
+    """Mark a statement built once, with bind parameters for every value, as final.
+
+    SQLAlchemy finds a statement's compiled form by its cache key, which it
+    computes again on every execution by walking the whole expression: about
+    50 µs of a point read that costs the raw driver 100-150 µs. A statement
+    built once per shape never changes, so its key is computed here once.
+    The statement must not be used to derive others (``.where()`` and friends
+    would copy the stored key); build variants as separate prepared statements.
+    """
+    element: Any = stmt
+    key = element._generate_cache_key()
+    element._generate_cache_key = lambda: key
+    return stmt
 
 
 class CoreRepository:

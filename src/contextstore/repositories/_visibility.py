@@ -12,13 +12,31 @@ SQL, so it is indistinguishable from a missing one.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, true
+from typing import Any
+
+from sqlalchemy import and_, bindparam, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..models import Viewer
 from ..schema import messages
 
-__all__ = ["visible_to"]
+__all__ = ["VISIBLE_TO_VIEWER", "viewer_params", "visible_to"]
+
+#: the rule for a non-admin viewer, with bind parameters ``viewer_id`` and
+#: ``viewer_type`` (see :func:`viewer_params`), for prepared statements.
+VISIBLE_TO_VIEWER: ColumnElement[bool] = or_(
+    messages.c.visibility == "public",
+    messages.c.sender == bindparam("viewer_id"),
+    and_(
+        messages.c.visibility == "agent_only",
+        messages.c.sender_type == bindparam("viewer_type"),
+    ),
+)
+
+
+def viewer_params(viewer: Viewer) -> dict[str, Any]:
+    """The values :data:`VISIBLE_TO_VIEWER` needs (admins need none)."""
+    return {"viewer_id": viewer.agent_id, "viewer_type": viewer.agent_type}
 
 
 def visible_to(viewer: Viewer) -> ColumnElement[bool]:

@@ -97,7 +97,8 @@ class CoreAuditRepository(CoreRepository):
             inserted = await conn.execute(insert(audit_log), {**row, "client_token": token})
             return AuditEvent(id=_first_key(inserted.inserted_primary_key), **row)
 
-        return await self._db.run(work, write=True, idempotent=True)
+        # one INSERT: it commits itself, and a retry finds it by its token
+        return await self._db.run(work, write=True, idempotent=True, autocommit=True)
 
     async def list(
         self,

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Integer, Select, bindparam, func, insert, select, true
 
 from .. import _cursor, _validate
 from ..errors import NotFoundError, ValidationError
 from ..models import Message, NewMessage, Page, SearchHit, Viewer
 from ..schema import messages, session_participants
-from ._common import CoreRepository, after, page, utcnow
-from ._visibility import visible_to
+from ._common import CoreRepository, after, after_param, page, prepared, utcnow
+from ._visibility import VISIBLE_TO_VIEWER, viewer_params, visible_to
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import RowMapping
@@ -130,7 +131,10 @@ class CoreMessageRepository(CoreRepository):
                 for row_id, row in zip(ids, rows, strict=True)
             ]
 
-        return await self._db.run(work, write=True, idempotent=True)
+        # a single row with no parent to check is one INSERT, which commits
+        # itself; a retry finds it by its token
+        single = len(rows) == 1 and not parents
+        return await self._db.run(work, write=True, idempotent=True, autocommit=single)
 
     @staticmethod
     async def _by_tokens(conn: AsyncConnection, tokens: list[str]) -> builtins.list[Message] | None:
@@ -150,8 +154,9 @@ class CoreMessageRepository(CoreRepository):
     async def get(self, message_id: int, *, viewer: Viewer) -> Message | None:
         _validate.row_id("message_id", message_id)
         _validate.viewer(viewer)
-        stmt = select(*_COLUMNS).where(messages.c.id == message_id, visible_to(viewer))
-        row = await self._db.fetch_one(stmt)
+        params = viewer_params(viewer)
+        params["message_id"] = message_id
+        row = await self._db.fetch_one(_get_statement(viewer.is_admin), params)
         return None if row is None else to_message(row)
 
     async def list(
@@ -170,20 +175,14 @@ class CoreMessageRepository(CoreRepository):
         _validate.order(order)
         _validate.optional_name("sender", sender)
         scope = _cursor.scope(session_id, order, sender)
-        descending = order == "desc"
-        stmt = select(*_COLUMNS).where(messages.c.session_id == session_id, visible_to(viewer))
-        if sender is not None:
-            stmt = stmt.where(messages.c.sender == sender)
+        params = viewer_params(viewer)
+        params.update(session_id=session_id, sender=sender, limit=limit + 1)
         if cursor is not None:
-            position = _cursor.decode(cursor, "messages", scope)
-            stmt = stmt.where(
-                after(position, messages.c.timestamp, messages.c.id, descending=descending)
-            )
-        if descending:
-            stmt = stmt.order_by(messages.c.timestamp.desc(), messages.c.id.desc())
-        else:
-            stmt = stmt.order_by(messages.c.timestamp, messages.c.id)
-        items = [to_message(row) for row in await self._db.fetch_all(stmt.limit(limit + 1))]
+            params["after_time"], params["after_id"] = _cursor.decode(cursor, "messages", scope)
+        stmt = _list_statement(
+            viewer.is_admin, sender is not None, cursor is not None, order == "desc"
+        )
+        items = [to_message(row) for row in await self._db.fetch_all(stmt, params)]
         return page(items, limit, "messages", scope, lambda m: (m.timestamp, m.id))
 
     async def count(self, session_id: str, *, viewer: Viewer) -> int:
@@ -240,6 +239,34 @@ class CoreMessageRepository(CoreRepository):
         stmt = stmt.order_by(messages.c.timestamp.desc(), messages.c.id.desc()).limit(limit + 1)
         items = [to_message(row) for row in await self._db.fetch_all(stmt)]
         return page(items, limit, "feed", scope, lambda m: (m.timestamp, m.id))
+
+
+@functools.cache
+def _get_statement(admin: bool) -> Select[Any]:
+    """``get``'s statement, built once per shape (see ``_common.prepared``)."""
+    return prepared(
+        select(*_COLUMNS).where(
+            messages.c.id == bindparam("message_id"), true() if admin else VISIBLE_TO_VIEWER
+        )
+    )
+
+
+@functools.cache
+def _list_statement(admin: bool, by_sender: bool, resumed: bool, descending: bool) -> Select[Any]:
+    """``list``'s statement, built once per shape (see ``_common.prepared``)."""
+    stmt = select(*_COLUMNS).where(
+        messages.c.session_id == bindparam("session_id"),
+        true() if admin else VISIBLE_TO_VIEWER,
+    )
+    if by_sender:
+        stmt = stmt.where(messages.c.sender == bindparam("sender"))
+    if resumed:
+        stmt = stmt.where(after_param(messages.c.timestamp, messages.c.id, descending=descending))
+    if descending:
+        stmt = stmt.order_by(messages.c.timestamp.desc(), messages.c.id.desc())
+    else:
+        stmt = stmt.order_by(messages.c.timestamp, messages.c.id)
+    return prepared(stmt.limit(bindparam("limit", type_=Integer)))
 
 
 def _first_key(key: Any) -> int:

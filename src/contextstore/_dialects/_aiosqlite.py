@@ -1,0 +1,154 @@
+"""An aiosqlite connection whose cursors cost one thread hop per statement.
+
+aiosqlite runs every call in its own thread; SQLAlchemy's adapter makes four
+such calls per statement (create the cursor, execute, fetch, close). Each hop
+is a queue put, a thread wake-up and a loop wake-up: on a busy machine that is
+most of a point read. Here ``cursor()`` creates nothing, and ``execute`` runs
+the statement *and* fetches up to :data:`PREFETCH` rows in one hop, closing the
+SQLite cursor when the result is exhausted. Larger results fetch the rest in
+one more hop (``fetchall``) or batch by batch (server-side streams), so a
+stream holds at most ``PREFETCH`` rows or its batch size.
+
+The behaviour SQLAlchemy sees is the DB-API cursor's: ``description``,
+``rowcount``, ``lastrowid`` and the ``fetch*`` methods.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import aiosqlite
+
+__all__ = ["PREFETCH", "connect"]
+
+T = TypeVar("T")
+
+#: rows fetched in the same thread hop as the statement (aiosqlite's own chunk
+#: size): a page of up to 63 rows costs one hop, and a stream holds at most
+#: this many rows (or its batch size) in memory.
+PREFETCH = 64
+
+
+class _Cursor:
+    """The part of ``aiosqlite.Cursor`` that SQLAlchemy's adapter uses."""
+
+    def __init__(self, connection: _Connection) -> None:
+        self._connection = connection
+        self._cursor: sqlite3.Cursor | None = None
+        self._rows: deque[Any] = deque()
+        self.description: Any = None
+        self.lastrowid: int | None = None
+        self.rowcount = -1
+        self.arraysize = 1
+
+    async def execute(self, sql: str, parameters: Any = None) -> _Cursor:
+        def run() -> tuple[sqlite3.Cursor | None, Any, int | None, int, list[Any]]:
+            cursor = self._connection._conn.cursor()
+            try:
+                cursor.execute(sql, () if parameters is None else parameters)
+                rows = cursor.fetchmany(PREFETCH) if cursor.description else []
+            except BaseException:
+                cursor.close()
+                raise
+            state = (cursor.description, cursor.lastrowid, cursor.rowcount)
+            if len(rows) < PREFETCH:
+                cursor.close()
+                return None, *state, rows
+            return cursor, *state, rows
+
+        await self._close_open_cursor()
+        (
+            cursor,
+            self.description,
+            self.lastrowid,
+            self.rowcount,
+            rows,
+        ) = await self._connection.run_in_thread(run)
+        self._cursor = cursor
+        self._rows = deque(rows)
+        return self
+
+    async def executemany(self, sql: str, parameters: Any) -> _Cursor:
+        def run() -> tuple[int | None, int]:
+            cursor = self._connection._conn.cursor()
+            try:
+                cursor.executemany(sql, parameters)
+                return cursor.lastrowid, cursor.rowcount
+            finally:
+                cursor.close()
+
+        await self._close_open_cursor()
+        self.description = None
+        self.lastrowid, self.rowcount = await self._connection.run_in_thread(run)
+        return self
+
+    async def _more(self, size: int | None) -> None:
+        """Fetch ``size`` more rows (all when None) into the buffer, in one hop."""
+        cursor = self._cursor
+        if cursor is None:
+            return
+
+        def run() -> tuple[list[Any], bool]:
+            rows = cursor.fetchall() if size is None else cursor.fetchmany(size)
+            done = size is None or len(rows) < size
+            if done:
+                cursor.close()
+            return rows, done
+
+        rows, done = await self._connection.run_in_thread(run)
+        self._rows.extend(rows)
+        if done:
+            self._cursor = None
+
+    async def fetchone(self) -> Any:
+        if not self._rows:
+            await self._more(PREFETCH)
+        return self._rows.popleft() if self._rows else None
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        wanted = self.arraysize if size is None else size
+        if len(self._rows) < wanted:
+            await self._more(max(wanted - len(self._rows), 1))
+        return [self._rows.popleft() for _ in range(min(wanted, len(self._rows)))]
+
+    async def fetchall(self) -> list[Any]:
+        await self._more(None)
+        rows = list(self._rows)
+        self._rows.clear()
+        return rows
+
+    async def close(self) -> None:
+        self._rows.clear()
+        await self._close_open_cursor()
+
+    async def _close_open_cursor(self) -> None:
+        cursor, self._cursor = self._cursor, None
+        connection = self._connection
+        if cursor is None or not connection._running or connection._connection is None:
+            return  # closing the connection closed its cursors too
+        await connection.run_in_thread(cursor.close)
+
+
+class _Connection(aiosqlite.Connection):
+    async def cursor(self) -> _Cursor:  # type: ignore[override]
+        return _Cursor(self)
+
+    async def run_in_thread(self, function: Callable[[], T]) -> T:
+        """Run ``function`` in the connection's thread: one hop."""
+        result: T = await self._execute(function)  # type: ignore[no-untyped-call]
+        return result
+
+
+def connect(database: str | bytes, **kwargs: Any) -> aiosqlite.Connection:
+    """``aiosqlite.connect`` with one-hop cursors; awaited by SQLAlchemy's adapter.
+
+    The worker thread is a daemon (as SQLAlchemy makes it), so a process that
+    forgets to close the engine still exits.
+    """
+    location = database.decode() if isinstance(database, bytes) else str(database)
+    connection = _Connection(lambda: sqlite3.connect(location, **kwargs), 64)
+    connection._thread.daemon = True
+    return connection

@@ -1,0 +1,181 @@
+"""What each operation costs on the wire: transaction control and pings per call.
+
+The drivers are spied on (the calls still reach the real database), so a
+regression that brings back a BEGIN/ROLLBACK around a read, a ping per checkout
+or an empty ROLLBACK on release shows up here, not only in benchmarks/.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import aiomysql
+import aiosqlite
+import asyncpg
+import pytest
+
+from contextstore import NewMessage, Settings, Store, Viewer
+from contextstore._dialects import _aiosqlite
+
+_CONTROL = re.compile(r"^\s*(BEGIN|START TRANSACTION|COMMIT|ROLLBACK)", re.IGNORECASE)
+_COM_QUERY = 3
+_COM_PING = 14
+
+
+class Wire:
+    """Transaction-control statements and pings the driver sent, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.hops = 0  # SQLite: calls run in aiosqlite's thread
+
+    def record_sql(self, sql: Any) -> None:
+        match = _CONTROL.match(str(sql))
+        if match:
+            word = match.group(1).upper()
+            self.events.append("BEGIN" if word == "START TRANSACTION" else word)
+
+    def take(self) -> list[str]:
+        events, self.events = self.events, []
+        self.hops = 0
+        return events
+
+
+@pytest.fixture
+def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
+    spy = Wire()
+
+    # PostgreSQL: SQLAlchemy's adapter sends BEGIN/COMMIT/ROLLBACK through
+    # asyncpg's Connection.execute; queries go through prepared statements
+    pg_execute = asyncpg.connection.Connection.execute
+
+    async def execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        spy.record_sql(query)
+        return await pg_execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "execute", execute)
+
+    # MySQL: every command aiomysql sends
+    my_command = aiomysql.Connection._execute_command
+
+    async def command(self: Any, kind: int, sql: Any) -> Any:
+        if kind == _COM_PING:
+            spy.events.append("PING")
+        elif kind == _COM_QUERY:
+            spy.record_sql(sql.decode() if isinstance(sql, bytes) else sql)
+        return await my_command(self, kind, sql)
+
+    monkeypatch.setattr(aiomysql.Connection, "_execute_command", command)
+
+    # SQLite: statements through the one-hop cursor, commit/rollback calls
+    cursor_execute = _aiosqlite._Cursor.execute
+
+    async def sqlite_execute(self: Any, sql: str, parameters: Any = None) -> Any:
+        spy.record_sql(sql)
+        return await cursor_execute(self, sql, parameters)
+
+    run_in_thread = _aiosqlite._Connection.run_in_thread
+
+    async def hop(self: Any, function: Any) -> Any:
+        spy.hops += 1
+        return await run_in_thread(self, function)
+
+    def driver_call(name: str) -> None:
+        original = getattr(aiosqlite.Connection, name)
+
+        async def call(self: Any) -> Any:
+            spy.events.append(name.upper())
+            return await original(self)
+
+        monkeypatch.setattr(aiosqlite.Connection, name, call)
+
+    monkeypatch.setattr(_aiosqlite._Cursor, "execute", sqlite_execute)
+    monkeypatch.setattr(_aiosqlite._Connection, "run_in_thread", hop)
+    driver_call("commit")
+    driver_call("rollback")
+    return spy
+
+
+@pytest.fixture
+async def warm_store(empty_url: str, wire: Wire) -> Any:
+    """A store with one session and message, and a pool already warmed up."""
+    async with Store(Settings(database_url=empty_url, pool_size=1, max_overflow=0)) as store:
+        await store.sessions.create(purpose="wire", created_by="a", session_id="s1")
+        message = await store.messages.add("s1", sender="a", content="hello wire")
+        wire.take()
+        yield store, message
+
+
+VIEWER = Viewer(agent_id="a")
+
+
+async def test_reads_send_no_transaction_control_and_no_ping(
+    warm_store: Any, wire: Wire, dialect_name: str
+) -> None:
+    store, message = warm_store
+    for _ in range(5):
+        assert await store.messages.get(message.id, viewer=VIEWER) == message
+    page = await store.messages.list("s1", viewer=VIEWER, order="desc")
+    assert page.items == [message]
+    assert await store.memory.get("a", "missing") is None
+    assert wire.events == []
+    if dialect_name == "sqlite":
+        # one thread hop per statement: 7 reads
+        assert wire.hops == 7
+
+
+async def test_single_inserts_commit_by_themselves(
+    warm_store: Any, wire: Wire, dialect_name: str
+) -> None:
+    store, _ = warm_store
+    await store.messages.add("s1", sender="a", content="one more")
+    await store.audit.record("login", agent_id="a")
+    hops = wire.hops
+    assert wire.take() == []
+    if dialect_name == "sqlite":
+        assert hops == 2  # one INSERT each, nothing around them
+
+
+async def test_multi_statement_writes_are_one_transaction(warm_store: Any, wire: Wire) -> None:
+    store, message = warm_store
+    await store.memory.set("a", "k", {"v": 1})
+    assert wire.take() == ["BEGIN", "COMMIT"]
+    await store.messages.add_many("s1", [NewMessage(sender="a", content=f"m{i}") for i in range(3)])
+    assert wire.take() == ["BEGIN", "COMMIT"]
+    await store.messages.add("s1", sender="a", content="reply", parent_message_id=message.id)
+    assert wire.take() == ["BEGIN", "COMMIT"]
+
+
+async def test_a_failed_write_is_rolled_back(warm_store: Any, wire: Wire) -> None:
+    from contextstore import ConflictError
+
+    store, _ = warm_store
+    await store.memory.set("a", "k", 1)
+    wire.take()
+    with pytest.raises(ConflictError):
+        await store.memory.set("a", "k", 2, overwrite=False)
+    assert wire.take() == ["BEGIN", "ROLLBACK"]
+    entry = await store.memory.get("a", "k")
+    assert entry is not None
+    assert entry.value == 1
+
+
+async def test_the_spy_sees_a_ping_when_pre_ping_is_asked_for(
+    empty_url: str, wire: Wire, dialect_name: str
+) -> None:
+    # proves the spy works, and that the setting still turns pings on
+    settings = Settings(database_url=empty_url, pool_size=1, max_overflow=0, pool_pre_ping=True)
+    async with Store(settings) as store:
+        await store.sessions.create(purpose="wire", created_by="a", session_id="s1")
+        wire.take()
+        assert await store.messages.get(1, viewer=VIEWER) is None
+        events = wire.take()
+    if dialect_name == "mysql":
+        assert events == ["PING"]
+    elif dialect_name == "postgresql":
+        # SQLAlchemy pings asyncpg inside a transaction of its own
+        assert events[0] == "BEGIN"
+        assert events[-1] == "ROLLBACK"
+    else:
+        assert events == []  # SQLite's ping is a statement, not a transaction
