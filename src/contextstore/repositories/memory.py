@@ -12,12 +12,12 @@ import builtins
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, or_, select
 
 from .. import _validate
 from ..models import MemoryEntry
 from ..schema import agent_memory
-from ._common import CoreRepository, utcnow
+from ._common import CoreRepository, prepared, utcnow
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -59,6 +59,17 @@ def _scope(agent_id: str, session_id: str | None) -> builtins.list[ColumnElement
     return [agent_memory.c.agent_id == agent_id, agent_memory.c.scope == (session_id or "")]
 
 
+#: ``get``'s statement, built once (see ``_common.prepared``).
+_GET = prepared(
+    select(*_COLUMNS).where(
+        agent_memory.c.agent_id == bindparam("agent_id"),
+        agent_memory.c.scope == bindparam("scope"),
+        agent_memory.c.key == bindparam("key"),
+        _live(bindparam("now")),  # type: ignore[arg-type]
+    )
+)
+
+
 class CoreMemoryRepository(CoreRepository):
     async def set(
         self,
@@ -90,9 +101,14 @@ class CoreMemoryRepository(CoreRepository):
             "expires_at": None if lifetime is None else now + lifetime,
         }
         where = [*_scope(agent_id, session_id), agent_memory.c.key == key]
+        attempts = 0
 
         async def work(conn: AsyncConnection) -> MemoryEntry:
+            nonlocal attempts
+            attempts += 1
             if overwrite:
+                # the upsert is idempotent by construction: repeating it after
+                # a lost COMMIT writes the same row again
                 stmt = self._dialect.upsert(
                     agent_memory,
                     row,
@@ -100,6 +116,26 @@ class CoreMemoryRepository(CoreRepository):
                     update=("value", "metadata", "updated_at", "expires_at"),
                 )
             else:
+                if attempts > 1:
+                    # an earlier attempt may have committed before its
+                    # connection died: its row carries this call's timestamp
+                    # (the key generated once per call), so it is ours, not a
+                    # conflict
+                    mine = (
+                        (
+                            await conn.execute(
+                                select(*_COLUMNS).where(
+                                    *where,
+                                    agent_memory.c.created_at == now,
+                                    agent_memory.c.updated_at == now,
+                                )
+                            )
+                        )
+                        .mappings()
+                        .first()
+                    )
+                    if mine is not None:
+                        return to_entry(mine)
                 # an expired entry counts as absent: clear it, then a live one
                 # makes the insert clash (ConflictError)
                 await conn.execute(
@@ -110,9 +146,7 @@ class CoreMemoryRepository(CoreRepository):
             stored = (await conn.execute(select(*_COLUMNS).where(*where))).mappings().one()
             return to_entry(stored)
 
-        # the upsert is idempotent by construction: repeating it after a lost
-        # COMMIT writes the same row again; insert-if-absent is not
-        return await self._db.run(work, write=True, idempotent=overwrite)
+        return await self._db.run(work, write=True, idempotent=True)
 
     async def get(
         self, agent_id: str, key: str, *, session_id: str | None = None
@@ -120,10 +154,8 @@ class CoreMemoryRepository(CoreRepository):
         _validate.name("agent_id", agent_id)
         _validate.name("key", key)
         _validate.optional_name("session_id", session_id)
-        stmt = select(*_COLUMNS).where(
-            *_scope(agent_id, session_id), agent_memory.c.key == key, _live(utcnow())
-        )
-        row = await self._db.fetch_one(stmt)
+        params = {"agent_id": agent_id, "scope": session_id or "", "key": key, "now": utcnow()}
+        row = await self._db.fetch_one(_GET, params)
         return None if row is None else to_entry(row)
 
     async def list(
