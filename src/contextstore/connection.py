@@ -65,6 +65,7 @@ class ConnectionManager:
             engine if engine is not None else create_engine(self._settings)
         )
         self._probes: set[asyncio.Task[Any]] = set()
+        self._unpooled: AsyncEngine | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._engine is None else "open"
@@ -114,9 +115,18 @@ class ConnectionManager:
             DatabaseUnavailableError: attempts ran out; ``may_have_committed``
                 tells whether a write may have landed.
         """
+        return await self._run(self.engine, work, write, idempotent, autocommit)
+
+    async def _run(
+        self,
+        engine: AsyncEngine,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        write: bool,
+        idempotent: bool = False,
+        autocommit: bool = False,
+    ) -> T:
         if autocommit and not idempotent:
             raise ValueError("autocommit writes must be idempotent")
-        engine = self.engine
         loop = asyncio.get_running_loop()
         deadline = loop.time() + RETRY_WINDOW
         attempt = 0
@@ -320,13 +330,18 @@ class ConnectionManager:
 
     async def _probe(self) -> tuple[str, str | None, bool]:
         """Server version, schema revision, and whether that revision is the newest."""
+        engine = self.engine
+        if _exhausted(engine):
+            # every pooled connection is busy: the question is whether the
+            # database answers, so ask it over a connection of the probe's own
+            engine = self._probe_engine()
         # Read-only: a textual SELECT would otherwise count as a write and, on
         # SQLite, queue behind any open write transaction for busy_timeout.
-        version = await self.run(_scalar(self._dialect.server_version_sql()), write=False)
+        version = await self._run(engine, _scalar(self._dialect.server_version_sql()), False)
         revision: str | None = None
         try:
-            revision = await self.run(
-                _scalar("SELECT version_num FROM alembic_version"), write=False
+            revision = await self._run(
+                engine, _scalar("SELECT version_num FROM alembic_version"), False
             )
         except ContextStoreError:
             revision = None  # no schema yet
@@ -335,6 +350,12 @@ class ConnectionManager:
         current = revision is not None and revision == _head_revision()
         return str(version), revision, current
 
+    def _probe_engine(self) -> AsyncEngine:
+        """An engine without a pool (one connection per probe), made on first use."""
+        if self._unpooled is None:
+            self._unpooled = create_engine(self._settings, pooled=False)
+        return self._unpooled
+
     async def dispose(self) -> None:
         """Close every pooled connection; later calls raise a clear error."""
         for probe in list(self._probes):
@@ -342,8 +363,10 @@ class ConnectionManager:
         if self._probes:
             await asyncio.wait(self._probes, timeout=1.0)
         engine, self._engine = self._engine, None
-        if engine is not None:
-            await engine.dispose()
+        unpooled, self._unpooled = self._unpooled, None
+        for each in (engine, unpooled):
+            if each is not None:
+                await each.dispose()
 
 
 def _scalar(sql: str) -> Callable[[AsyncConnection], Awaitable[Any]]:
@@ -353,6 +376,14 @@ def _scalar(sql: str) -> Callable[[AsyncConnection], Awaitable[Any]]:
         return (await conn.execute(text(sql))).scalar()
 
     return work
+
+
+def _exhausted(engine: AsyncEngine) -> bool:
+    """Every connection the queue pool may open is checked out."""
+    pool = engine.pool
+    if not isinstance(pool, QueuePool):
+        return False
+    return pool.checkedout() >= pool.size() + max(0, pool._max_overflow)
 
 
 def _writes(stmt: Executable) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool, StaticPool
 
 from ._dialects import dialect_for
 
@@ -39,9 +40,21 @@ def engine_options(url: URL, settings: Settings) -> dict[str, Any]:
     return options
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """Build the ``AsyncEngine`` for ``settings`` with the dialect's hooks attached."""
+_POOL_ARGS = ("poolclass", "pool_size", "max_overflow", "pool_timeout", "pool_recycle")
+
+
+def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
+    """Build the ``AsyncEngine`` for ``settings`` with the dialect's hooks attached.
+
+    ``pooled=False`` gives an engine that opens a connection per checkout
+    (``NullPool``), for probes that must not wait behind a busy pool. An
+    in-memory SQLite database keeps its single shared connection.
+    """
     url = settings.effective_database_url
-    engine = create_async_engine(url, **engine_options(url, settings))
+    options = engine_options(url, settings)
+    if not pooled and options.get("poolclass") is not StaticPool:
+        options = {key: value for key, value in options.items() if key not in _POOL_ARGS}
+        options["poolclass"] = NullPool
+    engine = create_async_engine(url, **options)
     dialect_for(url).install_hooks(engine.sync_engine, settings)
     return engine

@@ -159,3 +159,20 @@ async def test_schema_revision_and_currency(
         current = await db.health_check(timeout=5.0)
         assert current.schema_revision == "cafe0002"
         assert current.schema_current is True
+
+
+async def test_answers_while_the_pool_is_exhausted(empty_url: str) -> None:
+    # every pooled connection is held: health asks over a connection of its own
+    async with (
+        managed(empty_url, pool_size=1, max_overflow=0, pool_timeout=30) as db,
+        db.transaction() as conn,
+    ):
+        await conn.execute(text("SELECT 1"))
+        # within its timeout, or it would say "no answer"
+        report = await db.health_check(timeout=5.0)
+        assert report.ok, report.error
+        assert report.pool is not None
+        assert report.pool.checked_out == 1
+        assert report.pool.size == 1
+    stats = db.pool_stats()
+    assert stats is None  # disposed, the probe's own engine included
