@@ -75,3 +75,64 @@ async def test_connect_timeout_is_unavailable_not_a_query_timeout() -> None:
         assert stats is not None
         assert stats.checked_out == 0
     assert other_tasks() == set()
+
+
+# -- add_many through COPY ------------------------------------------------------
+
+
+async def test_large_add_many_goes_through_copy_and_keeps_everything(
+    postgresql_empty_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    import asyncpg
+
+    from contextstore import NewMessage, NotFoundError, Settings, Store, Viewer
+    from contextstore._dialects.postgresql import COPY_MIN_ROWS
+
+    copies: list[int] = []
+    real_copy = asyncpg.connection.Connection.copy_records_to_table
+
+    async def counting_copy(self: object, table: str, **kwargs: object) -> object:
+        copies.append(len(kwargs["records"]))  # type: ignore[arg-type]
+        return await real_copy(self, table, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "copy_records_to_table", counting_copy)
+    n = COPY_MIN_ROWS + 50
+    batch = [
+        NewMessage(
+            sender=f"agent-{i % 7}",
+            content=f"zebrafish report {i} ünïcode 日本 \U0001f680",
+            visibility="private" if i % 3 else "public",
+            metadata={"i": i, "big": 2**62 + i, "nested": {"k": [1, None, "x"]}},
+        )
+        for i in range(n)
+    ]
+    admin = Viewer(agent_id="root", is_admin=True)
+    async with Store(Settings(database_url=postgresql_empty_url)) as store:
+        await store.sessions.create(purpose="copy", created_by="a", session_id="s1")
+        await store.sessions.create(purpose="copy", created_by="a", session_id="s2")
+        added, other = await asyncio.gather(
+            store.messages.add_many("s1", batch), store.messages.add_many("s2", batch)
+        )
+        assert copies == [n, n]
+        for result in (added, other):
+            ids = [m.id for m in result]
+            assert ids == sorted(ids)
+            assert len(set(ids)) == n
+        assert not {m.id for m in added} & {m.id for m in other}
+        for message, item in zip(added, batch, strict=True):
+            assert message.content == item.content
+            assert message.metadata == item.metadata
+        for message in (added[0], added[-1], added[n // 2]):
+            assert await store.messages.get(message.id, viewer=admin) == message
+        page = await store.messages.list("s1", viewer=admin, limit=1000)
+        assert page.items == added
+        hits = await store.messages.search("zebrafish", viewer=admin, session_id="s1", limit=5)
+        assert len(hits) == 5  # the search vector was computed for copied rows
+        later = await store.messages.add("s1", sender="a", content="after the copy")
+        assert later.id > max(m.id for m in added + other)
+        # COPY checks constraints like INSERT: a missing session writes nothing
+        with pytest.raises(NotFoundError):
+            await store.messages.add_many("missing", batch)
+        assert await store.messages.count("s1", viewer=admin) == n + 1

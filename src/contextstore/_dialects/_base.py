@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Select, Table
     from sqlalchemy.engine import URL, Engine
     from sqlalchemy.engine.interfaces import Dialect as SADialect
+    from sqlalchemy.ext.asyncio import AsyncConnection
     from sqlalchemy.sql import Executable
     from sqlalchemy.sql.elements import ColumnElement
     from sqlalchemy.types import TypeEngine
@@ -157,6 +158,17 @@ class Dialect(ABC):
 
         With ``update`` empty the existing row is left as it is (insert if absent).
         """
+
+    async def bulk_insert(
+        self, conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]
+    ) -> list[int] | None:
+        """Insert ``rows`` (same keys each) by the driver's fastest bulk path inside
+        the open transaction of ``conn``; return their new ids in input order.
+
+        None means the dialect has no faster path than ``INSERT ... RETURNING``
+        with ``insertmanyvalues``, which the caller then uses.
+        """
+        return None
 
     @abstractmethod
     def search_statement(

@@ -118,7 +118,10 @@ class CoreMessageRepository(CoreRepository):
                     raise NotFoundError(
                         f"parent message {min(missing)} does not exist in session {session_id!r}"
                     )
-            if len(rows) == 1:
+            bulk = await self._dialect.bulk_insert(conn, messages, rows)
+            if bulk is not None:
+                ids = bulk
+            elif len(rows) == 1:
                 result = await conn.execute(insert(messages), rows[0])
                 ids = [_first_key(result.inserted_primary_key)]
             else:
