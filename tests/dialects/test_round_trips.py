@@ -8,15 +8,17 @@ or an empty ROLLBACK on release shows up here, not only in benchmarks/.
 from __future__ import annotations
 
 import re
+import sqlite3
 from typing import Any
 
 import aiomysql
 import aiosqlite
 import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
 from contextstore import NewMessage, Settings, Store, Viewer
-from contextstore._dialects import _aiosqlite
+from contextstore._dialects import _aiosqlite, dialect_for
 
 _CONTROL = re.compile(r"^\s*(BEGIN|START TRANSACTION|COMMIT|ROLLBACK)", re.IGNORECASE)
 _COM_QUERY = 3
@@ -137,9 +139,62 @@ async def test_single_inserts_commit_by_themselves(
         assert hops == 2  # one INSERT each, nothing around them
 
 
+def upsert_returns_row(store: Store) -> bool:
+    """The capability memory.set's single-statement path depends on."""
+    recipe = dialect_for(store.db.settings.effective_database_url)
+    return recipe.upsert_returns_row(store.db.engine.dialect)
+
+
+def test_upsert_returning_follows_the_server() -> None:
+    from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+    recipe = dialect_for(make_url("sqlite://"))
+    assert recipe.upsert_returns_row(sqlite.dialect()) == (sqlite3.sqlite_version_info >= (3, 35))
+    old_sqlite = sqlite.dialect()
+    old_sqlite.insert_returning = False  # what SQLAlchemy decides below SQLite 3.35
+    assert not recipe.upsert_returns_row(old_sqlite)
+    assert dialect_for(make_url("postgresql://h/db")).upsert_returns_row(postgresql.dialect())
+    my = dialect_for(make_url("mysql://h/db"))
+    mysql_proper = mysql.dialect()
+    mysql_proper.insert_returning = False  # MySQL has no RETURNING at all
+    assert not my.upsert_returns_row(mysql_proper)
+    mariadb = mysql.dialect(is_mariadb=True)
+    assert mariadb.insert_returning  # MariaDB >= 10.5 (lowered on connect if older)
+    assert my.upsert_returns_row(mariadb)
+
+
+async def test_memory_set_is_one_self_committing_statement(warm_store: Any, wire: Wire) -> None:
+    store, _ = warm_store
+    # every server the suite runs on has the capability: the test must not pass vacuously
+    assert upsert_returns_row(store)
+    first = await store.memory.set("a", "k", {"v": 1})
+    hops = wire.hops
+    assert wire.take() == []  # no BEGIN, no COMMIT: the statement commits itself
+    again = await store.memory.set("a", "k", {"v": 2})
+    assert wire.take() == []
+    assert again.created_at == first.created_at
+    if store.dialect == "sqlite":
+        assert hops == 1  # one statement, one thread hop
+
+
+async def test_memory_set_without_the_capability_is_one_transaction(
+    warm_store: Any, wire: Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, _ = warm_store
+    recipe = dialect_for(store.db.settings.effective_database_url)
+    monkeypatch.setattr(type(recipe), "upsert_returns_row", lambda self, sa_dialect: False)
+    first = await store.memory.set("a", "k", {"v": 1})
+    assert wire.take() == ["BEGIN", "COMMIT"]
+    again = await store.memory.set("a", "k", {"v": 2})
+    assert wire.take() == ["BEGIN", "COMMIT"]
+    assert again.created_at == first.created_at
+    assert again.value == {"v": 2}
+    assert await store.memory.get("a", "k") == again
+
+
 async def test_multi_statement_writes_are_one_transaction(warm_store: Any, wire: Wire) -> None:
     store, message = warm_store
-    await store.memory.set("a", "k", {"v": 1})
+    await store.memory.set("a", "k", {"v": 1}, overwrite=False)
     assert wire.take() == ["BEGIN", "COMMIT"]
     await store.messages.add_many("s1", [NewMessage(sender="a", content=f"m{i}") for i in range(3)])
     assert wire.take() == ["BEGIN", "COMMIT"]

@@ -63,6 +63,9 @@ class Dialect(ABC):
     supports_statement_timeout: ClassVar[bool] = False
     #: ``INSERT ... ON CONFLICT/DUPLICATE KEY`` exists.
     native_upsert: ClassVar[bool] = True
+    #: ``INSERT ... ON CONFLICT/DUPLICATE KEY UPDATE ... RETURNING`` exists and
+    #: returns the row as stored after the update (see :meth:`upsert_returns_row`).
+    upsert_returning: ClassVar[bool] = True
     #: a network server (as opposed to an embedded file).
     is_server: ClassVar[bool] = True
     #: ALTER TABLE is limited: migrations rebuild tables (Alembic batch mode).
@@ -153,11 +156,29 @@ class Dialect(ABC):
         *,
         conflict: Sequence[str],
         update: Sequence[str],
+        returning: Sequence[ColumnElement[Any]] = (),
     ) -> Executable:
         """INSERT ``values``; on a clash of the unique key ``conflict`` update ``update``.
 
         With ``update`` empty the existing row is left as it is (insert if absent).
+        ``returning`` columns are returned (the stored row) where
+        :meth:`upsert_returns_row` holds; callers pass none otherwise.
         """
+
+    def upsert_returns_row(self, sa_dialect: SADialect) -> bool:
+        """True when :meth:`upsert` with ``returning`` is one statement whose result
+        is the stored row (on the update path too: columns not in ``update`` keep
+        their stored values).
+
+        Decided per server: ``sa_dialect`` is the engine's SQLAlchemy dialect,
+        which knows the server's version once it has connected.
+        """
+        return self.upsert_returning and bool(sa_dialect.insert_returning)
+
+    def prefer_index(self, stmt: Select[Any], table: Table, index: str) -> Select[Any]:
+        """``stmt`` reading ``table`` through ``index``, where the planner would not
+        pick that index's range by itself (default: ``stmt`` unchanged)."""
+        return stmt
 
     async def bulk_insert(
         self, conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]

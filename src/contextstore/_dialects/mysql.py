@@ -308,6 +308,7 @@ class MySQLDialect(Dialect):
         *,
         conflict: Sequence[str],
         update: Sequence[str],
+        returning: Sequence[ColumnElement[Any]] = (),
     ) -> Executable:
         # ON DUPLICATE KEY fires on any unique key; callers pass tables whose only
         # unique keys besides the surrogate id are ``conflict``.
@@ -315,8 +316,18 @@ class MySQLDialect(Dialect):
         if not update:
             # a no-op assignment: INSERT IGNORE would also swallow FK errors
             first = conflict[0]
-            return stmt.on_duplicate_key_update({first: table.c[first]})
-        return stmt.on_duplicate_key_update({name: stmt.inserted[name] for name in update})
+            done = stmt.on_duplicate_key_update({first: table.c[first]})
+        else:
+            done = stmt.on_duplicate_key_update({name: stmt.inserted[name] for name in update})
+        # MariaDB's RETURNING on the duplicate-key path returns the row as stored
+        # after the update (original values of the columns not updated)
+        return done.returning(*returning) if returning else done
+
+    def prefer_index(self, stmt: Select[Any], table: Table, index: str) -> Select[Any]:
+        # Without engine-independent statistics MariaDB's optimizer prefers
+        # ``ref`` on the index's first column over the range on its first two,
+        # reading every row of the session before a keyset cursor
+        return stmt.with_hint(table, f"FORCE INDEX ({index})", dialect_name="mysql")
 
     def search_statement(
         self,

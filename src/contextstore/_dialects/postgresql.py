@@ -229,13 +229,17 @@ class PostgreSQLDialect(Dialect):
         *,
         conflict: Sequence[str],
         update: Sequence[str],
+        returning: Sequence[ColumnElement[Any]] = (),
     ) -> Executable:
         stmt = pg_insert(table).values(values)
         if not update:
-            return stmt.on_conflict_do_nothing(index_elements=list(conflict))
-        return stmt.on_conflict_do_update(
-            index_elements=list(conflict), set_={name: stmt.excluded[name] for name in update}
-        )
+            done = stmt.on_conflict_do_nothing(index_elements=list(conflict))
+        else:
+            done = stmt.on_conflict_do_update(
+                index_elements=list(conflict), set_={name: stmt.excluded[name] for name in update}
+            )
+        # RETURNING of an upsert returns the row as stored (inserted or updated)
+        return done.returning(*returning) if returning else done
 
     def search_statement(
         self,

@@ -31,11 +31,18 @@ def after(
     *,
     descending: bool,
 ) -> ColumnElement[bool]:
-    """Rows strictly after ``position`` in (time, id) order: the keyset predicate."""
+    """Rows strictly after ``position`` in (time, id) order: the keyset predicate.
+
+    Written ``t >= :t AND (t > :t OR id > :id)`` rather than the equivalent
+    ``t > :t OR (t = :t AND id > :id)``: the leading conjunct is a bound on the
+    time column, which planners turn into an index range on a ``(..., time,
+    id)`` index, so a far page reads only its own rows instead of every row
+    before the cursor.
+    """
     moment, row_id = position
     if descending:
-        return or_(time_column < moment, and_(time_column == moment, id_column < row_id))
-    return or_(time_column > moment, and_(time_column == moment, id_column > row_id))
+        return and_(time_column <= moment, or_(time_column < moment, id_column < row_id))
+    return and_(time_column >= moment, or_(time_column > moment, id_column > row_id))
 
 
 def after_param(
@@ -66,6 +73,29 @@ def prepared(stmt: E) -> E:
     """
     element: Any = stmt
     key = element._generate_cache_key()
+    element._generate_cache_key = lambda: key
+    return stmt
+
+
+def fixed_key(stmt: E, *name: str) -> E:
+    """Give a statement built once, with bind parameters for every value, the
+    constant cache key ``name``, so SQLAlchemy caches its compiled form.
+
+    For constructs that have no cache key at all: the dialect ``insert()``
+    constructs (ON CONFLICT / ON DUPLICATE KEY) set ``inherit_cache = False``,
+    so SQLAlchemy compiles them again on every execution (``[no key]`` in the
+    compiled-cache statistics). ``name`` must identify the statement's whole
+    shape, dialect included; every value must be a bind parameter given at
+    execution, since the key carries no values. Like :func:`prepared`, the
+    statement must not be used to derive others.
+    """
+    from sqlalchemy.sql import visitors
+    from sqlalchemy.sql.cache_key import CacheKey
+    from sqlalchemy.sql.elements import BindParameter
+
+    element: Any = stmt
+    binds = [each for each in visitors.iterate(element) if isinstance(each, BindParameter)]
+    key = CacheKey(("contextstore", *name), binds)
     element._generate_cache_key = lambda: key
     return stmt
 

@@ -9,6 +9,7 @@ upsert target on every dialect. Expired rows are invisible before any purge.
 from __future__ import annotations
 
 import builtins
+import functools
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -17,14 +18,17 @@ from sqlalchemy import bindparam, delete, func, or_, select
 from .. import _validate
 from ..models import MemoryEntry
 from ..schema import agent_memory
-from ._common import CoreRepository, prepared, utcnow
+from ._common import CoreRepository, fixed_key, prepared, utcnow
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from sqlalchemy.engine import RowMapping
     from sqlalchemy.ext.asyncio import AsyncConnection
+    from sqlalchemy.sql import Executable
     from sqlalchemy.sql.elements import ColumnElement
+
+    from .._dialects import Dialect
 
 _COLUMNS = (
     agent_memory.c.agent_id,
@@ -70,6 +74,37 @@ _GET = prepared(
 )
 
 
+#: the columns ``set`` writes, and those an overwrite replaces (``created_at``
+#: keeps the time of the first write).
+_WRITTEN = (
+    "agent_id",
+    "session_id",
+    "key",
+    "value",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "expires_at",
+)
+_OVERWRITTEN = ("value", "metadata", "updated_at", "expires_at")
+
+
+@functools.cache
+def _upsert_statement(dialect: Dialect, returning: bool) -> Executable:
+    """``set``'s overwriting upsert, built and keyed once per dialect (see
+    ``_common.fixed_key``); bind parameters ``set_<column>`` for every value;
+    with ``returning`` it returns the stored row."""
+    values = {name: bindparam(f"set_{name}", type_=agent_memory.c[name].type) for name in _WRITTEN}
+    stmt = dialect.upsert(
+        agent_memory,
+        values,
+        conflict=("agent_id", "scope", "key"),
+        update=_OVERWRITTEN,
+        returning=_COLUMNS if returning else (),
+    )
+    return fixed_key(stmt, "memory.set.upsert", dialect.name, str(returning))
+
+
 class CoreMemoryRepository(CoreRepository):
     async def set(
         self,
@@ -102,19 +137,25 @@ class CoreMemoryRepository(CoreRepository):
         }
         where = [*_scope(agent_id, session_id), agent_memory.c.key == key]
         attempts = 0
+        if overwrite:
+            # the upsert is idempotent by construction: repeating it after a
+            # lost acknowledgement writes the same row again
+            params = {f"set_{name}": row[name] for name in _WRITTEN}
+            if self._dialect.upsert_returns_row(self._db.engine.dialect):
+                # one statement that commits itself and returns the stored row
+                upsert = _upsert_statement(self._dialect, True)
+
+                async def once(conn: AsyncConnection) -> MemoryEntry:
+                    return to_entry((await conn.execute(upsert, params)).mappings().one())
+
+                return await self._db.run(once, write=True, idempotent=True, autocommit=True)
+            upsert = _upsert_statement(self._dialect, False)
 
         async def work(conn: AsyncConnection) -> MemoryEntry:
             nonlocal attempts
             attempts += 1
             if overwrite:
-                # the upsert is idempotent by construction: repeating it after
-                # a lost COMMIT writes the same row again
-                stmt = self._dialect.upsert(
-                    agent_memory,
-                    row,
-                    conflict=("agent_id", "scope", "key"),
-                    update=("value", "metadata", "updated_at", "expires_at"),
-                )
+                await conn.execute(upsert, params)
             else:
                 if attempts > 1:
                     # an earlier attempt may have committed before its
@@ -141,8 +182,7 @@ class CoreMemoryRepository(CoreRepository):
                 await conn.execute(
                     delete(agent_memory).where(*where, agent_memory.c.expires_at <= now)
                 )
-                stmt = agent_memory.insert().values(row)
-            await conn.execute(stmt)
+                await conn.execute(agent_memory.insert().values(row))
             stored = (await conn.execute(select(*_COLUMNS).where(*where))).mappings().one()
             return to_entry(stored)
 

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import RowMapping
     from sqlalchemy.ext.asyncio import AsyncConnection
 
+    from .._dialects import Dialect
+
 _COLUMNS = (
     messages.c.id,
     messages.c.session_id,
@@ -125,10 +127,14 @@ class CoreMessageRepository(CoreRepository):
                 result = await conn.execute(insert(messages), rows[0])
                 ids = [_first_key(result.inserted_primary_key)]
             else:
-                result = await conn.execute(
-                    insert(messages).returning(messages.c.id, sort_by_parameter_order=True), rows
-                )
-                ids = list(result.scalars())
+                # RETURNING without sort_by_parameter_order: SQLite cannot batch
+                # an ordered RETURNING (one INSERT per row); the rows come back
+                # in any order and are matched to their input by token instead
+                result = await conn.execute(_INSERT_RETURNING_TOKEN, rows)
+                by_token = {token: row_id for row_id, token in result.tuples()}
+                if len(by_token) != len(rows):
+                    raise RuntimeError("the database returned no id for some inserted rows")
+                ids = [by_token[token] for token in tokens]
             return [
                 Message(id=row_id, **{k: v for k, v in row.items() if k != "client_token"})
                 for row_id, row in zip(ids, rows, strict=True)
@@ -183,7 +189,7 @@ class CoreMessageRepository(CoreRepository):
         if cursor is not None:
             params["after_time"], params["after_id"] = _cursor.decode(cursor, "messages", scope)
         stmt = _list_statement(
-            viewer.is_admin, sender is not None, cursor is not None, order == "desc"
+            self._dialect, viewer.is_admin, sender is not None, cursor is not None, order == "desc"
         )
         items = [to_message(row) for row in await self._db.fetch_all(stmt, params)]
         return page(items, limit, "messages", scope, lambda m: (m.timestamp, m.id))
@@ -254,9 +260,25 @@ def _get_statement(admin: bool) -> Select[Any]:
     )
 
 
+#: every row a single INSERT: its new id and its token (see ``_insert``).
+_INSERT_RETURNING_TOKEN = prepared(
+    insert(messages).returning(messages.c.id, messages.c.client_token)
+)
+
+#: the index every listing of a session walks: equality on the session, then
+#: the keyset range on (timestamp, id).
+_SESSION_INDEX = next(
+    str(index.name)
+    for index in messages.indexes
+    if [c.name for c in index.columns] == ["session_id", "timestamp", "id"]
+)
+
+
 @functools.cache
-def _list_statement(admin: bool, by_sender: bool, resumed: bool, descending: bool) -> Select[Any]:
-    """``list``'s statement, built once per shape (see ``_common.prepared``)."""
+def _list_statement(
+    dialect: Dialect, admin: bool, by_sender: bool, resumed: bool, descending: bool
+) -> Select[Any]:
+    """``list``'s statement, built once per dialect and shape (see ``_common.prepared``)."""
     stmt = select(*_COLUMNS).where(
         messages.c.session_id == bindparam("session_id"),
         true() if admin else VISIBLE_TO_VIEWER,
@@ -269,6 +291,7 @@ def _list_statement(admin: bool, by_sender: bool, resumed: bool, descending: boo
         stmt = stmt.order_by(messages.c.timestamp.desc(), messages.c.id.desc())
     else:
         stmt = stmt.order_by(messages.c.timestamp, messages.c.id)
+    stmt = dialect.prefer_index(stmt, messages, _SESSION_INDEX)
     return prepared(stmt.limit(bindparam("limit", type_=Integer)))
 
 
