@@ -1,0 +1,109 @@
+"""The benchmark harness runs end to end on SQLite and its subjects do the same work.
+
+Numbers are never asserted (speed is reported by ``benchmarks/``, not tested);
+what is checked is that every operation was measured on every subject, that the
+raw, core and legacy subjects returned the same rows for every read, and that
+the JSON and markdown reports hold what BENCHMARKS.md is regenerated from.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from contextstore._bench import (
+    MARKDOWN_BEGIN,
+    MARKDOWN_END,
+    Plan,
+    run_benchmarks,
+    write_markdown,
+)
+
+pytestmark = pytest.mark.sqlite
+
+TINY = Plan(
+    mode="tiny",
+    session_messages=400,
+    far_page=4,
+    bulk_small=20,
+    bulk_large=60,
+    rounds=2,
+    large_rounds=1,
+    budget=0.01,
+    concurrent_tasks=5,
+    gets_per_task=2,
+)
+
+OPERATIONS = {
+    "get",
+    "list_newest",
+    "page_1",
+    "page_far",
+    "search",
+    "memory_get",
+    "concurrent_get",
+    "add",
+    "add_many_small",
+    "add_many_large",
+    "memory_set",
+}
+
+
+async def test_sqlite_run_measures_every_operation_on_every_subject(tmp_path: Path) -> None:
+    out = io.StringIO()
+    json_path = tmp_path / "bench.json"
+    markdown = tmp_path / "BENCHMARKS.md"
+    stale = f"{MARKDOWN_BEGIN}\nstale-numbers-7f3\n{MARKDOWN_END}"
+    # the prose may quote a marker; only the block after the begin marker is replaced
+    prose = f"# Benchmarks\n\nprose quoting {MARKDOWN_END}\n\n"
+    markdown.write_text(f"{prose}{stale}\n\nend\n")
+
+    code = await run_benchmarks(
+        quick=True,
+        dialects=["sqlite"],
+        json_path=json_path,
+        console=Console(file=out, width=200),
+        markdown_path=markdown,
+        plan=TINY,
+    )
+
+    assert code == 0, out.getvalue()
+    report = json.loads(json_path.read_text())
+    sqlite = report["dialects"]["sqlite"]
+    assert sqlite["status"] == "ok"
+    assert sqlite["subjects"] == ["raw", "core", "legacy"]
+    assert set(sqlite["operations"]) == OPERATIONS
+    for name, entry in sqlite["operations"].items():
+        assert set(entry["subjects"]) == {"raw", "core", "legacy"}, name
+        for numbers in entry["subjects"].values():
+            assert numbers["calls"] > 0, name
+            assert numbers["ops_per_s"] > 0, name
+            assert 0 < numbers["p50_ms"] <= numbers["p99_ms"], name
+        assert set(entry["ratios"]) == {"core/raw", "core/legacy"}, name
+    # every read returned the same rows on raw, core and legacy
+    assert sqlite["mismatches"] == []
+    checked = {(t["operation"], t["target"]) for t in report["targets"]}
+    assert ("get", "core/raw >= 0.5") in checked
+    assert ("add_many_large", "core/legacy >= 1") in checked
+    assert report["machine"]["packages"]["sqlalchemy"]
+    # the generated section was replaced, the prose around it kept
+    text = markdown.read_text()
+    assert text.startswith(prose)
+    assert text.endswith("end\n")
+    assert "stale-numbers-7f3" not in text
+    assert "### sqlite" in text
+
+
+def test_markdown_without_markers_keeps_the_prose(tmp_path: Path) -> None:
+    markdown = tmp_path / "BENCHMARKS.md"
+    markdown.write_text("# Benchmarks\n\nprose\n")
+
+    write_markdown(markdown, "numbers")
+
+    assert markdown.read_text() == (
+        f"# Benchmarks\n\nprose\n\n{MARKDOWN_BEGIN}\n\nnumbers\n{MARKDOWN_END}\n"
+    )
