@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -18,6 +19,9 @@ from .errors import ContextStoreError
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from ._datatools import DataReport
     from .connection import ConnectionManager
 
 T = TypeVar("T")
@@ -31,6 +35,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Schema migrations and data tools.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+memory_app = typer.Typer(help="Agent memory maintenance.", no_args_is_help=True)
+app.add_typer(memory_app, name="memory")
 
 err = Console(stderr=True)
 
@@ -217,6 +223,218 @@ def db_check(database_url: UrlOption = None) -> None:
             typer.echo(f"  - {line}")
         raise typer.Exit(1)
     typer.echo(f"{settings.safe_url}: schema matches revision {_migrations.head_revision()}")
+
+
+# -- data tools ------------------------------------------------------------
+
+BatchOption = Annotated[
+    int,
+    typer.Option("--batch-size", min=1, max=100_000, help="Rows per read and per INSERT."),
+]
+
+
+def _tool_settings(url: str, role: str) -> Settings:
+    """Settings for a data tool's database; a bad URL exits 1 naming its role."""
+    try:
+        return Settings(database_url=url, auto_migrate=False)
+    except ContextStoreError as exc:
+        err.print(f"[red]error:[/red] {role}: {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+class _Bar:
+    """A rich progress bar as a ``_datatools.ProgressSink``: one line per step."""
+
+    def __init__(self, bar: Progress) -> None:
+        self._bar = bar
+        self._tasks: dict[str, Any] = {}
+
+    def begin(self, label: str, total: int | None) -> None:
+        self._tasks[label] = self._bar.add_task(label, total=total)
+
+    def advance(self, label: str, rows: int) -> None:
+        self._bar.advance(self._tasks[label], rows)
+
+
+def _run_tool(
+    work: Callable[[_Bar], Coroutine[Any, Any, DataReport]], *databases: Settings
+) -> DataReport:
+    """Run a data tool with a progress bar on stderr; errors exit 1 with their message.
+
+    An error that escaped the translation to contextstore's errors (a bug) is
+    still reported in one line, with the passwords of ``databases`` masked.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    try:
+        # drawn only on a terminal: redirected stderr gets the messages alone
+        with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+            return asyncio.run(work(_Bar(bar)))
+    except ContextStoreError as exc:
+        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        message = str(exc)
+        for settings in databases:
+            password = settings.effective_database_url.password
+            if password:
+                message = message.replace(str(password), "***")
+        err.print(
+            f"error: unexpected {type(exc).__name__}: {message}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
+def _print_report(report: DataReport, done: str) -> None:
+    """One line per table on stdout; a failed verification exits 1."""
+    typer.echo(f"{done}: {report.source} -> {report.target} (schema {report.revision})")
+    for check in report.tables:
+        mark = "ok" if check.ok else "MISMATCH"
+        typer.echo(
+            f"  {check.table:<21} {check.actual.rows:>10} rows  "
+            f"sha256 {check.actual.sha256[:16]}  {mark}"
+        )
+    if report.ok:
+        typer.echo(f"verified: row counts and checksums match ({report.seconds:.1f} s)")
+        return
+    for check in report.mismatches:
+        err.print(
+            f"[red]mismatch:[/red] {check.table}: expected {check.expected.rows} rows "
+            f"(sha256 {check.expected.sha256[:16]}), found {check.actual.rows} rows "
+            f"(sha256 {check.actual.sha256[:16]})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if report.action in ("copy", "restore"):
+        err.print("nothing was written: the target was rolled back", highlight=False)
+    raise typer.Exit(1)
+
+
+@db_app.command("copy")
+def db_copy(
+    source_url: Annotated[str, typer.Argument(help="Database to read (SQLite file, legacy too).")],
+    target_url: Annotated[str, typer.Argument(help="Database to fill (migrated to the newest).")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the rows of a non-empty target.")
+    ] = False,
+    batch_size: BatchOption = 1000,
+) -> None:
+    """Copy every table from SOURCE_URL to TARGET_URL and verify counts and checksums."""
+    from ._datatools import copy_database
+
+    source = _tool_settings(source_url, "source")
+    target = _tool_settings(target_url, "target")
+    report = _run_tool(
+        lambda bar: copy_database(source, target, force=force, batch_size=batch_size, progress=bar)
+    )
+    _print_report(report, "copied")
+
+
+@db_app.command("verify")
+def db_verify(
+    source_url: Annotated[str, typer.Argument(help="One database.")],
+    target_url: Annotated[str, typer.Argument(help="The other database.")],
+    batch_size: BatchOption = 1000,
+) -> None:
+    """Compare row counts and checksums of every table of two databases (exit 1 if they differ)."""
+    from ._datatools import verify_databases
+
+    source = _tool_settings(source_url, "source")
+    target = _tool_settings(target_url, "target")
+    report = _run_tool(
+        lambda bar: verify_databases(source, target, batch_size=batch_size, progress=bar),
+        source,
+        target,
+    )
+    _print_report(report, "compared")
+
+
+@db_app.command("backup")
+def db_backup(
+    file: Annotated[Path, typer.Argument(help="Dump file to write (gzip-compressed JSON lines).")],
+    database_url: UrlOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
+    batch_size: BatchOption = 1000,
+) -> None:
+    """Write every table of the database to FILE, a portable versioned dump."""
+    from ._datatools import backup
+
+    settings = _settings(database_url, auto_migrate=False)
+    report = _run_tool(
+        lambda bar: backup(settings, file, overwrite=force, batch_size=batch_size, progress=bar)
+    )
+    _print_report(report, "backed up")
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Annotated[Path, typer.Argument(help="Dump file written by 'db backup'.")],
+    database_url: UrlOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the rows of a non-empty database.")
+    ] = False,
+    batch_size: BatchOption = 1000,
+) -> None:
+    """Load FILE into the database (checked whole first; verified against its trailer)."""
+    from ._datatools import restore
+
+    settings = _settings(database_url, auto_migrate=False)
+    report = _run_tool(
+        lambda bar: restore(settings, file, force=force, batch_size=batch_size, progress=bar),
+        settings,
+    )
+    _print_report(report, "restored")
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def bench(ctx: typer.Context) -> None:
+    """Benchmark core and legacy against the raw drivers (options: bench --help)."""
+    from ._bench import main as bench_main
+
+    # the harness owns its options (argparse), shared with benchmarks/bench.py
+    raise typer.Exit(bench_main(ctx.args))
+
+
+@memory_app.command("purge-expired")
+def memory_purge_expired(
+    database_url: UrlOption = None,
+    backend: Annotated[
+        str | None, typer.Option(help="core or legacy (default: CONTEXTSTORE_BACKEND or core).")
+    ] = None,
+) -> None:
+    """Delete every expired memory entry and print how many there were."""
+    from .store import Store
+
+    settings = _settings(database_url, backend=backend, auto_migrate=False)
+
+    async def purge() -> int:
+        async with Store(settings) as store:
+            return await store.memory.purge_expired()
+
+    try:
+        count = asyncio.run(purge())
+    except ContextStoreError as exc:
+        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    typer.echo(f"{settings.safe_url}: purged {count} expired memory entries")
 
 
 def main() -> None:
