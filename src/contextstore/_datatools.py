@@ -590,27 +590,16 @@ async def _clear(conn: AsyncConnection) -> None:
         await conn.execute(delete(spec.table))
 
 
-# Sequence and auto-increment reset after explicit ids were inserted.
-# TODO(lead): this per-dialect SQL belongs in the _dialects recipes
-# (``Dialect.identity_reset_sql``); see the data-tools report for the patch.
-def _identity_reset_sql(dialect: str, table: str, column: str, next_id: int) -> str | None:
-    if dialect == "postgresql":
-        # sequences do not follow explicit ids
-        return f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), {next_id}, false)"
-    if dialect == "mysql":
-        # InnoDB already moved the counter past the largest id; this states it
-        return f"ALTER TABLE {table} AUTO_INCREMENT = {next_id}"
-    # SQLite AUTOINCREMENT: sqlite_sequence follows the largest rowid inserted
-    return None
-
-
 async def _reset_identities(db: ConnectionManager) -> None:
+    """Move sequences and auto-increment counters past the ids just copied."""
+    dialect = dialect_for(db.settings.effective_database_url)
     for spec in SPECS:
         column = spec.table.autoincrement_column
         if column is None:
             continue
         highest = await db.fetch_value(select(func.max(column)))
-        sql = _identity_reset_sql(db.dialect, spec.name, column.name, int(highest or 0) + 1)
+        # SQLite AUTOINCREMENT needs nothing: sqlite_sequence follows the largest rowid
+        sql = dialect.identity_reset_sql(spec.name, column.name, int(highest or 0) + 1)
         if sql is not None:
             await db.execute(text(sql))
 

@@ -72,11 +72,9 @@ def classify(
             else (ErrorKind.DISCONNECT)
         )
     if isinstance(orig, TimeoutError | asyncio.TimeoutError):
-        # asyncpg raises a bare TimeoutError both for its connect timeout and
-        # for command_timeout: only the latter is a statement that ran too long
-        if progress is not None and not progress.sent:
-            return ErrorKind.UNAVAILABLE
-        return ErrorKind.TIMEOUT
+        # asyncpg's connect timeout and command_timeout: a bare TimeoutError,
+        # the server did not answer in time (see ``translate`` for what it means)
+        return ErrorKind.HUNG
     if isinstance(orig, OSError):
         return ErrorKind.UNAVAILABLE
     return None
@@ -117,6 +115,19 @@ def translate(dialect: Dialect, error: Exception, progress: Progress) -> Context
             f"connection to the database lost: {detail}",
             may_have_committed=progress.write and progress.committing,
         )
+    if kind is ErrorKind.HUNG:
+        if not progress.sent:
+            return DatabaseUnavailableError(f"cannot reach the database (no answer): {detail}")
+        if progress.write and progress.committing:
+            # the statement (an autocommit write) or its COMMIT reached a server
+            # that may still carry it out
+            return DatabaseUnavailableError(
+                f"no answer from the database; the write may have committed: {detail}",
+                may_have_committed=True,
+            )
+        # a statement that ran past statement_timeout (the server did not cut
+        # it short): its connection is discarded, so its transaction rolls back
+        return QueryTimeoutError(f"statement timed out (no answer in time): {detail}")
     if kind is ErrorKind.UNAVAILABLE:
         return DatabaseUnavailableError(f"cannot reach the database: {detail}")
     if isinstance(error, sa_exc.SQLAlchemyError | OSError) or _is_driver_error(error):

@@ -130,6 +130,9 @@ class ConnectionManager:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + RETRY_WINDOW
         attempt = 0
+        #: an earlier attempt's write may have committed: the outcome stays
+        #: unknown until an attempt gets through (idempotent work reads it back)
+        unknown = False
         while True:
             attempt += 1
             progress = Progress(write=write)
@@ -144,7 +147,13 @@ class ConnectionManager:
                     or loop.time() + delay > deadline
                     or not _safe_to_retry(progress, idempotent)
                 ):
+                    if unknown and not exc.may_have_committed:
+                        raise DatabaseUnavailableError(
+                            f"{exc} (an earlier attempt may have committed)",
+                            may_have_committed=True,
+                        ) from exc
                     raise
+                unknown = unknown or exc.may_have_committed
             await asyncio.sleep(delay)
 
     @staticmethod

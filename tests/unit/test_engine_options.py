@@ -230,3 +230,30 @@ def test_unknown_dialect_is_a_configuration_error() -> None:
 
     with pytest.raises(ConfigurationError, match="unsupported scheme 'oracle'"):
         dialect_for(make_url("oracle://u@h/db"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u@127.0.0.1/db",
+        "postgresql://u@127.0.0.2:5433/db",
+        "postgresql://u@localhost/db",
+        "postgresql://u@[::1]/db",
+        "postgresql:///db",
+    ],
+)
+def test_postgresql_on_this_machine_skips_the_tls_request(url: str) -> None:
+    assert options(url)["connect_args"]["ssl"] is False
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u@db.example.org/db",
+        "postgresql://u@10.0.0.5/db",
+        "postgresql://u@127.0.0.1/db?ssl=require",
+        "postgresql://u@localhost/db?sslmode=verify-full",
+    ],
+)
+def test_postgresql_remote_or_explicit_tls_keeps_the_driver_default(url: str) -> None:
+    assert "ssl" not in options(url)["connect_args"]

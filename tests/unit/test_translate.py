@@ -286,3 +286,28 @@ def test_cancellation_passes_unchanged() -> None:
     with pytest.raises(asyncio.CancelledError) as caught, translating(SQLITE):
         raise cancelled
     assert caught.value is cancelled
+
+
+@pytest.mark.parametrize("dialect", [SQLITE, POSTGRESQL, MYSQL], ids=lambda d: d.name)
+def test_bare_timeout_while_a_write_commits_leaves_the_outcome_unknown(dialect: Dialect) -> None:
+    # an autocommit INSERT (or a COMMIT) sent to a server that stopped answering:
+    # the server may still carry it out, so "nothing was written" would be a lie
+    translated = run(dialect, TimeoutError(), Progress(write=True, sent=True, committing=True))
+    assert type(translated) is DatabaseUnavailableError
+    assert translated.may_have_committed is True
+
+
+@pytest.mark.parametrize(
+    ("errno", "cause"),
+    [(2003, TimeoutError()), (2013, TimeoutError())],
+    ids=["handshake-timeout", "read-timeout"],
+)
+def test_mysql_client_side_bounds_are_hung_not_disconnects(
+    errno: int, cause: BaseException
+) -> None:
+    error = pymysql.err.OperationalError(errno, "no answer within 2 s")
+    error.__cause__ = cause
+    assert MYSQL.classify_error(error) is ErrorKind.HUNG
+    refused = pymysql.err.OperationalError(2003, "Can't connect")
+    refused.__cause__ = ConnectionRefusedError(111, "refused")
+    assert MYSQL.classify_error(refused) is ErrorKind.UNAVAILABLE  # retried: a restart

@@ -44,6 +44,11 @@ class ErrorKind(enum.Enum):
     RETRYABLE = "retryable"  # server rolled back the transaction (deadlock, serialization)
     BUSY = "busy"  # lock not granted; nothing was written
     DISCONNECT = "disconnect"  # connection lost; outcome of in-flight work unknown
+    #: no answer within the client-side bound (connect timeout, or the reply to
+    #: a statement not within ``statement_timeout`` + margin): the server is
+    #: hung or unreachable, and may still act on what it received. Not retried:
+    #: another attempt would only wait as long again.
+    HUNG = "hung"
     UNAVAILABLE = "unavailable"  # cannot connect at all (refused, auth, unknown db)
 
 
@@ -174,6 +179,12 @@ class Dialect(ABC):
         which knows the server's version once it has connected.
         """
         return self.upsert_returning and bool(sa_dialect.insert_returning)
+
+    def identity_reset_sql(self, table: str, column: str, next_id: int) -> str | None:
+        """SQL making ``table``'s generated ids continue at ``next_id`` after rows
+        were inserted with explicit ids (data tools); None when the database
+        follows explicit ids by itself."""
+        return None
 
     def prefer_index(self, stmt: Select[Any], table: Table, index: str) -> Select[Any]:
         """``stmt`` reading ``table`` through ``index``, where the planner would not

@@ -174,6 +174,10 @@ async def connect_within_timeout(*args: Any, **kwargs: Any) -> Any:
     read_timeout = kwargs.pop(READ_TIMEOUT_ARG, None)
     timeout = kwargs.get("connect_timeout")
     connection = _BOUNDED_CONNECTION(*args, **kwargs)
+    # the bound below covers the TCP connect too: aiomysql's own
+    # asyncio.wait_for around it can swallow a cancellation that arrives as the
+    # connection completes (Python 3.11, gh-86296), and the task would go on
+    connection.connect_timeout = None
     try:
         async with asyncio.timeout(timeout):
             await connection._connect()
@@ -255,6 +259,14 @@ class MySQLDialect(Dialect):
 
     def classify_error(self, orig: BaseException) -> ErrorKind | None:
         args = getattr(orig, "args", ())
+        if (
+            args
+            and args[0] in (_CR_CONN_HOST_ERROR, _CR_SERVER_LOST)
+            and isinstance(orig.__cause__, TimeoutError)
+        ):
+            # aiomysql's TCP connect timeout, and the handshake and read bounds
+            # added here (connect_within_timeout, BoundedConnection): no answer
+            return ErrorKind.HUNG
         if args and isinstance(args[0], int):
             kind = _BY_ERRNO.get(args[0])
             if kind is not None:
@@ -300,6 +312,10 @@ class MySQLDialect(Dialect):
             f"SELECT GET_LOCK({name}, {MIGRATION_LOCK_WAIT})",
             f"SELECT RELEASE_LOCK({name})",
         )
+
+    def identity_reset_sql(self, table: str, column: str, next_id: int) -> str | None:
+        # InnoDB already moved the counter past the largest id; this states it
+        return f"ALTER TABLE {table} AUTO_INCREMENT = {next_id}"
 
     def upsert(
         self,

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from sqlalchemy import Select, Table
-    from sqlalchemy.engine import URL, Connection, Engine
+    from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext
     from sqlalchemy.engine.interfaces import Dialect as SADialect
     from sqlalchemy.ext.asyncio import AsyncConnection
     from sqlalchemy.sql import Executable
@@ -108,6 +108,13 @@ class PostgreSQLDialect(Dialect):
             "timeout": settings.connect_timeout,
             "server_settings": server_settings,
         }
+        if _is_loopback(url) and not {"ssl", "sslmode"} & set(url.query):
+            # asyncpg's default (sslmode=prefer) first asks for TLS, a round trip
+            # that protects nothing on the same machine; a task cancelled during
+            # that exchange also leaves asyncpg with a future whose exception is
+            # never retrieved (logged by the event loop). A URL that names ssl or
+            # sslmode, and every remote host, keep asyncpg's default.
+            connect_args["ssl"] = False
         if settings.statement_timeout is not None:
             # in ms, rounded, never 0 (which PostgreSQL reads as "no limit")
             millis = max(1, round(settings.statement_timeout * 1000))
@@ -172,6 +179,24 @@ class PostgreSQLDialect(Dialect):
             else:
                 adapter.isolation_level = "autocommit"
 
+        @event.listens_for(sync_engine, "handle_error")
+        def _on_error(context: ExceptionContext) -> None:
+            # asyncpg's command_timeout: the server sent nothing back within
+            # statement_timeout + margin. SQLAlchemy discards the connection with
+            # a graceful close that waits up to 2 s for the same silent server
+            # (AsyncAdapt_asyncpg_connection._terminate_graceful_close); abort
+            # the socket first, so the error reaches the caller at once.
+            if not isinstance(context.original_exception, TimeoutError):
+                return
+            conn = context.connection
+            if conn is None or conn.invalidated:
+                return
+            driver: Any = conn.connection.driver_connection
+            if driver is not None:
+                driver.terminate()
+            context.is_disconnect = True
+            context.invalidate_pool_on_disconnect = False  # only this one is hung
+
     def classify_error(self, orig: BaseException) -> ErrorKind | None:
         sqlstate = getattr(orig, "sqlstate", None)
         if isinstance(sqlstate, str):
@@ -221,6 +246,10 @@ class PostgreSQLDialect(Dialect):
     def migration_lock_sql(self) -> tuple[str | None, str | None]:
         # released by the COMMIT that ends the migration transaction
         return f"SELECT true FROM pg_advisory_xact_lock({MIGRATION_LOCK_KEY})", None
+
+    def identity_reset_sql(self, table: str, column: str, next_id: int) -> str | None:
+        # a sequence does not follow explicit ids
+        return f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), {next_id}, false)"
 
     def upsert(
         self,
@@ -278,3 +307,20 @@ class PostgreSQLDialect(Dialect):
 #: the text-search configuration and stored tsvector column the migration creates.
 TS_CONFIG = "simple"
 SEARCH_VECTOR = "search_vector"
+
+
+def _is_loopback(url: URL) -> bool:
+    """The URL's host is this machine: a loopback address, localhost, or a socket."""
+    import ipaddress
+
+    host = url.host or url.query.get("host")
+    if host is None or (isinstance(host, str) and host.startswith("/")):
+        return True  # no host: the default Unix socket
+    if not isinstance(host, str):
+        return False  # several hosts: leave them to asyncpg
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
