@@ -1,0 +1,545 @@
+"""Private PostgreSQL and MariaDB instances that fault tests may stop, restart and freeze.
+
+The shared servers on 5432/3306 serve other test runs at the same time, so
+nothing here ever touches them: each instance is a fresh data directory in a
+temporary folder, on a free loopback port, started once per test session and
+removed at its end. Durability is switched off (``fsync=off``,
+``innodb_flush_log_at_trx_commit=2``): a test crash only loses a throwaway
+directory, and the suite runs faster.
+
+PostgreSQL refuses to run as root, so when the tests run as root its tools run
+as the ``postgres`` OS user (``runuser``); MariaDB runs as ``mysql`` likewise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests._servers import Server, require_servers
+
+PG_BIN_ROOT = Path("/usr/lib/postgresql")
+MARIADBD = "/usr/sbin/mariadbd"
+MARIADB_INSTALL_DB = "/usr/bin/mariadb-install-db"
+#: seconds a start or stop may take before the fixture gives up.
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip (or fail under CONTEXTSTORE_REQUIRE_SERVERS=1) when no private instance can run."""
+    if require_servers():
+        pytest.fail(f"CONTEXTSTORE_REQUIRE_SERVERS=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _run(command: list[str], *, timeout: float, log: Path) -> None:
+    """Run a server tool in ``log``'s folder; its output goes to ``log`` (never a pipe
+    a daemon could inherit)."""
+    with open(log, "ab") as out:
+        completed = subprocess.run(
+            command,
+            cwd=log.parent,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            timeout=timeout,
+            check=False,
+        )
+    if completed.returncode != 0:
+        tail = log.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"{command[0]} exited {completed.returncode}:\n{tail}")
+
+
+class Instance(ABC):
+    """One private server: its port, lifecycle, and an admin ``Server`` for databases."""
+
+    dialect: str
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.port = free_port()
+        self._server: Server | None = None
+
+    @property
+    @abstractmethod
+    def admin_url(self) -> str:
+        """Superuser URL (sync driver names, as tests/_servers.py expects)."""
+
+    def server(self) -> Server:
+        """The ``tests._servers.Server`` helper pointed at this instance (one per instance:
+        it numbers the databases it creates)."""
+        if self._server is None:
+            self._server = Server(dialect=self.dialect, admin_url=make_url(self.admin_url))
+        return self._server
+
+    @abstractmethod
+    def launch(self) -> None:
+        """Start the server process and return at once (see :meth:`wait_ready`)."""
+
+    def start(self) -> float:
+        """Start and return the moment (``time.monotonic``) the server accepted a session."""
+        self.launch()
+        return self.wait_ready()
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop cleanly (fast shutdown: sessions are disconnected) and wait for the exit."""
+
+    @abstractmethod
+    def pids(self) -> list[int]:
+        """Every process of the server (SIGSTOP must freeze all of them)."""
+
+    @abstractmethod
+    def is_ready(self) -> bool:
+        """The server accepts a new session right now."""
+
+    @abstractmethod
+    def destroy(self) -> None:
+        """Stop whatever runs and remove the data directory."""
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> float:
+        """Poll until a new session is accepted; return that moment (``time.monotonic``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.is_ready():
+                return time.monotonic()
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"private {self.dialect} did not become ready in {timeout} s:\n"
+                    + self.log_tail()
+                )
+            time.sleep(0.02)
+
+    def log_tail(self) -> str:
+        log = self.base / "server.log"
+        return log.read_text(errors="replace")[-2000:] if log.exists() else ""
+
+    def freeze(self) -> None:
+        """SIGSTOP every server process: a hung server (sockets open, nothing answers)."""
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT every server process; safe to call when not frozen."""
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
+class PrivatePostgres(Instance):
+    """A PostgreSQL cluster made by ``initdb``, run with ``pg_ctl``."""
+
+    dialect = "postgresql"
+
+    def __init__(self, base: Path, bindir: Path) -> None:
+        super().__init__(base)
+        self.bindir = bindir
+
+    @classmethod
+    def create(cls) -> PrivatePostgres:
+        bindir = _pg_bindir()
+        if bindir is None or not (bindir / "initdb").exists():
+            unavailable(f"no PostgreSQL server binaries under {PG_BIN_ROOT}")
+        base = Path(tempfile.mkdtemp(prefix="cs-faults-pg-"))
+        os.chmod(base, 0o755)
+        instance = cls(base, bindir)
+        if _is_root():
+            shutil.chown(base, "postgres", "postgres")
+        instance._as_owner(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(instance.data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ],
+            timeout=START_TIMEOUT,
+        )
+        return instance
+
+    @property
+    def data(self) -> Path:
+        return self.base / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.base / "server.log"
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_owner(self, command: list[str], *, timeout: float) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if _is_root() else []
+        _run(prefix + command, timeout=timeout, log=self.base / "tools.log")
+
+    def _options(self) -> str:
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "unix_socket_directories": str(self.base),
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "max_connections": "100",
+            "shared_buffers": "32MB",
+            "ssl": "off",
+        }
+        return f"-p {self.port} " + " ".join(f"-c {k}={v}" for k, v in settings.items())
+
+    def launch(self) -> None:
+        self._as_owner(
+            [
+                str(self.bindir / "pg_ctl"),
+                "start",
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-W",  # no waiting: wait_ready measures the moment it answers
+                "-o",
+                self._options(),
+            ],
+            timeout=START_TIMEOUT,
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        self._as_owner(
+            [
+                str(self.bindir / "pg_ctl"),
+                "stop",
+                "-D",
+                str(self.data),
+                "-m",
+                mode,
+                "-w",
+                "-t",
+                str(int(STOP_TIMEOUT)),
+            ],
+            timeout=STOP_TIMEOUT + 5,
+        )
+
+    def postmaster_pid(self) -> int | None:
+        try:
+            first = (self.data / "postmaster.pid").read_text().splitlines()[0]
+        except (OSError, IndexError):
+            return None
+        return int(first)
+
+    def pids(self) -> list[int]:
+        postmaster = self.postmaster_pid()
+        if postmaster is None:
+            return []
+        found = [postmaster]
+        # backends and auxiliary processes are the postmaster's children
+        with contextlib.suppress(OSError):
+            for entry in os.listdir("/proc"):
+                if entry.isdigit() and _parent_of(int(entry)) == postmaster:
+                    found.append(int(entry))
+        return found
+
+    def is_ready(self) -> bool:
+        probe = subprocess.run(
+            [str(self.bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=10,
+            check=False,
+        )
+        return probe.returncode == 0
+
+    def destroy(self) -> None:
+        try:
+            self.thaw()
+            if self.postmaster_pid() is not None:
+                self.stop(mode="immediate")
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _pg_bindir() -> Path | None:
+    if not PG_BIN_ROOT.is_dir():
+        return None
+    versions = sorted(
+        (p for p in PG_BIN_ROOT.iterdir() if (p / "bin" / "pg_ctl").exists()),
+        key=lambda p: int(p.name) if p.name.isdigit() else 0,
+    )
+    return versions[-1] / "bin" if versions else None
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name may contain spaces: fields start after the last ')'
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return int(fields[1])
+
+
+class PrivateMariaDB(Instance):
+    """A MariaDB server made by ``mariadb-install-db``, run as a child process."""
+
+    dialect = "mysql"
+
+    def __init__(self, base: Path) -> None:
+        super().__init__(base)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def create(cls) -> PrivateMariaDB:
+        for binary in (MARIADBD, MARIADB_INSTALL_DB):
+            if not Path(binary).exists():
+                unavailable(f"no MariaDB server binary {binary}")
+        base = Path(tempfile.mkdtemp(prefix="cs-faults-my-"))
+        os.chmod(base, 0o755)
+        instance = cls(base)
+        if _is_root():
+            shutil.chown(base, "mysql", "mysql")  # the server writes its log and socket here
+        command = [
+            MARIADB_INSTALL_DB,
+            "--no-defaults",  # never the machine's my.cnf (the shared server's)
+            f"--datadir={instance.data}",
+            "--auth-root-authentication-method=normal",  # root, empty password, over TCP
+            "--skip-test-db",
+            "--skip-name-resolve",
+        ]
+        if _is_root():
+            command.append("--user=mysql")
+        _run(command, timeout=START_TIMEOUT, log=base / "install.log")
+        return instance
+
+    @property
+    def data(self) -> Path:
+        return self.base / "data"
+
+    @property
+    def admin_url(self) -> str:
+        return f"mysql://root@127.0.0.1:{self.port}/mysql"
+
+    def launch(self) -> None:
+        command = [
+            MARIADBD,
+            "--no-defaults",
+            f"--datadir={self.data}",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={self.base / 'mysqld.sock'}",
+            f"--pid-file={self.base / 'mysqld.pid'}",
+            f"--log-error={self.base / 'server.log'}",
+            "--skip-name-resolve",
+            "--skip-log-bin",
+            "--max-connections=200",
+            "--innodb-buffer-pool-size=64M",
+            "--innodb-log-file-size=16M",
+            "--innodb-flush-log-at-trx-commit=2",
+            "--innodb-buffer-pool-dump-at-shutdown=OFF",
+            "--innodb-buffer-pool-load-at-startup=OFF",
+        ]
+        if _is_root():
+            command.append("--user=mysql")
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.base,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGCONT)
+        process.terminate()  # SIGTERM: a normal shutdown, clients are disconnected
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+    def pids(self) -> list[int]:
+        if self.process is None or self.process.poll() is not None:
+            return []
+        return [self.process.pid]
+
+    def is_ready(self) -> bool:
+        import pymysql
+
+        try:
+            conn = pymysql.connect(
+                host="127.0.0.1", port=self.port, user="root", password="", connect_timeout=1
+            )
+        except pymysql.err.MySQLError:
+            return False
+        conn.close()
+        return True
+
+    def execute(self, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+        """Run admin SQL on this instance (sync) and return the rows."""
+        import pymysql
+
+        conn = pymysql.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user="root",
+            password="",
+            connect_timeout=5,
+            read_timeout=10,
+            write_timeout=10,
+            autocommit=True,
+        )
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql, args)
+                return list(cursor.fetchall())
+        finally:
+            conn.close()
+
+    def destroy(self) -> None:
+        try:
+            self.thaw()
+            self.stop()
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+
+class Admin(ABC):
+    """A superuser session on a private instance, outside any test database."""
+
+    @abstractmethod
+    async def sessions(self, database: str, *, busy: bool = False) -> list[int]:
+        """Ids of the client sessions connected to ``database`` (not this one);
+        with ``busy``, only those running a statement or inside a transaction."""
+
+    async def wait_no_sessions(self, database: str, timeout: float = 10.0) -> list[int]:
+        """Poll until no session is connected to ``database``; return what is left."""
+        import asyncio
+
+        deadline = time.monotonic() + timeout
+        while True:
+            left = await self.sessions(database)
+            if not left or time.monotonic() > deadline:
+                return left
+            await asyncio.sleep(0.1)
+
+    @abstractmethod
+    async def kill(self, session_id: int) -> bool:
+        """Terminate one session; False when it was already gone."""
+
+    @abstractmethod
+    async def scalar(self, sql: str) -> Any:
+        """The first value of ``sql``."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+class _PostgresAdmin(Admin):
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def sessions(self, database: str, *, busy: bool = False) -> list[int]:
+        rows = await self._conn.fetch(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            + (" AND state <> 'idle'" if busy else ""),
+            database,
+        )
+        return [int(row["pid"]) for row in rows]
+
+    async def kill(self, session_id: int) -> bool:
+        return bool(await self._conn.fetchval("SELECT pg_terminate_backend($1)", session_id))
+
+    async def scalar(self, sql: str) -> Any:
+        return await self._conn.fetchval(sql)
+
+    async def close(self) -> None:
+        await self._conn.close(timeout=5)
+
+
+class _MariaDBAdmin(Admin):
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def _rows(self, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+        async with self._conn.cursor() as cursor:
+            await cursor.execute(sql, args)
+            return list(await cursor.fetchall())
+
+    async def sessions(self, database: str, *, busy: bool = False) -> list[int]:
+        rows = await self._rows(
+            "SELECT id FROM information_schema.processlist "
+            "WHERE db = %s AND id <> CONNECTION_ID() AND command <> 'Killed'"
+            + (" AND command <> 'Sleep'" if busy else ""),
+            (database,),
+        )
+        return [int(row[0]) for row in rows]
+
+    async def kill(self, session_id: int) -> bool:
+        import pymysql
+
+        try:
+            await self._rows(f"KILL CONNECTION {int(session_id)}")
+        except pymysql.err.OperationalError as exc:
+            if exc.args and exc.args[0] == 1094:  # ER_NO_SUCH_THREAD: already gone
+                return False
+            raise
+        return True
+
+    async def scalar(self, sql: str) -> Any:
+        rows = await self._rows(sql)
+        return rows[0][0] if rows else None
+
+    async def close(self) -> None:
+        self._conn.close()
+
+
+async def connect_admin(instance: Instance) -> Admin:
+    """An admin session on ``instance`` (raw driver: it must not share the code under test)."""
+    if instance.dialect == "postgresql":
+        import asyncpg
+
+        conn = await asyncpg.connect(
+            host="127.0.0.1", port=instance.port, user="postgres", database="postgres", timeout=5
+        )
+        return _PostgresAdmin(conn)
+    import aiomysql
+
+    conn = await aiomysql.connect(
+        host="127.0.0.1", port=instance.port, user="root", password="", autocommit=True
+    )
+    return _MariaDBAdmin(conn)
