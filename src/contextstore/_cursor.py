@@ -14,6 +14,12 @@ Kinds and scopes (both backends use exactly these, so cursors are portable):
 * ``"feed"``: ``scope(viewer.agent_id)``, position ``(timestamp, id)``;
 * ``"audit"``: ``scope(agent_id, session_id, event_type, since, until)``,
   position ``(timestamp, id)``.
+
+The checksum key is public, so a well-formed cursor can still carry a forged
+position. ``decode`` checks the position against the same limits as any other
+input (an aware moment that converts to UTC, a 64-bit positive integer id or a
+valid session id, per kind) before any SQL, on both backends: a position no
+real row can have is a ``ValidationError``, never a driver overflow.
 """
 
 from __future__ import annotations
@@ -24,10 +30,13 @@ import json
 from datetime import datetime
 from typing import Any
 
+from . import _validate
 from .errors import ValidationError
 
 _VERSION = 1
 _KEY = b"contextstore-cursor-v1"
+#: the type of the id in each kind's position (see the module docstring).
+_ID_TYPES: dict[str, type] = {"sessions": str, "messages": int, "feed": int, "audit": int}
 
 
 def _digest(payload: bytes) -> str:
@@ -54,13 +63,27 @@ def decode(cursor: Any, kind: str, scope: str) -> tuple[datetime, int | str]:
             raise ValueError("checksum")
         version, got_kind, got_scope, moment_text, row_id = json.loads(raw)
         moment = datetime.fromisoformat(moment_text)
-    except (ValueError, TypeError, UnicodeDecodeError):
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
         raise ValidationError("cursor: malformed or tampered cursor") from None
     if version != _VERSION or got_kind != kind or got_scope != scope:
         raise ValidationError("cursor: belongs to another listing")
-    if moment.tzinfo is None or not isinstance(row_id, int | str) or isinstance(row_id, bool):
-        raise ValidationError("cursor: malformed or tampered cursor")
+    if not _position_fits(kind, moment, row_id):
+        raise ValidationError("cursor: position out of range (malformed or tampered cursor)")
     return moment, row_id
+
+
+def _position_fits(kind: str, moment: datetime, row_id: Any) -> bool:
+    """Whether ``(moment, row_id)`` could be the position of a real row of ``kind``."""
+    # the limits' own messages are not used: they would quote the forged value
+    try:
+        _validate.aware("cursor", moment)
+        if _ID_TYPES[kind] is str:
+            _validate.name("cursor", row_id)
+        else:
+            _validate.row_id("cursor", row_id)
+    except ValidationError:
+        return False
+    return True
 
 
 def scope(*parts: Any) -> str:

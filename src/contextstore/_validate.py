@@ -5,13 +5,18 @@ same ``ValidationError`` (same message) wherever it is sent, and nothing is
 written. Text is stored exactly as given (no stripping: ``"k"`` and ``"k "``
 are different keys); the "1-255 characters after stripping" rule only
 rejects blank values.
+
+Some limits exist because one backend would otherwise fail later, and
+differently: lone surrogate characters (no driver can encode them), JSON
+nested deeper than MariaDB's ``JSON_VALID`` accepts, numbers and datetimes
+that overflow on conversion. They are rejected here, for every backend.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .errors import ValidationError
@@ -26,6 +31,9 @@ MIN_TTL = 1.0
 MAX_TTL = 366 * 24 * 3600.0  # one year, leap years included
 MAX_LIMIT = 1000
 MAX_ID = 2**63 - 1
+#: nested arrays/objects in a JSON value: MariaDB's JSON_VALID, the CHECK on its
+#: JSON columns, rejects documents nested 32 deep (its JSON_DEPTH_LIMIT).
+MAX_JSON_DEPTH = 31
 VISIBILITIES = ("public", "private", "agent_only", "admin_only")
 BUCKETS = ("minute", "hour", "day")
 ORDERS = ("asc", "desc")
@@ -36,6 +44,7 @@ def _text(field: str, value: Any, max_length: int) -> str:
         raise ValidationError(f"{field}: expected a string, got {type(value).__name__}")
     if "\x00" in value:
         raise ValidationError(f"{field}: NUL characters are not allowed")
+    _unicode(field, value)
     if not value.strip():
         raise ValidationError(f"{field}: must not be empty or blank")
     if len(value) > max_length:
@@ -57,14 +66,55 @@ def content(value: Any) -> str:
     return _text("content", value, MAX_CONTENT)
 
 
-def _dumps(field: str, value: Any) -> str:
+def _unicode(field: str, text: str) -> None:
+    """Reject lone surrogates: valid in a Python str, unencodable for every driver."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"{field}: lone surrogate characters are not allowed (text must be valid Unicode)"
+        ) from None
+
+
+def _walk(field: str, value: Any) -> None:
+    """Check every string and key of a JSON value, and its nesting, without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            _json_text(field, item)
+            continue
+        if isinstance(item, dict):
+            children: Any = item.values()
+            for key in item:
+                if isinstance(key, str):
+                    _json_text(field, key)
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            # a container that contains itself ends up here too
+            raise ValidationError(f"{field}: nested deeper than {MAX_JSON_DEPTH} arrays/objects")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _json_text(field: str, text: str) -> None:
+    # checked on the strings themselves: in the serialised text a literal
+    # backslash followed by "u0000" would look like an escaped NUL
+    if "\x00" in text:
+        raise ValidationError(f"{field}: NUL characters are not allowed")
+    _unicode(field, text)
+
+
+def _serialised_size(field: str, value: Any) -> int:
+    """Bytes of ``value`` as UTF-8 JSON; ValidationError if it is not storable JSON."""
+    _walk(field, value)
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"{field}: not JSON-serialisable ({exc})") from None
-    if "\\u0000" in text or "\x00" in text:
-        raise ValidationError(f"{field}: NUL characters are not allowed")
-    return text
+    return len(text.encode("utf-8"))
 
 
 def metadata(value: Any) -> dict[str, Any]:
@@ -76,7 +126,7 @@ def metadata(value: Any) -> dict[str, Any]:
         raise ValidationError(f"metadata: expected a JSON object (dict), got {kind}")
     if not all(isinstance(key, str) for key in value):
         raise ValidationError("metadata: object keys must be strings")
-    size = len(_dumps("metadata", value).encode())
+    size = _serialised_size("metadata", value)
     if size > MAX_METADATA_BYTES:
         raise ValidationError(
             f"metadata: at most {MAX_METADATA_BYTES} bytes serialised, got {size}"
@@ -86,7 +136,7 @@ def metadata(value: Any) -> dict[str, Any]:
 
 def json_value(value: Any) -> Any:
     """Any JSON value (None, False, 0, "" and [] included), at most 1 MiB serialised."""
-    size = len(_dumps("value", value).encode())
+    size = _serialised_size("value", value)
     if size > MAX_VALUE_BYTES:
         raise ValidationError(f"value: at most {MAX_VALUE_BYTES} bytes serialised, got {size}")
     return value
@@ -149,7 +199,10 @@ def ttl(value: Any) -> timedelta | None:
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond any float
+            raise ValidationError("ttl: must be between 1 second and 1 year") from None
     else:
         raise ValidationError(f"ttl: expected seconds or a timedelta, got {type(value).__name__}")
     if not math.isfinite(seconds) or not MIN_TTL <= seconds <= MAX_TTL:
@@ -163,6 +216,10 @@ def aware(field: str, value: Any) -> datetime:
         raise ValidationError(f"{field}: expected a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError(f"{field}: naive datetime; give a timezone-aware datetime (UTC)")
+    try:
+        value.astimezone(UTC)  # every backend converts it; near datetime.min/max it overflows
+    except (OverflowError, ValueError):
+        raise ValidationError(f"{field}: out of range once converted to UTC") from None
     return value
 
 
@@ -181,12 +238,15 @@ def viewer(value: Any) -> Viewer:
         raise ValidationError(f"viewer: expected a Viewer, got {type(value).__name__}")
     name("viewer.agent_id", value.agent_id)
     name("viewer.agent_type", value.agent_type)
+    flag("viewer.is_admin", value.is_admin)  # a model_construct()ed Viewer skips pydantic
     return value
 
 
 def new_message(session_id: str, item: Any) -> dict[str, Any]:
     """One new message as the row to insert (no id, timestamp or token yet)."""
     if isinstance(item, dict):
+        if not all(isinstance(key, str) for key in item):
+            raise ValidationError("messages: item keys must be field names (strings)")
         item = NewMessage(**item)
     elif not isinstance(item, NewMessage):
         raise ValidationError(f"messages: expected NewMessage items, got {type(item).__name__}")

@@ -39,7 +39,14 @@ class _Record(BaseModel):
 
 
 class _Input(_Record):
-    """Input models raise contextstore's ValidationError, never pydantic's."""
+    """Input models raise contextstore's ValidationError, never pydantic's.
+
+    Strict: a wrong type is an error, never coerced (``is_admin="yes"`` is
+    not an admin, ``parent_message_id="5"`` not an id), the same rule the
+    repositories' keyword arguments follow.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     def __init__(self, **values: Any) -> None:
         problem: str | None = None

@@ -5,6 +5,10 @@ The URL is parsed and normalised once, into a ``sqlalchemy.engine.URL`` whose
 the raw URL. Validation failures become :class:`ConfigurationError` built
 without the input values (pydantic would otherwise echo them, password
 included) and with no exception chained.
+
+A URL that parses but cannot work is refused here too, not at connect time
+where the driver would raise its own untyped error: a port outside 1-65535
+(``OverflowError`` from the socket layer).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from .errors import ConfigurationError
 __all__ = ["Settings"]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./contextstore.db"
+MAX_PORT = 65535
 
 
 class Settings(BaseSettings):
@@ -81,6 +86,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _normalise(self) -> Settings:
         url = _parse_url(self.database_url)
+        _check_url(url)
         recipe = dialect_for(url)
         url = recipe.normalise_url(url)
         if self.backend == "legacy":
@@ -134,3 +140,11 @@ def _parse_url(text: str) -> URL:
             "sqlite:///./contextstore.db or postgresql://user:***@host/db)"
         )
     return url
+
+
+def _check_url(url: URL) -> None:
+    """Refuse what parses as a URL but cannot work; messages never quote the URL."""
+    if url.port is not None and not 1 <= url.port <= MAX_PORT:
+        raise ConfigurationError(
+            f"database_url: port must be between 1 and {MAX_PORT}, got {url.port}"
+        )

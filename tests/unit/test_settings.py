@@ -195,6 +195,13 @@ BAD_SETTINGS: list[tuple[dict[str, Any], str]] = [
     ({"database_url": f"postgresql://u:{SENTINEL}@h/db", "pool_size": "many"}, "pool_size"),
     ({"database_url": f"postgresql://u:{SENTINEL}@h:port/db"}, "not a valid SQLAlchemy URL"),
     ({"database_url": f"not a url {SENTINEL}"}, "not a valid SQLAlchemy URL"),
+    # parses as a URL, but the socket layer would raise OverflowError at connect
+    ({"database_url": f"mysql://u:{SENTINEL}@h:-5/db"}, "port must be between 1 and 65535, got -5"),
+    ({"database_url": f"mysql://u:{SENTINEL}@h:0/db"}, "port must be between 1 and 65535, got 0"),
+    (
+        {"database_url": f"postgresql://u:{SENTINEL}@h:65536/db"},
+        "port must be between 1 and 65535, got 65536",
+    ),
     ({"database_url": ""}, "not a valid SQLAlchemy URL"),
 ]
 
@@ -206,6 +213,13 @@ def test_bad_settings_raise_configuration_error(values: dict[str, Any], message:
     assert message in str(caught.value)
     assert isinstance(caught.value, ContextStoreError)
     assert_no_sentinel(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "port"), [("postgresql://u@h:1/db", 1), ("mysql://u@h:65535/db", 65535)]
+)
+def test_ports_at_the_edges_are_accepted(url: str, port: int) -> None:
+    assert Settings(database_url=url).effective_database_url.port == port
 
 
 def test_messages_name_the_field() -> None:

@@ -495,9 +495,10 @@ class LegacyMemoryRepository(_Repository):
     ) -> list[MemoryEntry]:
         _validate.name("agent_id", agent_id)
         _validate.optional_name("session_id", session_id)
+        # the same order as core (limit before prefix): the same first error
+        _validate.limit(limit)
         if prefix is not None:
             _validate.name("prefix", prefix)
-        _validate.limit(limit)
         params = {
             "agent_id": agent_id,
             "scope": _scope(session_id),
