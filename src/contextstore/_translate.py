@@ -18,6 +18,7 @@ from sqlalchemy import exc as sa_exc
 
 from ._dialects import ErrorKind
 from .errors import (
+    ConfigurationError,
     ConflictError,
     ContextStoreError,
     DatabaseUnavailableError,
@@ -130,6 +131,12 @@ def translate(dialect: Dialect, error: Exception, progress: Progress) -> Context
         return QueryTimeoutError(f"statement timed out (no answer in time): {detail}")
     if kind is ErrorKind.UNAVAILABLE:
         return DatabaseUnavailableError(f"cannot reach the database: {detail}")
+    if not progress.sent and isinstance(error, TypeError | ValueError | OverflowError):
+        # raised by the driver's connect() for options it cannot take (an
+        # unknown URL query key, a value out of range); not worth a retry
+        return ConfigurationError(
+            f"database_url: the driver refused the connection options: {detail}"
+        )
     if isinstance(error, sa_exc.SQLAlchemyError | OSError) or _is_driver_error(error):
         return ContextStoreError(f"database error: {detail}")
     raise error

@@ -18,6 +18,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from contextstore import (
+    ConfigurationError,
     ConflictError,
     ContextStoreError,
     DatabaseUnavailableError,
@@ -311,3 +312,23 @@ def test_mysql_client_side_bounds_are_hung_not_disconnects(
     refused = pymysql.err.OperationalError(2003, "Can't connect")
     refused.__cause__ = ConnectionRefusedError(111, "refused")
     assert MYSQL.classify_error(refused) is ErrorKind.UNAVAILABLE  # retried: a restart
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TypeError("connect() got an unexpected keyword argument 'sslmode'"),
+        OverflowError("connect(): port must be 0-65535."),
+    ],
+    ids=["unknown-option", "port-range"],
+)
+def test_driver_refusing_connect_options_is_a_configuration_error(error: Exception) -> None:
+    translated = run(POSTGRESQL, error, Progress(write=True))
+    assert type(translated) is ConfigurationError
+    assert translated.__cause__ is error
+
+
+def test_type_error_after_work_began_is_not_hidden() -> None:
+    # once statements run, a TypeError is a bug, not a setting: it must surface as it is
+    error = TypeError("unsupported operand")
+    assert run(POSTGRESQL, error, Progress(write=True, sent=True)) is error
