@@ -149,7 +149,11 @@ class _MySQLWire:
     Client side: a ``COM_QUERY`` whose text is a write marks the connection
     dirty, ``ROLLBACK`` clears it. Server side: the OK packet answering a write
     or a COMMIT, with ``SERVER_STATUS_IN_TRANS`` clear, means a write was just
-    committed (by the COMMIT, or by the statement itself in autocommit).
+    committed (by the COMMIT, or by the statement itself in autocommit). A
+    write with RETURNING (MariaDB) is answered by a result set instead: its
+    closing EOF packet carries the status flags (pymysql does not ask for
+    ``CLIENT_DEPRECATE_EOF``, so a result set is: column count, column
+    definitions, EOF, rows, EOF).
     """
 
     def __init__(self) -> None:
@@ -157,6 +161,8 @@ class _MySQLWire:
         self._from_server = bytearray()
         self._dirty = False
         self._awaiting_answer = False
+        #: EOF packets seen of the result set answering the write (None: not in one)
+        self._result_eofs: int | None = None
 
     def client(self, data: bytes) -> None:
         buffer = self._from_client
@@ -189,12 +195,30 @@ class _MySQLWire:
             del buffer[: 4 + length]
             if not self._awaiting_answer:
                 continue
-            self._awaiting_answer = False
+            if self._result_eofs is not None:
+                if payload[:1] == b"\xff":  # ERR inside the result set
+                    self._result_eofs = None
+                    self._awaiting_answer = False
+                elif payload[:1] == b"\xfe" and len(payload) < 9:  # EOF packet
+                    self._result_eofs += 1
+                    if self._result_eofs == 2:
+                        self._result_eofs = None
+                        self._awaiting_answer = False
+                        status = int.from_bytes(payload[3:5], "little")
+                        if not status & _MYSQL_STATUS_IN_TRANS:
+                            committed = True
+                            self._dirty = False
+                continue
             if payload[:1] == b"\x00":  # OK packet
+                self._awaiting_answer = False
                 status = _ok_status(payload)
                 if status is not None and not status & _MYSQL_STATUS_IN_TRANS:
                     committed = True
                     self._dirty = False
+            elif payload[:1] == b"\xff":  # ERR packet
+                self._awaiting_answer = False
+            else:  # the column count of a result set (INSERT ... RETURNING)
+                self._result_eofs = 0
         return committed
 
 
