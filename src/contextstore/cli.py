@@ -340,7 +340,9 @@ def db_copy(
     source = _tool_settings(source_url, "source")
     target = _tool_settings(target_url, "target")
     report = _run_tool(
-        lambda bar: copy_database(source, target, force=force, batch_size=batch_size, progress=bar)
+        lambda bar: copy_database(source, target, force=force, batch_size=batch_size, progress=bar),
+        source,
+        target,
     )
     _print_report(report, "copied")
 
@@ -376,7 +378,8 @@ def db_backup(
 
     settings = _settings(database_url, auto_migrate=False)
     report = _run_tool(
-        lambda bar: backup(settings, file, overwrite=force, batch_size=batch_size, progress=bar)
+        lambda bar: backup(settings, file, overwrite=force, batch_size=batch_size, progress=bar),
+        settings,
     )
     _print_report(report, "backed up")
 
