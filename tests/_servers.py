@@ -48,12 +48,12 @@ class Server:
 
     def _probe(self) -> str | None:
         try:
-            self._execute("SELECT 1")
+            self.execute("SELECT 1")
         except Exception as exc:
             return f"{self.dialect} server at {self.admin_url!r} unreachable: {exc}"
         return None
 
-    def _execute(self, sql: str) -> None:
+    def execute(self, sql: str) -> None:
         """Run admin SQL with the sync driver that ships with the async one."""
         if self.dialect == "postgresql":
             import asyncio
@@ -110,10 +110,10 @@ class Server:
         name = f"{RUN_PREFIX}_{self.counter}"
         if self.dialect == "postgresql":
             suffix = f' TEMPLATE "{template}"' if template else ""
-            self._execute(f'CREATE DATABASE "{name}"{suffix}')
+            self.execute(f'CREATE DATABASE "{name}"{suffix}')
         else:
             # the server default collation: the schema must not rely on the database default
-            self._execute(f"CREATE DATABASE `{name}`")
+            self.execute(f"CREATE DATABASE `{name}`")
         self.created.append(name)
         return self.url_for(name)
 
@@ -123,8 +123,8 @@ class Server:
     def drop_database(self, url: str) -> None:
         name = make_url(url).database
         if self.dialect == "postgresql":
-            self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         else:
-            self._execute(f"DROP DATABASE IF EXISTS `{name}`")
+            self.execute(f"DROP DATABASE IF EXISTS `{name}`")
         if name in self.created:
             self.created.remove(name)

@@ -46,13 +46,11 @@ class Progress:
     kind: ErrorKind | None = None
 
 
-def classify(
-    dialect: Dialect, error: BaseException, progress: Progress | None = None
-) -> ErrorKind | None:
+def classify(dialect: Dialect, error: BaseException) -> ErrorKind | None:
     """Classify ``error`` (SQLAlchemy-wrapped or raw driver error).
 
-    ``progress`` tells a client-side timeout apart: before any work began it
-    can only be the connect timeout.
+    How far the attempt got does not change the kind; ``translate`` uses it to
+    pick the error (a hung connect and a hung COMMIT are both ``HUNG``).
     """
     if isinstance(error, sa_exc.TimeoutError):
         return None  # pool timeout: handled by the caller as PoolExhaustedError
@@ -95,7 +93,7 @@ def translate(dialect: Dialect, error: Exception, progress: Progress) -> Context
         return error
     if isinstance(error, sa_exc.TimeoutError):
         return PoolExhaustedError(f"no pooled connection became free in time ({error.args[0]})")
-    kind = classify(dialect, error, progress)
+    kind = classify(dialect, error)
     progress.kind = kind
     detail = _describe(error)
     if kind is ErrorKind.CONFLICT:

@@ -52,24 +52,6 @@ class Account:
     url: str
 
 
-def _mysql_admin(server: Server, sql: str) -> None:
-    import pymysql
-
-    url = server.admin_url
-    conn = pymysql.connect(
-        host=url.host or "127.0.0.1",
-        port=url.port or 3306,
-        user=url.username or "root",
-        password=url.password or "",
-        connect_timeout=5,
-    )
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(sql)
-    finally:
-        conn.close()
-
-
 @pytest.fixture
 def mariadb_account(
     servers: dict[str, Server], mysql_empty_url: str, sentinel: str
@@ -77,10 +59,10 @@ def mariadb_account(
     server = servers["mysql"]
     user = f"cs_secret_{uuid.uuid4().hex[:10]}"
     database = make_url(mysql_empty_url).database
-    _mysql_admin(server, f"CREATE USER '{user}'@'%' IDENTIFIED BY '{sentinel}'")
+    server.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{sentinel}'")
     try:
-        _mysql_admin(server, f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'%'")
+        server.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'%'")
         url = make_url(mysql_empty_url).set(username=user, password=sentinel)
         yield Account(user, sentinel, url.render_as_string(hide_password=False))
     finally:
-        _mysql_admin(server, f"DROP USER IF EXISTS '{user}'@'%'")
+        server.execute(f"DROP USER IF EXISTS '{user}'@'%'")
