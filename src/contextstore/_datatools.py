@@ -80,6 +80,7 @@ from sqlalchemy import JSON, Boolean, Integer, and_, delete, func, insert, or_, 
 from ._dialects import dialect_for
 from .connection import ConnectionManager
 from .errors import ConflictError, ContextStoreError, ValidationError
+from .legacy import adopt_unversioned
 from .schema import agent_memory, audit_log, messages, session_participants, sessions
 
 if TYPE_CHECKING:
@@ -575,7 +576,7 @@ async def _prepare_target(db: ConnectionManager, *, force: bool) -> bool:
             f"target {db.settings.safe_url} is not empty ({listing}); nothing was written. "
             "Use --force to replace its data"
         )
-    await _migrations.upgrade(db)
+    await _migrations.upgrade(db, adopt=adopt_unversioned)
     return bool(filled)
 
 

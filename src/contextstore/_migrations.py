@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import io
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -35,6 +35,12 @@ from ._dialects import WRITE_INTENT, dialect_for
 from ._translate import translating
 from .errors import ContextStoreError
 
+#: ``run(sql, params)`` executes one raw statement and returns its rows.
+RunSQL = Callable[[str, "dict[str, Any] | None"], "Sequence[Sequence[Any]]"]
+#: a step run before an upgrade on a file database; returns the revision it
+#: stamped, or None when it had nothing to do.
+Adopt = Callable[[RunSQL], "str | None"]
+
 if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy.engine import Connection
@@ -44,7 +50,8 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 __all__ = [
-    "adopt_legacy",
+    "Adopt",
+    "RunSQL",
     "check",
     "context_options",
     "current",
@@ -155,15 +162,22 @@ def standalone_engine(settings: Settings) -> AsyncEngine:
 # -- commands ------------------------------------------------------------
 
 
-async def upgrade(target: AsyncEngine | ConnectionManager, revision: str = "head") -> None:
+async def upgrade(
+    target: AsyncEngine | ConnectionManager,
+    revision: str = "head",
+    *,
+    adopt: Adopt | None = None,
+) -> None:
     """Bring the schema up to ``revision`` (the newest by default).
 
     Args:
         target: the engine, or the ConnectionManager whose engine, to run on.
         revision: an Alembic revision id, ``head`` or a relative ``+1``.
-
-    A SQLite file the legacy backend created before it stamped its schema
-    is adopted first (see :func:`adopt_legacy`), in the same transaction.
+        adopt: run first on an embedded (file) database, in the same
+            transaction, with a callable that executes raw SQL; the legacy
+            backend's ``adopt_unversioned`` stamps a file it created before it
+            stamped its schema. Passed in by the caller so that this module
+            never imports the legacy package.
 
     Raises:
         ContextStoreError: the revision is unknown or a migration failed
@@ -172,35 +186,24 @@ async def upgrade(target: AsyncEngine | ConnectionManager, revision: str = "head
     from alembic import command
 
     def adopt_then_upgrade(config: Config) -> None:
-        adopt_legacy(config)
+        if adopt is not None:
+            _adopt_unstamped(config, adopt)
         command.upgrade(config, revision)
 
     await _run(target, adopt_then_upgrade)
 
 
-def adopt_legacy(config: Config) -> str | None:
-    """Stamp an unstamped legacy-created schema at the baseline after verifying it.
-
-    Only embedded (file) databases can have been created by the legacy
-    backend; see ``contextstore.legacy._adopt`` for the checks.
-
-    Returns:
-        The revision stamped, or None when there was nothing to adopt.
-
-    Raises:
-        ContextStoreError: contextstore tables without ``alembic_version``
-            whose schema is not the baseline; nothing was written.
-    """
+def _adopt_unstamped(config: Config, adopt: Adopt) -> str | None:
+    """Give ``adopt`` raw SQL access to the migration's connection (file databases only)."""
     connection: Connection = config.attributes["connection"]
     if dialect_for(connection.engine.url).is_server:
-        return None
-    from .legacy._adopt import adopt_unversioned
+        return None  # only an embedded file can have been created by the legacy backend
 
     def run(sql: str, params: dict[str, Any] | None) -> list[Any]:
         result = connection.exec_driver_sql(sql, params or {})
         return list(result.all()) if result.returns_rows else []
 
-    return adopt_unversioned(run)
+    return adopt(run)
 
 
 async def downgrade(target: AsyncEngine | ConnectionManager, revision: str) -> None:

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from .errors import ContextStoreError
+from .legacy import adopt_unversioned
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -173,7 +174,7 @@ def db_upgrade(
     settings = _settings(database_url, auto_migrate=False)
 
     async def work(db: ConnectionManager) -> str | None:
-        await _migrations.upgrade(db, revision)
+        await _migrations.upgrade(db, revision, adopt=adopt_unversioned)
         return await _migrations.current(db)
 
     now = _on_database(settings, work)

@@ -150,7 +150,7 @@ class Store:
         if self._settings.backend == "legacy":
             from .legacy import open_legacy
 
-            legacy: Any = open_legacy(self._settings)
+            legacy: Any = open_legacy(self._settings, head_revision=_head_revision())
             await legacy.connect()
             self._backend = legacy
             return self
@@ -168,8 +168,9 @@ class Store:
         if not self._settings.auto_migrate:
             return
         from . import _migrations
+        from .legacy import adopt_unversioned
 
-        await _migrations.upgrade(db.engine)
+        await _migrations.upgrade(db.engine, adopt=adopt_unversioned)
 
     async def close(self) -> None:
         """Release every connection; the Store cannot be used afterwards."""
@@ -197,3 +198,13 @@ class Store:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _head_revision() -> str | None:
+    """The newest schema revision, or None when the migration scripts cannot be read."""
+    from . import _migrations
+
+    try:
+        return _migrations.head_revision()
+    except Exception:
+        return None

@@ -14,12 +14,14 @@ Schema: on an empty file (and with ``auto_migrate``), ``connect()`` creates
 the schema of the Alembic baseline revision with its own DDL and stamps
 ``alembic_version`` at that baseline, so core (``contextstore db upgrade`` or
 ``Store.connect()``) takes it over and upgrades it like any other database.
-Files that legacy created before it stamped anything are adopted by
-``contextstore db upgrade`` (see ``contextstore.legacy._adopt``).
+Files that legacy created before it stamped anything are adopted before core
+upgrades them (see :func:`adopt_unversioned`, which the caller of
+``contextstore._migrations.upgrade`` hands in).
 
-Only ``contextstore.store`` imports this package, through :func:`open_legacy`;
-the one exception is ``contextstore._migrations``, which asks ``_adopt`` to
-verify and stamp an unstamped legacy file before upgrading it.
+Only ``contextstore.store`` (and the operator tools, for adoption) import this
+package; it imports no other part of contextstore than the errors, the
+records, the shared validation and cursors, and the facts it shares with core
+(``contextstore._facts``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigurationError
 from ..models import HealthReport
 from . import _sql
+from ._adopt import adopt_unversioned
 from ._db import Database
 from .repositories import (
     LegacyAuditRepository,
@@ -50,16 +53,21 @@ if TYPE_CHECKING:
     )
     from ..settings import Settings
 
-__all__ = ["LegacyBackend", "open_legacy"]
+__all__ = ["LegacyBackend", "adopt_unversioned", "open_legacy"]
 
 
-def open_legacy(settings: Settings) -> LegacyBackend:
+def open_legacy(settings: Settings, *, head_revision: str | None = None) -> LegacyBackend:
     """The legacy backend for ``settings`` (no I/O until ``connect()``).
+
+    Args:
+        settings: a SQLite file URL.
+        head_revision: the newest schema revision, against which ``health()``
+            judges ``schema_current`` (None: never current).
 
     Raises:
         ConfigurationError: ``settings`` do not point at a SQLite file.
     """
-    return LegacyBackend(settings)
+    return LegacyBackend(settings, head_revision=head_revision)
 
 
 class LegacyBackend:
@@ -68,9 +76,10 @@ class LegacyBackend:
     Args:
         settings: a SQLite file URL (``Settings`` already rejects anything else
             for ``backend="legacy"``).
+        head_revision: the newest schema revision (see :func:`open_legacy`).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, head_revision: str | None = None) -> None:
         url = settings.effective_database_url
         path = url.database
         if url.get_backend_name() != "sqlite" or not path or path == ":memory:":
@@ -78,6 +87,7 @@ class LegacyBackend:
                 f"the legacy backend needs a SQLite file URL, got {settings.safe_url}"
             )
         self._settings = settings
+        self._head_revision = head_revision
         self._db = Database(path)
         self._connected = False
         self._probes: set[asyncio.Task[Any]] = set()
@@ -151,7 +161,7 @@ class LegacyBackend:
             probe.cancel()
             error = f"no answer from the database within {timeout:g} s"
         latency = (time.perf_counter() - start) * 1000
-        head = _head_revision()
+        head = self._head_revision
         return HealthReport(
             ok=error is None,
             backend="legacy",
@@ -176,12 +186,3 @@ class LegacyBackend:
             if await conn.value(_sql.TABLE_EXISTS, {"name": "alembic_version"}) is not None:
                 revision = await conn.value(_sql.SCHEMA_REVISION)
         return version, None if revision is None else str(revision)
-
-
-def _head_revision() -> str | None:
-    try:
-        from .._migrations import head_revision
-
-        return head_revision()
-    except Exception:
-        return None

@@ -3,7 +3,8 @@
 Older legacy releases created the baseline schema but no ``alembic_version``
 table, so Alembic would try to create the tables again. Before upgrading a
 SQLite database, ``contextstore._migrations.upgrade`` calls
-:func:`adopt_unversioned` on the same connection and transaction: when the
+:func:`adopt_unversioned` (handed in by its caller) on the same connection
+and transaction: when the
 file has the contextstore tables but no ``alembic_version``, their schema is
 compared with the legacy baseline (``_sql.SCHEMA``, which a test keeps equal
 to the Alembic baseline) and, if it matches, stamped at the baseline
