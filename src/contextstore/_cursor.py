@@ -27,11 +27,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _validate
 from .errors import ValidationError
+from .models import Page
+
+T = TypeVar("T")
 
 _VERSION = 1
 _KEY = b"contextstore-cursor-v1"
@@ -97,3 +101,16 @@ def scope(*parts: Any) -> str:
         separators=(",", ":"),
         ensure_ascii=False,
     )
+
+
+def page(
+    items: list[T], limit: int, kind: str, scope: str, key: Callable[[T], tuple[datetime, Any]]
+) -> Page[T]:
+    """Cut a ``limit + 1`` fetch into a Page whose cursor is the position of its last row.
+
+    Both backends fetch one row more than asked: its presence says a next page exists.
+    """
+    if len(items) <= limit:
+        return Page(items=items, next_cursor=None)
+    items = items[:limit]
+    return Page(items=items, next_cursor=encode(kind, scope, key(items[-1])))

@@ -225,7 +225,7 @@ class _Column:
 
 
 def _kind_of(column: Column[Any]) -> _Kind:
-    from ._types import UTCDateTime
+    from ._dialects.types import UTCDateTime
 
     if isinstance(column.type, UTCDateTime):
         return _Kind.TIME

@@ -145,18 +145,9 @@ def migration_lock(connection: Connection) -> Iterator[None]:
 
 def standalone_engine(settings: Settings) -> AsyncEngine:
     """A pool-less engine for the ``alembic`` command line, with the dialect's hooks."""
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import NullPool
+    from .engine import create_engine
 
-    from .engine import engine_options
-
-    url = settings.effective_database_url
-    options = engine_options(url, settings)
-    engine = create_async_engine(
-        url, poolclass=NullPool, connect_args=options.get("connect_args", {})
-    )
-    dialect_for(url).install_hooks(engine.sync_engine, settings)
-    return engine
+    return create_engine(settings, pooled=False)
 
 
 # -- commands ------------------------------------------------------------

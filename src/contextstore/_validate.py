@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .errors import ValidationError
-from .models import NewMessage, Viewer
+from .models import VISIBILITIES, NewMessage, Viewer
 
 MAX_NAME = 255
 MAX_CONTENT = 100_000
@@ -34,7 +34,6 @@ MAX_ID = 2**63 - 1
 #: nested arrays/objects in a JSON value: MariaDB's JSON_VALID, the CHECK on its
 #: JSON columns, rejects documents nested 32 deep (its JSON_DEPTH_LIMIT).
 MAX_JSON_DEPTH = 31
-VISIBILITIES = ("public", "private", "agent_only", "admin_only")
 BUCKETS = ("minute", "hour", "day")
 ORDERS = ("asc", "desc")
 

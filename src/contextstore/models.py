@@ -6,7 +6,7 @@ Every datetime is timezone-aware UTC, whichever dialect or backend produced it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 Visibility = Literal["public", "private", "agent_only", "admin_only"]
+#: every visibility, in the order of :data:`Visibility`.
+VISIBILITIES: tuple[str, ...] = get_args(Visibility)
 T = TypeVar("T")
 
 

@@ -2,7 +2,7 @@
 
 Invariants the repositories (both backends) rely on:
 
-* ids, keys and names are :class:`~contextstore._types.ExactString`: compared
+* ids, keys and names are :class:`~contextstore._dialects.types.ExactString`: compared
   exactly (case and trailing spaces count) on every dialect;
 * ``agent_memory.scope`` is a STORED generated column,
   ``coalesce(session_id, '')``, so ``UNIQUE (agent_id, scope, key)`` also
@@ -38,12 +38,12 @@ from sqlalchemy import (
     true,
 )
 
-from ._types import ExactString, JSONDocument, LongText, UTCDateTime
+from ._dialects.types import ExactString, JSONDocument, LongText, UTCDateTime
+from .models import VISIBILITIES
 
 __all__ = [
     "NAMING_CONVENTION",
     "TABLE_OPTIONS",
-    "VISIBILITIES",
     "agent_memory",
     "audit_log",
     "messages",
@@ -63,8 +63,6 @@ NAMING_CONVENTION = {
 
 #: utf8mb4 whatever the MySQL/MariaDB database's default character set is.
 TABLE_OPTIONS: dict[str, Any] = {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"}
-
-VISIBILITIES = ("public", "private", "agent_only", "admin_only")
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

@@ -22,7 +22,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from ._dialects import dialect_for
-from ._dialects.sqlite import is_memory
+from ._facts import is_memory_database
 from .errors import ConfigurationError
 
 __all__ = ["Settings"]
@@ -95,7 +95,7 @@ class Settings(BaseSettings):
                     f"backend 'legacy' works on SQLite files only, not {recipe.name} "
                     f"({url!r}); use backend 'core'"
                 )
-            if is_memory(url):
+            if is_memory_database(url.database, url.query):
                 raise ConfigurationError(
                     "backend 'legacy' needs a SQLite file: it opens a connection per "
                     "operation, and each would see its own empty in-memory database"

@@ -448,7 +448,7 @@ def test_statements_print_without_a_database() -> None:
     "value", ["2025-01-01T00:00:00+00:00", 1_700_000_000, datetime(2025, 1, 1)]
 )
 def test_utc_datetime_binds_only_aware_datetimes(value: object) -> None:
-    from contextstore._types import UTCDateTime
+    from contextstore._dialects.types import UTCDateTime
 
     with pytest.raises(ValidationError):
         UTCDateTime().process_bind_param(value, sqlite.dialect())  # type: ignore[arg-type]

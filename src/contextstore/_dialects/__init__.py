@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import _registry
 from ._base import SNAPSHOT, WRITE_INTENT, Dialect, ErrorKind
 from .mysql import MySQLDialect
 from .postgresql import PostgreSQLDialect
@@ -18,15 +19,13 @@ if TYPE_CHECKING:
 
 __all__ = ["SNAPSHOT", "WRITE_INTENT", "Dialect", "ErrorKind", "dialect_for", "known_schemes"]
 
-_RECIPES: tuple[Dialect, ...] = (SQLiteDialect(), PostgreSQLDialect(), MySQLDialect())
-_BY_SCHEME: dict[str, Dialect] = {
-    scheme: recipe for recipe in _RECIPES for scheme in recipe.schemes
-}
+for _recipe in (SQLiteDialect(), PostgreSQLDialect(), MySQLDialect()):
+    _registry.register(_recipe)
 
 
 def known_schemes() -> list[str]:
     """The URL schemes contextstore accepts, for error messages."""
-    return sorted(_BY_SCHEME)
+    return _registry.schemes()
 
 
 def dialect_for(url: URL) -> Dialect:
@@ -37,7 +36,7 @@ def dialect_for(url: URL) -> Dialect:
     """
     from ..errors import ConfigurationError
 
-    recipe = _BY_SCHEME.get(url.get_backend_name())
+    recipe = _registry.lookup(url.get_backend_name())
     if recipe is None:
         raise ConfigurationError(
             f"database_url: unsupported scheme {url.get_backend_name()!r}; "

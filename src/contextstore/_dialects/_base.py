@@ -7,7 +7,6 @@ capabilities and error classes; it never compares dialect names itself.
 from __future__ import annotations
 
 import enum
-import re
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -64,10 +63,6 @@ class Dialect(ABC):
     name: ClassVar[str]
     driver: ClassVar[str]
     schemes: ClassVar[tuple[str, ...]]
-    #: the server can abort a statement itself after ``statement_timeout``.
-    supports_statement_timeout: ClassVar[bool] = False
-    #: ``INSERT ... ON CONFLICT/DUPLICATE KEY`` exists.
-    native_upsert: ClassVar[bool] = True
     #: ``INSERT ... ON CONFLICT/DUPLICATE KEY UPDATE ... RETURNING`` exists and
     #: returns the row as stored after the update (see :meth:`upsert_returns_row`).
     upsert_returning: ClassVar[bool] = True
@@ -106,7 +101,7 @@ class Dialect(ABC):
     def server_version_sql(self) -> str:
         """A statement returning the server version as one value."""
 
-    # -- schema (used by contextstore._types and the migrations) -----------
+    # -- schema (used by the portable types in .types) -----------
 
     #: datetimes are bound timezone-aware because the column stores an instant;
     #: otherwise they are bound as naive UTC wall time.
@@ -270,13 +265,22 @@ def skip_idle_rollback(sync_engine: Engine, in_transaction: Callable[[Any], bool
     dialect.do_rollback = do_rollback  # type: ignore[method-assign]
 
 
-def search_words(text: str, limit: int = 32) -> list[str]:
-    """The plain words of a search query: runs of letters and digits, nothing else.
-
-    Every full-text builder starts from these, so no operator, quote or
-    wildcard of any engine's query syntax ever reaches the database.
-    """
-    return _WORD.findall(text)[:limit]
-
-
-_WORD = re.compile(r"[^\W_]+")
+def on_conflict_upsert(
+    insert: Callable[[Table], Any],
+    table: Table,
+    values: dict[str, Any],
+    conflict: Sequence[str],
+    update: Sequence[str],
+    returning: Sequence[ColumnElement[Any]],
+) -> Executable:
+    """:meth:`Dialect.upsert` for the dialects whose ``insert`` construct has
+    ``ON CONFLICT`` (``sqlalchemy.dialects.sqlite.insert``, ``...postgresql.insert``)."""
+    stmt = insert(table).values(values)
+    if not update:
+        done = stmt.on_conflict_do_nothing(index_elements=list(conflict))
+    else:
+        done = stmt.on_conflict_do_update(
+            index_elements=list(conflict), set_={name: stmt.excluded[name] for name in update}
+        )
+    # RETURNING of an upsert returns the row as stored (inserted or updated)
+    return done.returning(*returning) if returning else done  # type: ignore[no-any-return]

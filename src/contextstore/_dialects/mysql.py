@@ -37,14 +37,15 @@ from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.mysql import match as mysql_match
 
+from .._facts import search_words
 from ._base import (
     WRITE_INTENT,
     Dialect,
     ErrorKind,
     queue_pool_options,
-    search_words,
     skip_idle_rollback,
 )
+from .types import UTCDateTime
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -199,8 +200,6 @@ class MySQLDialect(Dialect):
     name = "mysql"
     driver = "aiomysql"
     schemes = ("mysql", "mariadb")
-    supports_statement_timeout = True
-    native_upsert = True
 
     def engine_options(self, url: URL, settings: Settings) -> dict[str, Any]:
         return {
@@ -367,8 +366,6 @@ class MySQLDialect(Dialect):
         )
 
     def time_bucket(self, column: ColumnElement[Any], bucket: str) -> ColumnElement[Any]:
-        from .._types import UTCDateTime
-
         layout = _BUCKET_LAYOUT[bucket]
         return type_coerce(
             cast(func.date_format(column, literal_column(f"'{layout}'")), DATETIME(fsp=6)),

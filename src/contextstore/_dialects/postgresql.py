@@ -28,7 +28,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event, func, literal_column, select, type_coerce
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from ._base import SNAPSHOT, WRITE_INTENT, Dialect, ErrorKind, queue_pool_options, search_words
+from .._facts import search_words
+from ._base import (
+    SNAPSHOT,
+    WRITE_INTENT,
+    Dialect,
+    ErrorKind,
+    on_conflict_upsert,
+    queue_pool_options,
+)
+from .types import UTCDateTime
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -94,8 +103,6 @@ class PostgreSQLDialect(Dialect):
     name = "postgresql"
     driver = "asyncpg"
     schemes = ("postgresql", "postgres")
-    supports_statement_timeout = True
-    native_upsert = True
 
     def normalise_url(self, url: URL) -> URL:
         if url.get_backend_name() == "postgres":
@@ -260,15 +267,7 @@ class PostgreSQLDialect(Dialect):
         update: Sequence[str],
         returning: Sequence[ColumnElement[Any]] = (),
     ) -> Executable:
-        stmt = pg_insert(table).values(values)
-        if not update:
-            done = stmt.on_conflict_do_nothing(index_elements=list(conflict))
-        else:
-            done = stmt.on_conflict_do_update(
-                index_elements=list(conflict), set_={name: stmt.excluded[name] for name in update}
-            )
-        # RETURNING of an upsert returns the row as stored (inserted or updated)
-        return done.returning(*returning) if returning else done
+        return on_conflict_upsert(pg_insert, table, values, conflict, update, returning)
 
     def search_statement(
         self,
@@ -283,9 +282,9 @@ class PostgreSQLDialect(Dialect):
             return None
         # words are letters and digits only, so quoting each as a lexeme is safe
         tsquery = func.to_tsquery(
-            literal_column(f"'{TS_CONFIG}'"), " | ".join(f"'{w.lower()}'" for w in words)
+            literal_column(f"'{TEXT_SEARCH_CONFIG}'"), " | ".join(f"'{w.lower()}'" for w in words)
         )
-        vector: ColumnElement[Any] = literal_column(f"{table.name}.{SEARCH_VECTOR}")
+        vector: ColumnElement[Any] = literal_column(f"{table.name}.{SEARCH_VECTOR_COLUMN}")
         score = func.ts_rank(vector, tsquery).label("score")
         return (
             select(*columns, score)
@@ -295,18 +294,11 @@ class PostgreSQLDialect(Dialect):
         )
 
     def time_bucket(self, column: ColumnElement[Any], bucket: str) -> ColumnElement[Any]:
-        from .._types import UTCDateTime
-
         # three-argument date_trunc truncates in UTC whatever the session TimeZone
         return type_coerce(
             func.date_trunc(literal_column(f"'{bucket}'"), column, literal_column("'UTC'")),
             UTCDateTime(),
         )
-
-
-#: the text-search configuration and stored tsvector column the migration creates.
-TS_CONFIG = "simple"
-SEARCH_VECTOR = "search_vector"
 
 
 def _is_loopback(url: URL) -> bool:

@@ -30,15 +30,26 @@ from sqlalchemy import table as sa_table
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.pool import StaticPool
 
+from .._facts import (
+    BUCKET_LAYOUT,
+    BUSY_TIMEOUT_MS,
+    FTS_TABLE,
+    FTS_TOKENIZER,
+    FTS_TRIGGERS,
+    fts5_query,
+    is_memory_database,
+    sqlite_error_kind,
+)
 from ._aiosqlite import connect as one_hop_connect
 from ._base import (
     WRITE_INTENT,
     Dialect,
     ErrorKind,
+    on_conflict_upsert,
     queue_pool_options,
-    search_words,
     skip_idle_rollback,
 )
+from .types import UTCDateTime
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -53,40 +64,17 @@ if TYPE_CHECKING:
 _DEFAULT_POOL_SIZE = 5
 _DEFAULT_MAX_OVERFLOW = 10
 _DEFAULT_POOL_TIMEOUT = 30.0
-#: how long a writer waits for the lock before SQLITE_BUSY.
-BUSY_TIMEOUT_MS = 30_000
-
-# Extended result codes: https://www.sqlite.org/rescode.html
-_CONFLICT = {1555, 2067}  # CONSTRAINT_PRIMARYKEY, CONSTRAINT_UNIQUE
-_NOT_FOUND = {787}  # CONSTRAINT_FOREIGNKEY
-_INVALID = {275, 1299, 1811, 19}  # CHECK, NOTNULL, TRIGGER, generic CONSTRAINT
-_BUSY_PRIMARY = {5, 6}  # BUSY, LOCKED
-_UNAVAILABLE_PRIMARY = {14, 26}  # CANTOPEN, NOTADB
-_INTERRUPT_PRIMARY = {9}
-
-#: FTS5 table over messages.content; rowid is messages.id.
-FTS_TABLE = "messages_fts"
-#: unicode61 folds case; remove_diacritics 2 also folds combined diacritics.
-FTS_TOKENIZER = "unicode61 remove_diacritics 2"
-_FTS_TRIGGERS = ("messages_fts_ai", "messages_fts_ad", "messages_fts_au")
 
 
 def is_memory(url: URL) -> bool:
     """True for an in-memory database (each connection would see its own)."""
-    database = url.database or ""
-    # SQLAlchemy parses "sqlite:///file:x?mode=memory&uri=true" into database
-    # "file:x" and query {"mode": "memory", ...}
-    mode = url.query.get("mode", ())
-    modes = (mode,) if isinstance(mode, str) else tuple(mode)
-    return database in ("", ":memory:") or "memory" in modes or "mode=memory" in database
+    return is_memory_database(url.database, url.query)
 
 
 class SQLiteDialect(Dialect):
     name = "sqlite"
     driver = "aiosqlite"
     schemes = ("sqlite",)
-    supports_statement_timeout = False
-    native_upsert = True
     is_server = False
     alter_by_rebuild = True
 
@@ -146,27 +134,15 @@ class SQLiteDialect(Dialect):
             if "no active connection" in str(orig):
                 return ErrorKind.DISCONNECT
             return None
-        if code in _CONFLICT:
-            return ErrorKind.CONFLICT
-        if code in _NOT_FOUND:
-            return ErrorKind.NOT_FOUND
-        if code in _INVALID:
-            return ErrorKind.INVALID
-        primary = code & 0xFF
-        if primary in _BUSY_PRIMARY:
-            return ErrorKind.BUSY
-        if primary in _UNAVAILABLE_PRIMARY:
-            return ErrorKind.UNAVAILABLE
-        if primary in _INTERRUPT_PRIMARY:
-            return ErrorKind.TIMEOUT
-        return None
+        kind = sqlite_error_kind(code)
+        return None if kind is None else ErrorKind(kind)
 
     def server_version_sql(self) -> str:
         return "SELECT sqlite_version()"
 
     def fulltext_ddl(self) -> list[str]:
         # https://www.sqlite.org/fts5.html#external_content_tables
-        ai, ad, au = _FTS_TRIGGERS
+        ai, ad, au = FTS_TRIGGERS
         remove = (
             f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, content) "
             "VALUES ('delete', old.id, old.content);"
@@ -183,7 +159,7 @@ class SQLiteDialect(Dialect):
         ]
 
     def fulltext_drop_ddl(self) -> list[str]:
-        return [f"DROP TRIGGER IF EXISTS {name}" for name in _FTS_TRIGGERS] + [
+        return [f"DROP TRIGGER IF EXISTS {name}" for name in FTS_TRIGGERS] + [
             f"DROP TABLE IF EXISTS {FTS_TABLE}"
         ]
 
@@ -200,15 +176,7 @@ class SQLiteDialect(Dialect):
         update: Sequence[str],
         returning: Sequence[ColumnElement[Any]] = (),
     ) -> Executable:
-        stmt = sqlite_insert(table).values(values)
-        if not update:
-            done = stmt.on_conflict_do_nothing(index_elements=list(conflict))
-        else:
-            done = stmt.on_conflict_do_update(
-                index_elements=list(conflict), set_={name: stmt.excluded[name] for name in update}
-            )
-        # RETURNING of an upsert returns the row as stored (inserted or updated)
-        return done.returning(*returning) if returning else done
+        return on_conflict_upsert(sqlite_insert, table, values, conflict, update, returning)
 
     def search_statement(
         self,
@@ -237,36 +205,6 @@ class SQLiteDialect(Dialect):
         )
 
     def time_bucket(self, column: ColumnElement[Any], bucket: str) -> ColumnElement[Any]:
-        from .._types import UTCDateTime
-
         # the same text layout SQLAlchemy stores DATETIME in, so the type parses it
-        layout = _BUCKET_LAYOUT[bucket]
+        layout = BUCKET_LAYOUT[bucket]
         return type_coerce(func.strftime(literal_column(f"'{layout}'"), column), UTCDateTime())
-
-
-#: the FTS5 external-content table over messages.content (created by migrations).
-FTS_TABLE = "messages_fts"
-_BUCKET_LAYOUT = {
-    "minute": "%Y-%m-%d %H:%M:00.000000",
-    "hour": "%Y-%m-%d %H:00:00.000000",
-    "day": "%Y-%m-%d 00:00:00.000000",
-}
-
-
-def fts5_query(text: str) -> str | None:
-    """The FTS5 ``MATCH`` expression for a user's search text; None when it has no words.
-
-    Shared by the core and legacy backends, so both match exactly the same rows.
-    Every word is quoted as an FTS5 string, so nothing in the input can act as
-    FTS5 syntax (``AND``/``OR``/``NOT``/``NEAR``, ``*``, ``^``, ``:``, quotes,
-    parentheses); the words are joined with ``OR``: a message matches when it
-    contains any of them, and ``bm25`` ranks messages with more (and rarer)
-    matching words first. Matching is case- and diacritic-insensitive (the
-    tokenizer folds both).
-    """
-    words: dict[str, str] = {}
-    for word in search_words(text):
-        words.setdefault(word.casefold(), word)
-    if not words:
-        return None
-    return " OR ".join(f'"{word}"' for word in words.values())

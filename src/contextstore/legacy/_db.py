@@ -14,7 +14,7 @@ Invariants:
 * every ``sqlite3`` error leaving this module is a ``contextstore.errors``
   class, chosen by ``sqlite_errorcode`` and raised ``from`` the original;
 * values use exactly the representation SQLAlchemy's SQLite types use
-  (see ``contextstore._types``), so core and legacy share one file.
+  (see ``contextstore._dialects.types``), so core and legacy share one file.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any
 
 import aiosqlite
 
+from .._facts import BUSY_TIMEOUT_MS, sqlite_error_kind
 from ..errors import (
     ConflictError,
     ContextStoreError,
@@ -39,16 +40,6 @@ from ..errors import (
     ValidationError,
 )
 from . import _sql
-
-#: how long a writer waits for the lock before SQLITE_BUSY (the core value).
-BUSY_TIMEOUT_MS = 30_000
-
-# Extended result codes: https://www.sqlite.org/rescode.html
-_CONFLICT = {1555, 2067}  # CONSTRAINT_PRIMARYKEY, CONSTRAINT_UNIQUE
-_NOT_FOUND = {787}  # CONSTRAINT_FOREIGNKEY
-_INVALID = {19, 275, 1299, 1811, 3091}  # CONSTRAINT, CHECK, NOTNULL, TRIGGER, DATATYPE
-_BUSY_PRIMARY = {5, 6}  # BUSY, LOCKED
-_UNAVAILABLE_PRIMARY = {14, 26}  # CANTOPEN, NOTADB (the same classes as core)
 
 Params = dict[str, Any] | tuple[Any, ...]
 
@@ -102,20 +93,19 @@ def to_db_bool(value: bool | None) -> int | None:
 
 def translate(exc: sqlite3.Error, *, committing: bool = False) -> ContextStoreError:
     """The contextstore error for a sqlite3 error (to be raised ``from exc``)."""
-    code = getattr(exc, "sqlite_errorcode", None)
+    kind = sqlite_error_kind(getattr(exc, "sqlite_errorcode", None))
     detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-    if code in _CONFLICT:
+    if kind == "conflict":
         return ConflictError(f"unique key already taken: {detail}")
-    if code in _NOT_FOUND:
+    if kind == "not_found":
         return NotFoundError(f"referenced row does not exist: {detail}")
-    if code in _INVALID:
+    if kind == "invalid":
         return ValidationError(f"rejected by the database: {detail}")
-    primary = code & 0xFF if isinstance(code, int) else None
-    if primary in _BUSY_PRIMARY:
+    if kind == "busy":
         return DatabaseUnavailableError(
             f"database is locked by another writer: {detail}", may_have_committed=False
         )
-    if primary in _UNAVAILABLE_PRIMARY:
+    if kind == "unavailable":
         return DatabaseUnavailableError(
             f"cannot use the database file: {detail}", may_have_committed=committing
         )

@@ -13,11 +13,11 @@ import builtins
 import sqlite3
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from .. import _cursor, _validate
-from .._dialects.sqlite import fts5_query
+from .._facts import BUCKET_LAYOUT, fts5_query, utcnow
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..models import (
     ActivityBucket,
@@ -51,18 +51,6 @@ __all__ = [
     "LegacySessionRepository",
 ]
 
-#: strftime layouts truncating a stored DATETIME to the start of its bucket.
-_BUCKET_LAYOUT = {
-    "minute": "%Y-%m-%d %H:%M:00.000000",
-    "hour": "%Y-%m-%d %H:00:00.000000",
-    "day": "%Y-%m-%d 00:00:00.000000",
-}
-
-
-def _now() -> datetime:
-    """The clock both backends use: aware UTC, microsecond precision."""
-    return datetime.now(UTC)
-
 
 def _after(cursor: str | None, kind: str, scope: str) -> dict[str, Any]:
     """Keyset parameters for the rows after ``cursor`` (all None on the first page)."""
@@ -70,14 +58,6 @@ def _after(cursor: str | None, kind: str, scope: str) -> dict[str, Any]:
         return {"after_time": None, "after_id": None}
     moment, row_id = _cursor.decode(cursor, kind, scope)
     return {"after_time": to_db_time(moment), "after_id": row_id}
-
-
-def _page(items: list[Any], limit: int, kind: str, scope: str, key: Any) -> Page[Any]:
-    """Cut a limit+1 fetch into a Page with the cursor of its last row."""
-    if len(items) <= limit:
-        return Page(items=items, next_cursor=None)
-    items = items[:limit]
-    return Page(items=items, next_cursor=_cursor.encode(kind, scope, key(items[-1])))
 
 
 def _viewer(viewer: Any) -> dict[str, Any]:
@@ -180,7 +160,7 @@ class LegacySessionRepository(_Repository):
         purpose = _validate.name("purpose", purpose)
         created_by = _validate.name("created_by", created_by)
         metadata = _validate.metadata(metadata)
-        now = _now()
+        now = utcnow()
         async with self._db.writing() as conn:
             await conn.run(
                 _sql.SESSION_INSERT,
@@ -231,7 +211,7 @@ class LegacySessionRepository(_Repository):
         async with self._db.reading() as conn:
             rows = await conn.all(_sql.SESSION_PAGE, params)
         items = [_session(row) for row in rows]
-        return _page(items, limit, "sessions", scope, lambda s: (s.created_at, s.id))
+        return _cursor.page(items, limit, "sessions", scope, lambda s: (s.created_at, s.id))
 
     async def update(
         self,
@@ -247,7 +227,7 @@ class LegacySessionRepository(_Repository):
             "purpose": _validate.optional_name("purpose", purpose),
             "metadata": None if metadata is None else to_db_json(_validate.metadata(metadata)),
             "is_active": to_db_bool(_validate.optional_flag("is_active", is_active)),
-            "updated_at": to_db_time(_now()),
+            "updated_at": to_db_time(utcnow()),
         }
         if purpose is None and metadata is None and is_active is None:
             async with self._db.reading() as conn:
@@ -320,7 +300,7 @@ class LegacyMessageRepository(_Repository):
 
     async def _insert(self, session_id: str, rows: list[dict[str, Any]]) -> list[Message]:
         """Insert ``rows`` in one transaction, after checking their parents exist."""
-        now = _now()
+        now = utcnow()
         parents = sorted({row["parent_message_id"] for row in rows} - {None})
         created: list[Message] = []
         async with self._db.writing() as conn:
@@ -374,7 +354,7 @@ class LegacyMessageRepository(_Repository):
         async with self._db.reading() as conn:
             rows = await conn.all(sql, params)
         items = [_message(row) for row in rows]
-        return _page(items, limit, "messages", scope, lambda m: (m.timestamp, m.id))
+        return _cursor.page(items, limit, "messages", scope, lambda m: (m.timestamp, m.id))
 
     async def count(self, session_id: str, *, viewer: Viewer) -> int:
         _validate.name("session_id", session_id)
@@ -412,7 +392,7 @@ class LegacyMessageRepository(_Repository):
         async with self._db.reading() as conn:
             rows = await conn.all(_sql.MESSAGE_FEED, params)
         items = [_message(row) for row in rows]
-        return _page(items, limit, "feed", scope, lambda m: (m.timestamp, m.id))
+        return _cursor.page(items, limit, "feed", scope, lambda m: (m.timestamp, m.id))
 
 
 # -- memory ----------------------------------------------------------------------
@@ -442,7 +422,7 @@ class LegacyMemoryRepository(_Repository):
         lifetime = _validate.ttl(ttl)
         metadata = _validate.metadata(metadata)
         _validate.flag("overwrite", overwrite)
-        now = _now()
+        now = utcnow()
         params = {
             "agent_id": agent_id,
             "session_id": session_id,
@@ -479,7 +459,7 @@ class LegacyMemoryRepository(_Repository):
             "agent_id": agent_id,
             "scope": _scope(session_id),
             "key": key,
-            "now": to_db_time(_now()),
+            "now": to_db_time(utcnow()),
         }
         async with self._db.reading() as conn:
             row = await conn.one(_sql.MEMORY_GET, params)
@@ -503,7 +483,7 @@ class LegacyMemoryRepository(_Repository):
             "agent_id": agent_id,
             "scope": _scope(session_id),
             "prefix": prefix,
-            "now": to_db_time(_now()),
+            "now": to_db_time(utcnow()),
             "limit": limit,
         }
         async with self._db.reading() as conn:
@@ -518,14 +498,14 @@ class LegacyMemoryRepository(_Repository):
             "agent_id": agent_id,
             "scope": _scope(session_id),
             "key": key,
-            "now": to_db_time(_now()),
+            "now": to_db_time(utcnow()),
         }
         async with self._db.writing() as conn:
             return await conn.run(_sql.MEMORY_DELETE, params) > 0
 
     async def purge_expired(self) -> int:
         async with self._db.writing() as conn:
-            return await conn.run(_sql.MEMORY_PURGE, {"now": to_db_time(_now())})
+            return await conn.run(_sql.MEMORY_PURGE, {"now": to_db_time(utcnow())})
 
 
 # -- audit -------------------------------------------------------------------------
@@ -552,7 +532,7 @@ class LegacyAuditRepository(_Repository):
             "result": _validate.optional_name("result", result),
         }
         metadata = _validate.metadata(metadata)
-        now = _now()
+        now = utcnow()
         async with self._db.writing() as conn:
             row_id = await conn.insert(
                 _sql.AUDIT_INSERT,
@@ -590,7 +570,7 @@ class LegacyAuditRepository(_Repository):
         async with self._db.reading() as conn:
             rows = await conn.all(_sql.AUDIT_PAGE, params)
         items = [_audit(row) for row in rows]
-        return _page(items, limit, "audit", scope, lambda e: (e.timestamp, e.id))
+        return _cursor.page(items, limit, "audit", scope, lambda e: (e.timestamp, e.id))
 
     async def activity(
         self,
@@ -605,7 +585,7 @@ class LegacyAuditRepository(_Repository):
         _validate.optional_aware("until", until)
         _validate.optional_name("agent_id", agent_id)
         params = {
-            "layout": _BUCKET_LAYOUT[bucket],
+            "layout": BUCKET_LAYOUT[bucket],
             "agent_id": agent_id,
             "since": None if since is None else to_db_time(since),
             "until": None if until is None else to_db_time(until),
@@ -639,7 +619,7 @@ class LegacyParticipantRepository(_Repository):
             "agent_id": _validate.name("agent_id", agent_id),
             "agent_type": _validate.name("agent_type", agent_type),
             "role": _validate.name("role", role),
-            "joined_at": to_db_time(_now()),
+            "joined_at": to_db_time(utcnow()),
         }
         where = {"session_id": session_id, "agent_id": agent_id}
         async with self._db.writing() as conn:

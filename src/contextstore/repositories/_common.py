@@ -1,27 +1,19 @@
-"""Small pieces every Core repository uses: the clock, keyset predicates, row mapping."""
+"""Small pieces every Core repository uses: keyset predicates, prepared statements."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import and_, bindparam, or_
 from sqlalchemy.sql.base import Executable
 
-from .. import _cursor
 from .._dialects import Dialect, dialect_for
-from ..models import Page
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
 
     from ..connection import ConnectionManager
-
-
-def utcnow() -> datetime:
-    """The one clock of contextstore: aware UTC, microsecond precision."""
-    return datetime.now(UTC)
 
 
 def after(
@@ -106,13 +98,3 @@ class CoreRepository:
     def __init__(self, db: ConnectionManager) -> None:
         self._db = db
         self._dialect: Dialect = dialect_for(db.settings.effective_database_url)
-
-
-def page(
-    items: list[Any], limit: int, kind: str, scope: str, key: Callable[[Any], tuple[datetime, Any]]
-) -> Page[Any]:
-    """Cut a limit+1 fetch into a Page with the cursor of its last row."""
-    if len(items) <= limit:
-        return Page(items=items, next_cursor=None)
-    items = items[:limit]
-    return Page(items=items, next_cursor=_cursor.encode(kind, scope, key(items[-1])))

@@ -22,16 +22,18 @@ from ..schema import messages
 
 __all__ = ["VISIBLE_TO_VIEWER", "viewer_params", "visible_to"]
 
+def _rule(viewer_id: Any, viewer_type: Any) -> ColumnElement[bool]:
+    """The rule for a non-admin viewer; the arguments are values or bind parameters."""
+    return or_(
+        messages.c.visibility == "public",
+        messages.c.sender == viewer_id,
+        and_(messages.c.visibility == "agent_only", messages.c.sender_type == viewer_type),
+    )
+
+
 #: the rule for a non-admin viewer, with bind parameters ``viewer_id`` and
 #: ``viewer_type`` (see :func:`viewer_params`), for prepared statements.
-VISIBLE_TO_VIEWER: ColumnElement[bool] = or_(
-    messages.c.visibility == "public",
-    messages.c.sender == bindparam("viewer_id"),
-    and_(
-        messages.c.visibility == "agent_only",
-        messages.c.sender_type == bindparam("viewer_type"),
-    ),
-)
+VISIBLE_TO_VIEWER: ColumnElement[bool] = _rule(bindparam("viewer_id"), bindparam("viewer_type"))
 
 
 def viewer_params(viewer: Viewer) -> dict[str, Any]:
@@ -43,11 +45,4 @@ def visible_to(viewer: Viewer) -> ColumnElement[bool]:
     """A WHERE clause selecting the messages ``viewer`` may read."""
     if viewer.is_admin:
         return true()
-    return or_(
-        messages.c.visibility == "public",
-        messages.c.sender == viewer.agent_id,
-        and_(
-            messages.c.visibility == "agent_only",
-            messages.c.sender_type == viewer.agent_type,
-        ),
-    )
+    return _rule(viewer.agent_id, viewer.agent_type)

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, insert, select
 
 from .. import _cursor, _validate
+from .._facts import utcnow
 from ..models import ActivityBucket, AuditEvent, Page
 from ..schema import audit_log
-from ._common import CoreRepository, after, page, utcnow
-from .messages import _first_key
+from ._common import CoreRepository, after
+from ._records import first_key, to_event
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import RowMapping
     from sqlalchemy.ext.asyncio import AsyncConnection
     from sqlalchemy.sql.elements import ColumnElement
 
@@ -32,20 +32,6 @@ _COLUMNS = (
     audit_log.c.result,
     audit_log.c.metadata,
 )
-
-
-def to_event(row: RowMapping) -> AuditEvent:
-    return AuditEvent(
-        id=row["id"],
-        timestamp=row["timestamp"],
-        event_type=row["event_type"],
-        agent_id=row["agent_id"],
-        session_id=row["session_id"],
-        resource=row["resource"],
-        action=row["action"],
-        result=row["result"],
-        metadata=row["metadata"] or {},
-    )
 
 
 def _window(since: datetime | None, until: datetime | None) -> builtins.list[ColumnElement[bool]]:
@@ -95,7 +81,7 @@ class CoreAuditRepository(CoreRepository):
                 if done is not None:
                     return AuditEvent(id=done, **row)
             inserted = await conn.execute(insert(audit_log), {**row, "client_token": token})
-            return AuditEvent(id=_first_key(inserted.inserted_primary_key), **row)
+            return AuditEvent(id=first_key(inserted.inserted_primary_key), **row)
 
         # one INSERT: it commits itself, and a retry finds it by its token
         return await self._db.run(work, write=True, idempotent=True, autocommit=True)
@@ -132,7 +118,7 @@ class CoreAuditRepository(CoreRepository):
             )
         stmt = stmt.order_by(audit_log.c.timestamp.desc(), audit_log.c.id.desc()).limit(limit + 1)
         items = [to_event(row) for row in await self._db.fetch_all(stmt)]
-        return page(items, limit, _KIND, scope, lambda e: (e.timestamp, e.id))
+        return _cursor.page(items, limit, _KIND, scope, lambda e: (e.timestamp, e.id))
 
     async def activity(
         self,

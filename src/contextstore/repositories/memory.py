@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, delete, func, or_, select
 
 from .. import _validate
+from .._facts import utcnow
 from ..models import MemoryEntry
 from ..schema import agent_memory
-from ._common import CoreRepository, fixed_key, prepared, utcnow
+from ._common import CoreRepository, fixed_key, prepared
+from ._records import to_entry
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from sqlalchemy.engine import RowMapping
     from sqlalchemy.ext.asyncio import AsyncConnection
     from sqlalchemy.sql import Executable
     from sqlalchemy.sql.elements import ColumnElement
@@ -40,19 +41,6 @@ _COLUMNS = (
     agent_memory.c.updated_at,
     agent_memory.c.expires_at,
 )
-
-
-def to_entry(row: RowMapping) -> MemoryEntry:
-    return MemoryEntry(
-        agent_id=row["agent_id"],
-        session_id=row["session_id"],
-        key=row["key"],
-        value=row["value"],
-        metadata=row["metadata"] or {},
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        expires_at=row["expires_at"],
-    )
 
 
 def _live(now: datetime) -> ColumnElement[bool]:

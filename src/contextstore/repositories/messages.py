@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Integer, Select, bindparam, func, insert, select, true
 
 from .. import _cursor, _validate
+from .._facts import utcnow
 from ..errors import NotFoundError, ValidationError
 from ..models import Message, NewMessage, Page, SearchHit, Viewer
 from ..schema import messages, session_participants
-from ._common import CoreRepository, after, after_param, page, prepared, utcnow
+from ._common import CoreRepository, after, after_param, prepared
+from ._records import first_key, to_message
 from ._visibility import VISIBLE_TO_VIEWER, viewer_params, visible_to
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import RowMapping
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     from .._dialects import Dialect
@@ -35,21 +36,6 @@ _COLUMNS = (
     messages.c.parent_message_id,
     messages.c.timestamp,
 )
-
-
-def to_message(row: RowMapping) -> Message:
-    return Message(
-        id=row["id"],
-        session_id=row["session_id"],
-        sender=row["sender"],
-        sender_type=row["sender_type"],
-        content=row["content"],
-        visibility=row["visibility"],
-        message_type=row["message_type"],
-        metadata=row["metadata"] or {},
-        parent_message_id=row["parent_message_id"],
-        timestamp=row["timestamp"],
-    )
 
 
 class CoreMessageRepository(CoreRepository):
@@ -125,7 +111,7 @@ class CoreMessageRepository(CoreRepository):
                 ids = bulk
             elif len(rows) == 1:
                 result = await conn.execute(insert(messages), rows[0])
-                ids = [_first_key(result.inserted_primary_key)]
+                ids = [first_key(result.inserted_primary_key)]
             else:
                 # RETURNING without sort_by_parameter_order: SQLite cannot batch
                 # an ordered RETURNING (one INSERT per row); the rows come back
@@ -192,7 +178,7 @@ class CoreMessageRepository(CoreRepository):
             self._dialect, viewer.is_admin, sender is not None, cursor is not None, order == "desc"
         )
         items = [to_message(row) for row in await self._db.fetch_all(stmt, params)]
-        return page(items, limit, "messages", scope, lambda m: (m.timestamp, m.id))
+        return _cursor.page(items, limit, "messages", scope, lambda m: (m.timestamp, m.id))
 
     async def count(self, session_id: str, *, viewer: Viewer) -> int:
         _validate.name("session_id", session_id)
@@ -247,7 +233,7 @@ class CoreMessageRepository(CoreRepository):
             stmt = stmt.where(after(position, messages.c.timestamp, messages.c.id, descending=True))
         stmt = stmt.order_by(messages.c.timestamp.desc(), messages.c.id.desc()).limit(limit + 1)
         items = [to_message(row) for row in await self._db.fetch_all(stmt)]
-        return page(items, limit, "feed", scope, lambda m: (m.timestamp, m.id))
+        return _cursor.page(items, limit, "feed", scope, lambda m: (m.timestamp, m.id))
 
 
 @functools.cache
@@ -293,10 +279,3 @@ def _list_statement(
         stmt = stmt.order_by(messages.c.timestamp, messages.c.id)
     stmt = dialect.prefer_index(stmt, messages, _SESSION_INDEX)
     return prepared(stmt.limit(bindparam("limit", type_=Integer)))
-
-
-def _first_key(key: Any) -> int:
-    """The generated id of a single-row insert."""
-    if key is None or key[0] is None:
-        raise RuntimeError("the database reported no generated id for the insert")
-    return int(key[0])

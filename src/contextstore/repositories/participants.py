@@ -8,24 +8,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, select
 
 from .. import _validate
+from .._facts import utcnow
 from ..models import Participant, Session
 from ..schema import session_participants, sessions
-from ._common import CoreRepository, utcnow
-from .sessions import to_session
+from ._common import CoreRepository
+from ._records import to_participant, to_session
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import RowMapping
     from sqlalchemy.ext.asyncio import AsyncConnection
-
-
-def to_participant(row: RowMapping) -> Participant:
-    return Participant(
-        session_id=row["session_id"],
-        agent_id=row["agent_id"],
-        agent_type=row["agent_type"],
-        role=row["role"],
-        joined_at=row["joined_at"],
-    )
 
 
 class CoreParticipantRepository(CoreRepository):

@@ -8,28 +8,17 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, insert, select, update
 
 from .. import _cursor, _validate
+from .._facts import utcnow
 from ..errors import NotFoundError
 from ..models import Page, Session, SessionActivity
 from ..schema import messages, sessions
-from ._common import CoreRepository, after, page, utcnow
+from ._common import CoreRepository, after
+from ._records import to_session
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import RowMapping
     from sqlalchemy.ext.asyncio import AsyncConnection
 
 _KIND = "sessions"
-
-
-def to_session(row: RowMapping) -> Session:
-    return Session(
-        id=row["id"],
-        purpose=row["purpose"],
-        created_by=row["created_by"],
-        metadata=row["metadata"] or {},
-        is_active=bool(row["is_active"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
 
 
 class CoreSessionRepository(CoreRepository):
@@ -84,7 +73,7 @@ class CoreSessionRepository(CoreRepository):
             )
         stmt = stmt.order_by(sessions.c.created_at.desc(), sessions.c.id.desc()).limit(limit + 1)
         items = [to_session(row) for row in await self._db.fetch_all(stmt)]
-        return page(items, limit, _KIND, scope, lambda s: (s.created_at, s.id))
+        return _cursor.page(items, limit, _KIND, scope, lambda s: (s.created_at, s.id))
 
     async def update(
         self,

@@ -2,47 +2,42 @@
 
 Where a type needs more than a declarative ``with_variant`` (a MariaDB/MySQL
 difference, or binding that depends on the storage), it asks the dialect
-recipe in ``_dialects`` rather than branching on names here.
+recipe rather than branching on names here. The recipes are found through
+``_registry``, never through the package, because the recipe modules import
+these types themselves.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, DateTime, String, Text
 from sqlalchemy.dialects.mysql import MEDIUMTEXT
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.sqlite import JSON as SQLiteJSON
-from sqlalchemy.engine import URL
 from sqlalchemy.exc import DontWrapMixin
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import TypeDecorator
 
-from ._dialects import dialect_for
-from .errors import ConfigurationError, ValidationError
+from ..errors import ValidationError
+from . import _registry
 
 if TYPE_CHECKING:
     from sqlalchemy.engine.interfaces import Dialect as SADialect
     from sqlalchemy.types import TypeEngine
 
-    from ._dialects import Dialect
+    from ._base import Dialect
 
 __all__ = ["ExactString", "JSONDocument", "LongText", "UTCDateTime", "recipe_for"]
 
 
-@cache
-def _recipe_named(name: str) -> Dialect | None:
-    try:
-        return dialect_for(URL.create(name))
-    except ConfigurationError:
-        return None  # e.g. "default": str(statement) without a database
-
-
 def recipe_for(dialect: SADialect) -> Dialect | None:
-    """The contextstore recipe behind a SQLAlchemy dialect (``conn.dialect``), if any."""
-    return _recipe_named(dialect.name)
+    """The contextstore recipe behind a SQLAlchemy dialect (``conn.dialect``), if any.
+
+    None for SQLAlchemy's ``default`` dialect (``str(statement)`` without a database).
+    """
+    return _registry.lookup(dialect.name)
 
 
 class _BindValidationError(ValidationError, DontWrapMixin):

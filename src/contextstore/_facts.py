@@ -1,0 +1,141 @@
+"""Facts the core and the legacy backend share: one home for each.
+
+Both backends write the same SQLite file, so whatever decides how a value is
+stored, how an error is classified or how a search query is read must be the
+same code for both, or they drift apart. This module holds those facts and
+imports nothing of contextstore: the dialect recipes (``_dialects``) and the
+legacy package both import it, and neither imports the other.
+
+* the clock: aware UTC with microseconds;
+* SQLite: the busy timeout, the result codes and what they mean, the text
+  layout of a stored DATETIME and of its time buckets, the full-text table,
+  which URLs are in-memory databases;
+* search: which words of a query are searched for, and the FTS5 expression
+  that finds them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Literal
+
+__all__ = [
+    "BUCKET_LAYOUT",
+    "BUSY_TIMEOUT_MS",
+    "FTS_TABLE",
+    "FTS_TOKENIZER",
+    "FTS_TRIGGERS",
+    "SqliteErrorKind",
+    "fts5_query",
+    "is_memory_database",
+    "search_words",
+    "sqlite_error_kind",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """The one clock of contextstore: aware UTC, microsecond precision."""
+    return datetime.now(UTC)
+
+
+# -- SQLite ----------------------------------------------------------------
+
+#: how long a writer waits for the lock before SQLITE_BUSY.
+BUSY_TIMEOUT_MS = 30_000
+
+# Extended result codes: https://www.sqlite.org/rescode.html
+_CONFLICT = frozenset({1555, 2067})  # CONSTRAINT_PRIMARYKEY, CONSTRAINT_UNIQUE
+_NOT_FOUND = frozenset({787})  # CONSTRAINT_FOREIGNKEY
+# CONSTRAINT, CHECK, NOTNULL, TRIGGER, DATATYPE (a STRICT column's type)
+_INVALID = frozenset({19, 275, 1299, 1811, 3091})
+_BUSY_PRIMARY = frozenset({5, 6})  # BUSY, LOCKED
+_UNAVAILABLE_PRIMARY = frozenset({14, 26})  # CANTOPEN, NOTADB
+_INTERRUPT_PRIMARY = frozenset({9})  # INTERRUPT: sqlite3_interrupt, our statement timeout
+
+SqliteErrorKind = Literal["conflict", "not_found", "invalid", "busy", "unavailable", "timeout"]
+
+
+def sqlite_error_kind(code: int | None) -> SqliteErrorKind | None:
+    """What an (extended) SQLite result code means; None when it says nothing specific."""
+    if code is None:
+        return None
+    if code in _CONFLICT:
+        return "conflict"
+    if code in _NOT_FOUND:
+        return "not_found"
+    if code in _INVALID:
+        return "invalid"
+    primary = code & 0xFF
+    if primary in _BUSY_PRIMARY:
+        return "busy"
+    if primary in _UNAVAILABLE_PRIMARY:
+        return "unavailable"
+    if primary in _INTERRUPT_PRIMARY:
+        return "timeout"
+    return None
+
+
+#: ``strftime`` layouts truncating a stored DATETIME (SQLAlchemy's SQLite text,
+#: ``YYYY-MM-DD HH:MM:SS.ffffff``) to the start of its bucket, in the same layout.
+BUCKET_LAYOUT: Mapping[str, str] = {
+    "minute": "%Y-%m-%d %H:%M:00.000000",
+    "hour": "%Y-%m-%d %H:00:00.000000",
+    "day": "%Y-%m-%d 00:00:00.000000",
+}
+
+#: the FTS5 external-content table over ``messages.content`` (rowid = messages.id),
+#: created by the migrations and kept in sync by these triggers.
+FTS_TABLE = "messages_fts"
+FTS_TRIGGERS: Sequence[str] = ("messages_fts_ai", "messages_fts_ad", "messages_fts_au")
+#: unicode61 folds case; remove_diacritics 2 also folds combined diacritics.
+FTS_TOKENIZER = "unicode61 remove_diacritics 2"
+
+
+def is_memory_database(database: str | None, query: Mapping[str, str | Sequence[str]]) -> bool:
+    """True for an in-memory SQLite database (each connection would see its own).
+
+    Args:
+        database: the URL's database part (``url.database``).
+        query: the URL's query (``url.query``); SQLAlchemy parses
+            ``sqlite:///file:x?mode=memory&uri=true`` into database ``file:x``
+            and query ``{"mode": "memory", ...}``.
+    """
+    database = database or ""
+    mode = query.get("mode", ())
+    modes = (mode,) if isinstance(mode, str) else tuple(mode)
+    return database in ("", ":memory:") or "memory" in modes or "mode=memory" in database
+
+
+# -- search ----------------------------------------------------------------
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def search_words(text: str, limit: int = 32) -> list[str]:
+    """The plain words of a search query: runs of letters and digits, nothing else.
+
+    Every full-text builder starts from these, so no operator, quote or
+    wildcard of any engine's query syntax ever reaches the database.
+    """
+    return _WORD.findall(text)[:limit]
+
+
+def fts5_query(text: str) -> str | None:
+    """The FTS5 ``MATCH`` expression for a user's search text; None when it has no words.
+
+    Every word is quoted as an FTS5 string, so nothing in the input can act as
+    FTS5 syntax (``AND``/``OR``/``NOT``/``NEAR``, ``*``, ``^``, ``:``, quotes,
+    parentheses); the words are joined with ``OR``: a message matches when it
+    contains any of them, and ``bm25`` ranks messages with more (and rarer)
+    matching words first. Matching is case- and diacritic-insensitive (the
+    tokenizer folds both).
+    """
+    words: dict[str, str] = {}
+    for word in search_words(text):
+        words.setdefault(word.casefold(), word)
+    if not words:
+        return None
+    return " OR ".join(f'"{word}"' for word in words.values())
