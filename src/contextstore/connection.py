@@ -29,6 +29,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.pool import QueuePool
 
 from ._dialects import SNAPSHOT, WRITE_INTENT, ErrorKind, dialect_for
+from ._dialects._drivers.sqlalchemy import overflow_limit
 from ._translate import Progress, translating
 from .engine import create_engine
 from .errors import ContextStoreError, DatabaseUnavailableError, PoolExhaustedError
@@ -73,6 +74,7 @@ class ConnectionManager:
 
     @property
     def settings(self) -> Settings:
+        """The settings this manager was built with."""
         return self._settings
 
     @property
@@ -181,7 +183,28 @@ class ConnectionManager:
     async def fetch_all(
         self, stmt: Executable, params: dict[str, Any] | None = None
     ) -> list[RowMapping]:
-        """Every row of ``stmt`` (with bind ``params``, if any) as mappings."""
+        """Every row of ``stmt`` (with bind ``params``, if any) as mappings.
+
+        A plain SELECT runs as a read, anything else in a transaction;
+        retried as a whole where that is safe.
+
+        Args:
+            stmt: a Core statement.
+            params: values for its bind parameters.
+
+        Returns:
+            The rows, each a ``RowMapping`` (column name to value).
+
+        Raises:
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached
+                (``PoolExhaustedError``: no free connection within
+                ``pool_timeout``); ``may_have_committed`` tells whether a
+                write may have landed.
+            ContextStoreError: the manager is closed, or the statement failed
+                (``ConflictError``, ``NotFoundError`` and ``ValidationError``
+                where the database refused it for those reasons).
+        """
 
         async def work(conn: AsyncConnection) -> list[RowMapping]:
             return list((await conn.execute(stmt, params)).mappings().all())
@@ -191,7 +214,25 @@ class ConnectionManager:
     async def fetch_one(
         self, stmt: Executable, params: dict[str, Any] | None = None
     ) -> RowMapping | None:
-        """The first row of ``stmt``, or None."""
+        """The first row of ``stmt``, or None.
+
+        Args:
+            stmt: a Core statement.
+            params: values for its bind parameters.
+
+        Returns:
+            The first row as a ``RowMapping``, or None when there is none.
+
+        Raises:
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached
+                (``PoolExhaustedError``: no free connection within
+                ``pool_timeout``); ``may_have_committed`` tells whether a
+                write may have landed.
+            ContextStoreError: the manager is closed, or the statement failed
+                (``ConflictError``, ``NotFoundError`` and ``ValidationError``
+                where the database refused it for those reasons).
+        """
 
         async def work(conn: AsyncConnection) -> RowMapping | None:
             return (await conn.execute(stmt, params)).mappings().first()
@@ -199,7 +240,25 @@ class ConnectionManager:
         return await self.run(work, write=_writes(stmt))
 
     async def fetch_value(self, stmt: Executable, params: dict[str, Any] | None = None) -> Any:
-        """The first column of the first row of ``stmt``, or None."""
+        """The first column of the first row of ``stmt``, or None.
+
+        Args:
+            stmt: a Core statement.
+            params: values for its bind parameters.
+
+        Returns:
+            The value, or None when there is no row.
+
+        Raises:
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached
+                (``PoolExhaustedError``: no free connection within
+                ``pool_timeout``); ``may_have_committed`` tells whether a
+                write may have landed.
+            ContextStoreError: the manager is closed, or the statement failed
+                (``ConflictError``, ``NotFoundError`` and ``ValidationError``
+                where the database refused it for those reasons).
+        """
 
         async def work(conn: AsyncConnection) -> Any:
             return (await conn.execute(stmt, params)).scalar()
@@ -207,7 +266,27 @@ class ConnectionManager:
         return await self.run(work, write=_writes(stmt))
 
     async def execute(self, stmt: Executable, params: dict[str, Any] | None = None) -> int:
-        """Run one statement in its own transaction; return the rows affected."""
+        """Run one statement in its own transaction; return the rows affected.
+
+        Retried only while nothing can have been committed.
+
+        Args:
+            stmt: a Core statement (INSERT, UPDATE, DELETE, DDL...).
+            params: values for its bind parameters.
+
+        Returns:
+            The number of rows affected, as the driver reports it.
+
+        Raises:
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached
+                (``PoolExhaustedError``: no free connection within
+                ``pool_timeout``); ``may_have_committed`` tells whether a
+                write may have landed.
+            ContextStoreError: the manager is closed, or the statement failed
+                (``ConflictError``, ``NotFoundError`` and ``ValidationError``
+                where the database refused it for those reasons).
+        """
 
         async def work(conn: AsyncConnection) -> int:
             return (await conn.execute(stmt, params)).rowcount
@@ -217,8 +296,24 @@ class ConnectionManager:
     async def execute_many(self, stmt: Executable, rows: Sequence[dict[str, Any]]) -> int:
         """Run ``stmt`` for every parameter set in one transaction (batched round trips).
 
+        All or nothing; an empty ``rows`` returns 0 without touching the database.
+
+        Args:
+            stmt: a Core statement with bind parameters.
+            rows: one dict of parameter values per execution.
+
         Returns:
             The rows affected (``len(rows)`` where the driver does not report it).
+
+        Raises:
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached
+                (``PoolExhaustedError``: no free connection within
+                ``pool_timeout``); ``may_have_committed`` tells whether a
+                write may have landed.
+            ContextStoreError: the manager is closed, or the statement failed
+                (``ConflictError``, ``NotFoundError`` and ``ValidationError``
+                where the database refused it for those reasons).
         """
         if not rows:
             return 0
@@ -235,6 +330,20 @@ class ConnectionManager:
         """A connection inside one transaction: commit on exit, rollback on error.
 
         The body runs once; it is never retried (it is not ours to repeat).
+        On SQLite the transaction starts with ``BEGIN IMMEDIATE``. Use it as
+        ``async with db.transaction() as conn: await conn.execute(stmt)``.
+
+        Yields:
+            The ``AsyncConnection`` of the transaction.
+
+        Raises:
+            DatabaseUnavailableError: the database could not be reached, or
+                the connection was lost; ``may_have_committed`` is True only
+                when it was lost during COMMIT.
+            QueryTimeoutError: a statement ran past ``statement_timeout``;
+                the transaction was rolled back.
+            ContextStoreError: the manager is closed, or a statement failed
+                (translated like the other methods' errors).
         """
         engine = self.engine
         progress = Progress(write=True)
@@ -258,6 +367,19 @@ class ConnectionManager:
         contextlib.aclosing(db.stream(stmt)) as rows``. Otherwise Python closes
         an abandoned generator only when it is garbage-collected, and its
         connection stays checked out until then.
+
+        Args:
+            stmt: a Core SELECT.
+            batch_size: rows fetched from the server per round trip.
+
+        Yields:
+            Each row as a ``RowMapping``.
+
+        Raises:
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached, or
+                the connection was lost mid-stream (never retried).
+            ContextStoreError: the manager is closed, or the statement failed.
         """
         engine = self.engine
         progress = Progress()
@@ -276,7 +398,13 @@ class ConnectionManager:
     # -- introspection ----------------------------------------------------
 
     def pool_stats(self) -> PoolStats | None:
-        """Counters of the queue pool; None where the dialect has no pool."""
+        """Counters of the connection pool, read without I/O.
+
+        Returns:
+            ``PoolStats(size, checked_in, checked_out, overflow)``; None for
+            in-memory SQLite (one shared connection, no pool) and after
+            ``dispose()``.
+        """
         if self._engine is None:
             return None
         pool = self._engine.pool
@@ -293,7 +421,16 @@ class ConnectionManager:
         """Probe the database with a real round trip; never raises.
 
         Returns within ``timeout`` even when the server hangs: the probe runs as
-        its own task and is abandoned (cancelled) at the deadline.
+        its own task and is abandoned (cancelled) at the deadline. When every
+        pooled connection is busy, the probe opens a connection of its own.
+
+        Args:
+            timeout: seconds to wait for the answer.
+
+        Returns:
+            The report: server version, schema revision and whether it is the
+            newest, pool counters, latency; ``ok=False`` with ``error`` set on
+            any failure.
         """
         start = time.perf_counter()
         error: str | None = None
@@ -366,7 +503,10 @@ class ConnectionManager:
         return self._unpooled
 
     async def dispose(self) -> None:
-        """Close every pooled connection; later calls raise a clear error."""
+        """Close every pooled connection; later calls raise a clear error.
+
+        Probes still running are cancelled. Calling it again does nothing.
+        """
         for probe in list(self._probes):
             probe.cancel()
         if self._probes:
@@ -392,7 +532,7 @@ def _exhausted(engine: AsyncEngine) -> bool:
     pool = engine.pool
     if not isinstance(pool, QueuePool):
         return False
-    return pool.checkedout() >= pool.size() + max(0, pool._max_overflow)
+    return pool.checkedout() >= pool.size() + max(0, overflow_limit(pool))
 
 
 def _writes(stmt: Executable) -> bool:

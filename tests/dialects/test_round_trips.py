@@ -18,7 +18,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from contextstore import NewMessage, Settings, Store, Viewer
-from contextstore._dialects import _aiosqlite, dialect_for
+from contextstore._dialects import dialect_for
+from contextstore._dialects._drivers import aiosqlite as _aiosqlite
 
 _CONTROL = re.compile(r"^\s*(BEGIN|START TRANSACTION|COMMIT|ROLLBACK)", re.IGNORECASE)
 _COM_QUERY = 3

@@ -9,8 +9,8 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, StaticPool
 
 from contextstore import ConfigurationError, Settings
 from contextstore._dialects import dialect_for
-from contextstore._dialects._aiosqlite import connect as one_hop_connect
-from contextstore._dialects.mysql import READ_TIMEOUT_ARG, connect_within_timeout
+from contextstore._dialects._drivers.aiomysql import READ_TIMEOUT_ARG, connect_within_timeout
+from contextstore._dialects._drivers.aiosqlite import connect as one_hop_connect
 from contextstore.engine import create_engine, engine_options
 
 #: MySQL/MariaDB's default wait_timeout: a pooled connection idle longer is dead.

@@ -29,7 +29,6 @@ words; changes become searchable at COMMIT).
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import cast, event, func, literal_column, select, type_coerce
@@ -44,6 +43,12 @@ from ._base import (
     ErrorKind,
     queue_pool_options,
     skip_idle_rollback,
+)
+from ._drivers.aiomysql import (
+    CR_CONN_HOST_ERROR,
+    CR_SERVER_LOST,
+    READ_TIMEOUT_ARG,
+    connect_within_timeout,
 )
 from .types import UTCDateTime
 
@@ -90,10 +95,6 @@ _BY_ERRNO: dict[int, ErrorKind] = {
     1040: ErrorKind.UNAVAILABLE,  # ER_CON_COUNT_ERROR
 }
 
-#: CR_CONN_HOST_ERROR, what aiomysql raises when the TCP connect fails or times out.
-_CR_CONN_HOST_ERROR = 2003
-#: CR_SERVER_LOST, what aiomysql raises when the server closes the connection.
-_CR_SERVER_LOST = 2013
 
 #: FULLTEXT index over messages.content.
 FULLTEXT_INDEX = "ix_messages_content_fulltext"
@@ -112,88 +113,6 @@ _DEFAULT_POOL_RECYCLE = 3600.0
 
 #: seconds the client waits for a reply beyond the server's own statement limit.
 CLIENT_TIMEOUT_MARGIN = 2.0
-#: connect_args key (removed before aiomysql sees it): seconds any one reply may take.
-READ_TIMEOUT_ARG = "contextstore_read_timeout"
-
-
-def _bounded_connection_class() -> type[Any]:
-    """aiomysql's Connection with a bound on every wait for the server.
-
-    aiomysql has no read timeout: a server that stops answering (SIGSTOP, a
-    dead network path) would hold a statement, a COMMIT or a ping forever.
-    Here each wait for bytes that are not already buffered is bounded; past it
-    the socket is closed and the error is aiomysql's own "Lost connection"
-    (CR_SERVER_LOST), so SQLAlchemy discards the connection and the retry
-    policy treats it like any other lost connection.
-    """
-    import aiomysql
-    from pymysql.err import OperationalError
-
-    class BoundedConnection(aiomysql.Connection):  # type: ignore[misc]
-        read_timeout: float | None = None
-
-        async def _read_bytes(self, num_bytes: int) -> bytes:
-            reader = self._reader
-            if (
-                self.read_timeout is None
-                or reader is None
-                or len(reader._buffer) >= num_bytes  # already here: no timer needed
-            ):
-                return await super()._read_bytes(num_bytes)  # type: ignore[no-any-return]
-            try:
-                async with asyncio.timeout(self.read_timeout):
-                    return await super()._read_bytes(num_bytes)  # type: ignore[no-any-return]
-            except TimeoutError as exc:
-                self.close()
-                raise OperationalError(
-                    _CR_SERVER_LOST,
-                    f"Lost connection to MySQL server: no reply within {self.read_timeout:g} s",
-                ) from exc
-
-    return BoundedConnection
-
-
-_BOUNDED_CONNECTION: type[Any] | None = None
-
-
-async def connect_within_timeout(*args: Any, **kwargs: Any) -> Any:
-    """``aiomysql.connect`` with ``connect_timeout`` covering the whole handshake.
-
-    aiomysql applies ``connect_timeout`` to opening the TCP connection only, so
-    a server that accepts the connection but never sends its greeting would
-    hold a pool checkout forever. It also closes the socket only on
-    ``Exception``; here it is closed on cancellation too (no leaked transport).
-    A timeout is reported the way aiomysql reports a TCP timeout. The
-    connection returned bounds every later wait for the server too (see
-    :func:`_bounded_connection_class`).
-    """
-    from pymysql.err import OperationalError
-
-    global _BOUNDED_CONNECTION
-    if _BOUNDED_CONNECTION is None:
-        _BOUNDED_CONNECTION = _bounded_connection_class()
-    read_timeout = kwargs.pop(READ_TIMEOUT_ARG, None)
-    timeout = kwargs.get("connect_timeout")
-    connection = _BOUNDED_CONNECTION(*args, **kwargs)
-    # the bound below covers the TCP connect too: aiomysql's own
-    # asyncio.wait_for around it can swallow a cancellation that arrives as the
-    # connection completes (Python 3.11, gh-86296), and the task would go on
-    connection.connect_timeout = None
-    try:
-        async with asyncio.timeout(timeout):
-            await connection._connect()
-    except TimeoutError as exc:
-        connection.close()
-        host = kwargs.get("host")
-        raise OperationalError(
-            _CR_CONN_HOST_ERROR,
-            f"Can't connect to MySQL server on {host!r} (no handshake within {timeout:g} s)",
-        ) from exc
-    except BaseException:
-        connection.close()
-        raise
-    connection.read_timeout = read_timeout
-    return connection
 
 
 class MySQLDialect(Dialect):
@@ -260,7 +179,7 @@ class MySQLDialect(Dialect):
         args = getattr(orig, "args", ())
         if (
             args
-            and args[0] in (_CR_CONN_HOST_ERROR, _CR_SERVER_LOST)
+            and args[0] in (CR_CONN_HOST_ERROR, CR_SERVER_LOST)
             and isinstance(orig.__cause__, TimeoutError)
         ):
             # aiomysql's TCP connect timeout, and the handshake and read bounds

@@ -37,6 +37,7 @@ from ._base import (
     on_conflict_upsert,
     queue_pool_options,
 )
+from ._drivers.asyncpg import configured_isolation
 from .types import UTCDateTime
 
 if TYPE_CHECKING:
@@ -182,7 +183,7 @@ class PostgreSQLDialect(Dialect):
             options = conn.get_execution_options()
             adapter: Any = conn.connection.dbapi_connection
             if options.get(WRITE_INTENT, True) or options.get(SNAPSHOT, False):
-                adapter.isolation_level = adapter._isolation_setting
+                adapter.isolation_level = configured_isolation(adapter)
             else:
                 adapter.isolation_level = "autocommit"
 

@@ -40,7 +40,6 @@ from .._facts import (
     is_memory_database,
     sqlite_error_kind,
 )
-from ._aiosqlite import connect as one_hop_connect
 from ._base import (
     WRITE_INTENT,
     Dialect,
@@ -49,6 +48,7 @@ from ._base import (
     queue_pool_options,
     skip_idle_rollback,
 )
+from ._drivers.aiosqlite import connect as one_hop_connect
 from .types import UTCDateTime
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class SQLiteDialect(Dialect):
     def engine_options(self, url: URL, settings: Settings) -> dict[str, Any]:
         connect_args: dict[str, Any] = {
             "timeout": BUSY_TIMEOUT_MS / 1000,
-            # one thread hop per statement instead of four (see _aiosqlite)
+            # one thread hop per statement instead of four (see _drivers.aiosqlite)
             "async_creator_fn": one_hop_connect,
         }
         if is_memory(url):

@@ -22,6 +22,7 @@ from ..schema import messages
 
 __all__ = ["VISIBLE_TO_VIEWER", "viewer_params", "visible_to"]
 
+
 def _rule(viewer_id: Any, viewer_type: Any) -> ColumnElement[bool]:
     """The rule for a non-admin viewer; the arguments are values or bind parameters."""
     return or_(

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, delete, func, or_, select
 
 from .. import _validate
+from .._dialects._drivers.sqlalchemy import fixed_key, prepared
 from .._facts import utcnow
 from ..models import MemoryEntry
 from ..schema import agent_memory
-from ._common import CoreRepository, fixed_key, prepared
+from ._common import CoreRepository
 from ._records import to_entry
 
 if TYPE_CHECKING:

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Integer, Select, bindparam, func, insert, select, true
 
 from .. import _cursor, _validate
+from .._dialects._drivers.sqlalchemy import prepared
 from .._facts import utcnow
 from ..errors import NotFoundError, ValidationError
 from ..models import Message, NewMessage, Page, SearchHit, Viewer
 from ..schema import messages, session_participants
-from ._common import CoreRepository, after, after_param, prepared
+from ._common import CoreRepository, after, after_param
 from ._records import first_key, to_message
 from ._visibility import VISIBLE_TO_VIEWER, viewer_params, visible_to
 

@@ -1,76 +1,11 @@
-"""One Protocol per repository: the contract both backends implement.
+"""One Protocol per repository: the contract both backends (core and legacy) implement.
 
-The contract suite (``tests/contract``) is written against these; DESIGN.md
-is the prose version. Method names say what happens on absence: ``get``
-returns None, ``update`` raises ``NotFoundError``, ``delete``/``leave``
-return False.
-
-Behaviour where DESIGN.md is silent (both backends do exactly this):
-
-- All "now" timestamps are generated in Python (datetime.now(UTC)), microsecond precision, returned
-  aware UTC.
-- Validation (src/contextstore/_validate.py, shared by both backends, runs before any SQL):
-  ids/names (session_id, agent_id, sender, sender_type, message_type, purpose, created_by, key,
-  event_type, agent_type, role, resource, action, result) 1-255 chars, not blank, no NUL, stored
-  exactly as given (no stripping; "k" and "k " are different keys); content 1-100,000 chars;
-  metadata None→{} else a dict with str keys, JSON-serialisable, ≤ 64 KiB serialised, no NUL
-  anywhere; memory value any JSON value (None, False, 0, "", [] are values distinct from absent), ≤
-  1 MiB serialised; ttl None or seconds/timedelta in [1 s, 1 year]; limit int 1-1000 (bool
-  rejected); visibility in public/private/agent_only/admin_only; bucket in minute/hour/day; order
-  asc/desc; naive datetimes rejected; message ids positive 64-bit ints; is_active/active bool or
-  None; search query 1-1000 chars not blank. Errors are contextstore.ValidationError.
-- sessions.create: session_id optional (uuid4 hex generated); taken id → ConflictError. is_active
-  True, metadata {} default, created_at == updated_at.
-- sessions.get → None if absent. sessions.list: newest first, keyset on (created_at DESC, id DESC),
-  filters created_by / active; cursor opaque, bound to the listing (filters included) — a cursor
-  from another listing → ValidationError.
-- sessions.update: missing → NotFoundError; only the given fields change; updated_at bumped when
-  something changed; no fields → returns the session unchanged.
-- sessions.delete → True/False; cascades messages, memory, participants; audit rows stay with
-  session_id NULL. Atomic.
-- sessions.activity(session_id): missing session → NotFoundError; message_count (all messages, no
-  viewer), unique_senders, last_message_at (None when no messages).
-- messages.add: missing session → NotFoundError; parent_message_id missing or in another session →
-  NotFoundError; timestamp = now.
-- messages.add_many: validates every item first (any bad item → ValidationError, nothing written);
-  all-or-nothing; returns the Messages in input order with ids ascending; empty list → [] with no
-  SQL. Missing session → NotFoundError.
-- Visibility (one SQL predicate on every read path get/list/count/search/feed): public → everyone;
-  private → sender only; agent_only → sender and viewers whose agent_type == message.sender_type;
-  admin_only → sender and admins; admins (Viewer.is_admin) see everything. Invisible == missing
-  (get → None).
-- messages.list(session_id, viewer, limit, cursor, order asc|desc, sender=None): keyset pages on
-  (timestamp, id) in the given order; a missing session → empty page; rows with equal timestamps
-  neither skipped nor repeated. next_cursor None on the last page (a page shorter than limit, or
-  exactly at the end — implementation fetches limit+1).
-- messages.count: visible messages of the session.
-- messages.search(query, viewer, session_id=None, limit=20): full-text over content, best first
-  with float score (higher = better), visible messages only; any query string (quotes, operators,
-  `*`, `NEAR(`, stopwords only, SQL-looking text) is safe: no driver error, it just returns what
-  matches its plain words (possibly []). Words are matched case-insensitively as whole words;
-  contract tests should use distinctive words of ≥ 4 letters that are not stopwords (MariaDB
-  FULLTEXT has a min token size and stopwords).
-- messages.feed(viewer, limit, cursor): newest first (timestamp DESC, id DESC) across every session
-  the viewer is a participant of (admins too: only sessions they joined, but they see every
-  visibility there).
-- memory.set: upsert on (agent_id, session_id or global, key); ttl → expires_at = now + ttl, None →
-  never expires; overwrite=False and a live entry exists → ConflictError (expired counts as absent
-  and is replaced); created_at kept when an existing row is overwritten, updated_at = now;
-  session_id of a missing session → NotFoundError.
-- memory.get → None if absent or expired (before any purge). memory.list(agent_id, session_id=None,
-  prefix=None, limit=100): live entries of exactly that scope (None = global only), ordered by key;
-  prefix matched literally and case-sensitively (`%`, `_`, backslash are plain characters).
-  memory.delete → True only if a live entry was deleted.
-  memory.purge_expired → number of expired rows removed.
-  Memory is readable only through its owner's agent_id.
-- audit.record: returns the event; session_id of a missing session → NotFoundError. audit.list:
-  newest first (timestamp DESC, id DESC), filters agent_id/session_id/event_type, since inclusive,
-  until exclusive; keyset cursor bound to the filters. audit.activity(bucket, since, until,
-  agent_id): list of ActivityBucket(start aware UTC truncated to the bucket, event_type, count)
-  ordered by start ASC then event_type ASC.
-- participants.join: idempotent (an existing membership is returned unchanged, no error); missing
-  session → NotFoundError. leave → True/False. list → in join order (joined_at, agent_id).
-  sessions_for(agent_id, active=None) → sessions newest first (created_at DESC, id DESC).
+Method names say what happens on absence: ``get`` returns None, ``update``
+raises ``NotFoundError``, ``delete``/``leave`` return False. The rules the
+data keeps (visibility, memory scope and expiry, input limits, ordering and
+cursors, search) are described in the documentation, page "Repositories"
+(``docs/guide/repositories.md``); each method's docstring below is its
+reference.
 """
 
 from __future__ import annotations
@@ -105,6 +40,8 @@ __all__ = [
 
 @runtime_checkable
 class SessionRepository(Protocol):
+    """Sessions, the shared workspaces agents collaborate in (``store.sessions``)."""
+
     async def create(
         self,
         *,
@@ -112,9 +49,43 @@ class SessionRepository(Protocol):
         created_by: str,
         metadata: dict[str, Any] | None = None,
         session_id: str | None = None,
-    ) -> Session: ...
+    ) -> Session:
+        """Create an active session.
 
-    async def get(self, session_id: str) -> Session | None: ...
+        Args:
+            purpose: what the session is for (1-255 characters).
+            created_by: the agent id of its creator (1-255 characters).
+            metadata: a JSON object of at most 64 KiB serialised; None means ``{}``.
+            session_id: the id to give it (1-255 characters); None generates a
+                random one (32 hex digits).
+
+        Returns:
+            The new session: ``is_active`` True, ``created_at == updated_at``.
+
+        Raises:
+            ValidationError: an argument breaks an input limit; nothing was written.
+            ConflictError: ``session_id`` is already taken.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached;
+                ``may_have_committed`` tells whether the session may exist.
+        """
+        ...
+
+    async def get(self, session_id: str) -> Session | None:
+        """Read one session.
+
+        Args:
+            session_id: the session's id.
+
+        Returns:
+            The session, or None when there is none with that id.
+
+        Raises:
+            ValidationError: ``session_id`` is not a valid id.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached.
+        """
+        ...
 
     async def list(
         self,
@@ -124,7 +95,25 @@ class SessionRepository(Protocol):
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[Session]:
-        """Newest first (``created_at``, then id, descending)."""
+        """List sessions, newest first (``created_at``, then id, descending), a page at a time.
+
+        Args:
+            created_by: only the sessions this agent created.
+            active: only active (True) or only inactive (False) sessions; None
+                for both.
+            limit: the most sessions on one page (1-1,000).
+            cursor: the ``next_cursor`` of the previous page of the same
+                listing (same filters); None for the first page.
+
+        Returns:
+            One page; its ``next_cursor`` is None on the last page.
+
+        Raises:
+            ValidationError: an argument breaks an input limit, or ``cursor``
+                is not a cursor of this listing.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached.
+        """
         ...
 
     async def update(
@@ -134,15 +123,76 @@ class SessionRepository(Protocol):
         purpose: str | None = None,
         metadata: dict[str, Any] | None = None,
         is_active: bool | None = None,
-    ) -> Session: ...
+    ) -> Session:
+        """Change the given fields of a session; a field left None keeps its value.
 
-    async def delete(self, session_id: str) -> bool: ...
+        ``updated_at`` becomes now when anything changes; with no field given
+        the session is returned as it is. ``metadata`` replaces the whole
+        object (it is not merged).
 
-    async def activity(self, session_id: str) -> SessionActivity: ...
+        Args:
+            session_id: the session to change.
+            purpose: the new purpose.
+            metadata: the new metadata object (at most 64 KiB serialised).
+            is_active: True to reopen the session, False to close it.
+
+        Returns:
+            The session as stored after the change.
+
+        Raises:
+            ValidationError: an argument breaks an input limit; nothing was written.
+            NotFoundError: there is no session ``session_id``.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached;
+                ``may_have_committed`` tells whether the change may have landed.
+        """
+        ...
+
+    async def delete(self, session_id: str) -> bool:
+        """Delete a session with its messages, memory entries and participants.
+
+        One atomic operation. Audit events of the session stay, with their
+        ``session_id`` set to None.
+
+        Args:
+            session_id: the session to delete.
+
+        Returns:
+            True when a session was deleted, False when there was none.
+
+        Raises:
+            ValidationError: ``session_id`` is not a valid id.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached;
+                ``may_have_committed`` tells whether the session may be gone.
+        """
+        ...
+
+    async def activity(self, session_id: str) -> SessionActivity:
+        """Summarise the messages of a session.
+
+        Every message counts, whatever its visibility.
+
+        Args:
+            session_id: the session to summarise.
+
+        Returns:
+            ``message_count``, ``unique_senders`` and ``last_message_at``
+            (None when the session has no messages).
+
+        Raises:
+            ValidationError: ``session_id`` is not a valid id.
+            NotFoundError: there is no session ``session_id``.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached.
+        """
+        ...
 
 
 @runtime_checkable
 class MessageRepository(Protocol):
+    """Messages posted to sessions, read through visibility rules (``store.messages``)."""
+
     async def add(
         self,
         session_id: str,
@@ -154,13 +204,81 @@ class MessageRepository(Protocol):
         message_type: str = "agent_response",
         metadata: dict[str, Any] | None = None,
         parent_message_id: int | None = None,
-    ) -> Message: ...
+    ) -> Message:
+        """Post a message to a session; its ``timestamp`` is now.
+
+        Safe to retry inside: a retry after a lost COMMIT finds the message
+        instead of posting it twice.
+
+        Args:
+            session_id: the session to post to.
+            sender: the agent id of the sender (1-255 characters).
+            content: the text (1-100,000 characters).
+            sender_type: the sender's agent type, which ``agent_only``
+                visibility compares with the viewer's.
+            visibility: ``public``, ``private``, ``agent_only`` or ``admin_only``.
+            message_type: a free label (1-255 characters).
+            metadata: a JSON object of at most 64 KiB serialised; None means ``{}``.
+            parent_message_id: the message this one answers, in the same session.
+
+        Returns:
+            The message as stored, with its new id.
+
+        Raises:
+            ValidationError: an argument breaks an input limit; nothing was written.
+            NotFoundError: there is no session ``session_id``, or
+                ``parent_message_id`` is not a message of that session (a
+                missing parent and one in another session fail alike).
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached.
+        """
+        ...
 
     async def add_many(
         self, session_id: str, messages: Sequence[NewMessage]
-    ) -> builtins.list[Message]: ...
+    ) -> builtins.list[Message]:
+        """Post several messages to one session, all or nothing.
 
-    async def get(self, message_id: int, *, viewer: Viewer) -> Message | None: ...
+        Every item is checked before any SQL runs; the rows are written in one
+        transaction and share one timestamp. Safe to retry inside, like ``add``.
+
+        Args:
+            session_id: the session to post to.
+            messages: the new messages (the fields of ``add``). An empty
+                sequence returns ``[]`` without touching the database.
+
+        Returns:
+            The messages as stored, in input order, with ascending ids.
+
+        Raises:
+            ValidationError: ``messages`` is not a sequence of ``NewMessage``,
+                or any item breaks an input limit; nothing was written.
+            NotFoundError: there is no session ``session_id``, or a
+                ``parent_message_id`` is not a message of that session;
+                nothing was written.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached.
+        """
+        ...
+
+    async def get(self, message_id: int, *, viewer: Viewer) -> Message | None:
+        """Read one message, if ``viewer`` may see it.
+
+        Args:
+            message_id: the message's id (a positive 64-bit integer).
+            viewer: who is reading.
+
+        Returns:
+            The message, or None when it does not exist or ``viewer`` may not
+            see it (the two cases cannot be told apart).
+
+        Raises:
+            ValidationError: ``message_id`` is not a valid id, or ``viewer``
+                is not a valid ``Viewer``.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached.
+        """
+        ...
 
     async def list(
         self,
@@ -171,9 +289,50 @@ class MessageRepository(Protocol):
         cursor: str | None = None,
         order: str = "asc",
         sender: str | None = None,
-    ) -> Page[Message]: ...
+    ) -> Page[Message]:
+        """List the messages of a session that ``viewer`` may see, a page at a time.
 
-    async def count(self, session_id: str, *, viewer: Viewer) -> int: ...
+        Pages are keyset pages in ``(timestamp, id)`` order: messages with
+        equal timestamps are neither skipped nor repeated, and a message added
+        while paging in ascending order shows up once, on a later page.
+
+        Args:
+            session_id: the session to list; a missing session gives one
+                empty last page.
+            viewer: who is reading.
+            limit: the most messages on one page (1-1,000).
+            cursor: the ``next_cursor`` of the previous page of the same
+                listing (same session, order and sender); None for the first page.
+            order: ``asc`` (oldest first) or ``desc`` (newest first).
+            sender: only the messages of this sender.
+
+        Returns:
+            One page; its ``next_cursor`` is None on the last page.
+
+        Raises:
+            ValidationError: an argument breaks an input limit, or ``cursor``
+                is not a cursor of this listing.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached.
+        """
+        ...
+
+    async def count(self, session_id: str, *, viewer: Viewer) -> int:
+        """Count the messages of a session that ``viewer`` may see.
+
+        Args:
+            session_id: the session to count; a missing session counts 0.
+            viewer: who is reading.
+
+        Returns:
+            The number of visible messages.
+
+        Raises:
+            ValidationError: ``session_id`` or ``viewer`` is not valid.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached.
+        """
+        ...
 
     async def search(
         self,
@@ -182,15 +341,62 @@ class MessageRepository(Protocol):
         viewer: Viewer,
         session_id: str | None = None,
         limit: int = 20,
-    ) -> builtins.list[SearchHit]: ...
+    ) -> builtins.list[SearchHit]:
+        """Full-text search over the content of the messages ``viewer`` may see.
+
+        The query is read as plain words (runs of letters and digits; the
+        first 32); quotes, operators and wildcards are ordinary text. A
+        message matches when it holds any of the words, as a whole word,
+        whatever the case; messages with more (and rarer) matches rank first.
+
+        Args:
+            query: the search text (1-1,000 characters, not blank).
+            viewer: who is reading.
+            session_id: search this session only; None searches every session.
+            limit: the most hits returned (1-1,000).
+
+        Returns:
+            Hits best first (``score`` a float, higher is better; ties newest
+            id first); ``[]`` when nothing matches or the query has no words.
+
+        Raises:
+            ValidationError: an argument breaks an input limit.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached.
+        """
+        ...
 
     async def feed(
         self, *, viewer: Viewer, limit: int = 50, cursor: str | None = None
-    ) -> Page[Message]: ...
+    ) -> Page[Message]:
+        """The messages ``viewer`` may see in every session it has joined, newest first.
+
+        Sessions count when ``viewer.agent_id`` is a participant; admins see
+        every visibility, but only in the sessions they joined. Keyset pages
+        on ``(timestamp, id)``, descending.
+
+        Args:
+            viewer: who is reading.
+            limit: the most messages on one page (1-1,000).
+            cursor: the ``next_cursor`` of the previous page of this viewer's
+                feed; None for the first page.
+
+        Returns:
+            One page; its ``next_cursor`` is None on the last page.
+
+        Raises:
+            ValidationError: an argument breaks an input limit, or ``cursor``
+                is not a cursor of this listing.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached.
+        """
+        ...
 
 
 @runtime_checkable
 class MemoryRepository(Protocol):
+    """Private key/value memory of each agent, global or per session (``store.memory``)."""
+
     async def set(
         self,
         agent_id: str,
@@ -201,11 +407,58 @@ class MemoryRepository(Protocol):
         ttl: float | timedelta | None = None,
         metadata: dict[str, Any] | None = None,
         overwrite: bool = True,
-    ) -> MemoryEntry: ...
+    ) -> MemoryEntry:
+        """Store ``value`` under ``key`` in one scope of an agent's memory.
+
+        A scope is ``(agent_id, session_id)``; ``session_id`` None is the
+        agent's global memory. A scope holds one entry per key. Overwriting
+        keeps ``created_at`` and sets ``updated_at`` to now; an entry past its
+        expiry counts as absent and is replaced. Safe to retry inside.
+
+        Args:
+            agent_id: the owner (1-255 characters).
+            key: the key (1-255 characters, exact: ``"k"`` and ``"k "`` differ).
+            value: any JSON value (None, False, 0, ``""`` and ``[]`` included)
+                of at most 1 MiB serialised.
+            session_id: the session of the scope; None for global memory.
+            ttl: lifetime in seconds, or a ``timedelta``, from 1 second to 1
+                year: ``expires_at`` is now + ``ttl``. None never expires
+                (and clears the expiry of an entry it overwrites).
+            metadata: a JSON object of at most 64 KiB serialised; None means ``{}``.
+            overwrite: False refuses to replace a live entry.
+
+        Returns:
+            The entry as stored.
+
+        Raises:
+            ValidationError: an argument breaks an input limit; nothing was written.
+            ConflictError: ``overwrite`` is False and the key holds a live entry.
+            NotFoundError: there is no session ``session_id``.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached.
+        """
+        ...
 
     async def get(
         self, agent_id: str, key: str, *, session_id: str | None = None
-    ) -> MemoryEntry | None: ...
+    ) -> MemoryEntry | None:
+        """Read one live entry of an agent's memory.
+
+        Args:
+            agent_id: the owner; nobody else's id reads the entry.
+            key: the key.
+            session_id: the session of the scope; None for global memory.
+
+        Returns:
+            The entry, or None when the key is absent or has expired (even
+            before ``purge_expired`` removed it).
+
+        Raises:
+            ValidationError: an argument is not a valid id or key.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached.
+        """
+        ...
 
     async def list(
         self,
@@ -215,16 +468,67 @@ class MemoryRepository(Protocol):
         prefix: str | None = None,
         limit: int = 100,
     ) -> builtins.list[MemoryEntry]:
-        """Live entries of one scope, ordered by key."""
+        """List the live entries of exactly one scope, ordered by key.
+
+        Args:
+            agent_id: the owner.
+            session_id: the session of the scope; None lists global memory
+                only (not the agent's session scopes).
+            prefix: only keys starting with this text, compared literally
+                and case-sensitively (``%``, ``_`` and backslash are plain
+                characters).
+            limit: the most entries returned (1-1,000).
+
+        Returns:
+            The entries in key order (code-point order), at most ``limit``.
+
+        Raises:
+            ValidationError: an argument breaks an input limit.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached.
+        """
         ...
 
-    async def delete(self, agent_id: str, key: str, *, session_id: str | None = None) -> bool: ...
+    async def delete(self, agent_id: str, key: str, *, session_id: str | None = None) -> bool:
+        """Delete one entry of an agent's memory.
 
-    async def purge_expired(self) -> int: ...
+        Args:
+            agent_id: the owner.
+            key: the key.
+            session_id: the session of the scope; None for global memory.
+
+        Returns:
+            True when a live entry was deleted; False when the key was absent
+            or had already expired.
+
+        Raises:
+            ValidationError: an argument is not a valid id or key.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached;
+                ``may_have_committed`` tells whether the entry may be gone.
+        """
+        ...
+
+    async def purge_expired(self) -> int:
+        """Delete every expired entry, of every agent and scope.
+
+        Expired entries are invisible to reads anyway; this reclaims their space.
+
+        Returns:
+            The number of entries removed.
+
+        Raises:
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached;
+                ``may_have_committed`` tells whether entries may be gone.
+        """
+        ...
 
 
 @runtime_checkable
 class AuditRepository(Protocol):
+    """The append-only audit log of sensitive actions (``store.audit``)."""
+
     async def record(
         self,
         event_type: str,
@@ -235,7 +539,31 @@ class AuditRepository(Protocol):
         action: str | None = None,
         result: str | None = None,
         metadata: dict[str, Any] | None = None,
-    ) -> AuditEvent: ...
+    ) -> AuditEvent:
+        """Append an event to the audit log; its ``timestamp`` is now.
+
+        Safe to retry inside: a retry after a lost COMMIT finds the event
+        instead of recording it twice.
+
+        Args:
+            event_type: what happened (1-255 characters).
+            agent_id: the agent that did it (1-255 characters).
+            session_id: the session it concerns, if any.
+            resource: what it was done to (1-255 characters), if given.
+            action: the action taken (1-255 characters), if given.
+            result: the outcome (1-255 characters), if given.
+            metadata: a JSON object of at most 64 KiB serialised; None means ``{}``.
+
+        Returns:
+            The event as stored, with its new id.
+
+        Raises:
+            ValidationError: an argument breaks an input limit; nothing was written.
+            NotFoundError: there is no session ``session_id``.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached.
+        """
+        ...
 
     async def list(
         self,
@@ -248,7 +576,29 @@ class AuditRepository(Protocol):
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page[AuditEvent]:
-        """Newest first; ``since`` inclusive, ``until`` exclusive."""
+        """List audit events, newest first (``timestamp``, then id, descending), a page at a time.
+
+        Args:
+            agent_id: only the events of this agent.
+            session_id: only the events of this session.
+            event_type: only events of this type.
+            since: only events at or after this moment (inclusive; an aware
+                datetime, any time zone).
+            until: only events before this moment (exclusive; aware).
+            limit: the most events on one page (1-1,000).
+            cursor: the ``next_cursor`` of the previous page of the same
+                listing (same filters); None for the first page.
+
+        Returns:
+            One page; its ``next_cursor`` is None on the last page.
+
+        Raises:
+            ValidationError: an argument breaks an input limit (a naive
+                ``since`` or ``until`` included), or ``cursor`` is not a
+                cursor of this listing.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached.
+        """
         ...
 
     async def activity(
@@ -259,12 +609,32 @@ class AuditRepository(Protocol):
         until: datetime | None = None,
         agent_id: str | None = None,
     ) -> builtins.list[ActivityBucket]:
-        """Counts per (bucket start, event type), oldest bucket first."""
+        """Count audit events per time bucket and event type.
+
+        Args:
+            bucket: the bucket width: ``minute``, ``hour`` or ``day`` (in UTC).
+            since: only events at or after this moment (inclusive; aware).
+            until: only events before this moment (exclusive; aware).
+            agent_id: only the events of this agent.
+
+        Returns:
+            One ``ActivityBucket(start, event_type, count)`` per bucket and
+            type that has events, ordered by ``start`` (aware UTC, truncated
+            to the bucket), then ``event_type``.
+
+        Raises:
+            ValidationError: an argument breaks an input limit (an unknown
+                ``bucket``, a naive ``since`` or ``until``).
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached.
+        """
         ...
 
 
 @runtime_checkable
 class ParticipantRepository(Protocol):
+    """Who takes part in which session (``store.participants``)."""
+
     async def join(
         self,
         session_id: str,
@@ -272,16 +642,79 @@ class ParticipantRepository(Protocol):
         *,
         agent_type: str = "generic",
         role: str = "member",
-    ) -> Participant: ...
+    ) -> Participant:
+        """Make an agent a participant of a session.
 
-    async def leave(self, session_id: str, agent_id: str) -> bool: ...
+        Idempotent: joining again returns the existing membership unchanged
+        (its ``agent_type``, ``role`` and ``joined_at`` are kept), no error.
+
+        Args:
+            session_id: the session to join.
+            agent_id: the agent joining (1-255 characters).
+            agent_type: the agent's type (1-255 characters).
+            role: its role in the session (1-255 characters).
+
+        Returns:
+            The membership as stored.
+
+        Raises:
+            ValidationError: an argument breaks an input limit; nothing was written.
+            NotFoundError: there is no session ``session_id``.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached.
+        """
+        ...
+
+    async def leave(self, session_id: str, agent_id: str) -> bool:
+        """End an agent's membership of a session.
+
+        Args:
+            session_id: the session.
+            agent_id: the agent leaving.
+
+        Returns:
+            True when a membership was removed, False when there was none.
+
+        Raises:
+            ValidationError: an argument is not a valid id.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached;
+                ``may_have_committed`` tells whether the membership may be gone.
+        """
+        ...
 
     async def list(self, session_id: str) -> builtins.list[Participant]:
-        """In join order."""
+        """List the participants of a session in join order (``joined_at``, then agent id).
+
+        Args:
+            session_id: the session; a missing session has no participants.
+
+        Returns:
+            Every participant (not paginated).
+
+        Raises:
+            ValidationError: ``session_id`` is not a valid id.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached.
+        """
         ...
 
     async def sessions_for(
         self, agent_id: str, *, active: bool | None = None
     ) -> builtins.list[Session]:
-        """Newest first."""
+        """List the sessions an agent takes part in, newest first (``created_at``, then id).
+
+        Args:
+            agent_id: the participant.
+            active: only active (True) or only inactive (False) sessions; None
+                for both.
+
+        Returns:
+            Every such session (not paginated).
+
+        Raises:
+            ValidationError: an argument breaks an input limit.
+            QueryTimeoutError: the statement ran past ``statement_timeout``.
+            DatabaseUnavailableError: the database could not be reached.
+        """
         ...

@@ -1,4 +1,10 @@
-"""An aiosqlite connection whose cursors cost one thread hop per statement.
+"""aiosqlite (0.20-0.22) shim: a connection whose cursors cost one thread hop per statement.
+
+Quarantined here because it uses aiosqlite's private ``Connection._conn``,
+``_execute``, ``_running``, ``_connection`` and ``_thread``: aiosqlite has no
+public way to run a function in its thread. ``tests/dialects/test_sqlite.py``
+checks the cursor behaves as the DB-API one; remove it when SQLAlchemy's
+adapter makes one hop per statement itself.
 
 aiosqlite runs every call in its own thread; SQLAlchemy's adapter makes four
 such calls per statement (create the cursor, execute, fetch, close). Each hop
