@@ -13,7 +13,7 @@
 * the statements SQLAlchemy executed, BEGIN/COMMIT/ROLLBACK, and whether each
   statement's compiled form came from the cache (``context.cache_hit``).
 
-The same counts for the raw driver subject of ``contextstore._bench`` are
+The same counts for the raw driver subject of the benchmark (``benchmarks``) are
 printed next to them. ``cpu`` profiles N calls with pyinstrument (if
 installed) and prints the call tree. Neither mode asserts anything.
 """
@@ -25,12 +25,30 @@ import asyncio
 import collections
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from sqlalchemy import event
 
-from contextstore import _bench as bench
+if not __package__:
+    # run as a file, sys.path[0] is benchmarks/ itself: put the repository root
+    # there instead, so that `benchmarks` imports as a package (as in bench.py)
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
+    sys.path.insert(0, str(_here.parent))
+
+from benchmarks.plan import DIALECTS, Plan, operations
+from benchmarks.scratch import Scratch
+from benchmarks.subjects import (
+    RawMySQL,
+    RawPostgreSQL,
+    RawSubject,
+    StoreSubject,
+    Subject,
+    raw_subject,
+)
+from benchmarks.workload import call_for, prepare
 
 OPS = ("get", "add", "list", "memory_get", "memory_set", "search", "add_many")
 
@@ -84,7 +102,7 @@ class HopCounter:
 
         self.hops = 0
         self.kinds: collections.Counter[str] = collections.Counter()
-        self._original = aiosqlite.core.Connection._execute
+        self._original: Any = aiosqlite.core.Connection._execute
         counter = self
 
         async def counted(conn: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -92,7 +110,7 @@ class HopCounter:
             counter.kinds[getattr(fn, "__name__", repr(fn))] += 1
             return await counter._original(conn, fn, *args, **kwargs)
 
-        aiosqlite.core.Connection._execute = counted  # type: ignore[method-assign]
+        aiosqlite.core.Connection._execute = counted  # type: ignore[method-assign,assignment]
 
     def restore(self) -> None:
         import aiosqlite.core
@@ -142,13 +160,13 @@ def sync_pool_listen(pool: Any, name: str, counts: collections.Counter[str]) -> 
     event.listen(pool, name, handler)
 
 
-def op_call(op: str, subject: bench.Subject, ctx: Any) -> Callable[[int], Awaitable[object]]:
+def op_call(op: str, subject: Subject, ctx: Any) -> Callable[[int], Awaitable[object]]:
     key = {"list": "list_newest", "add_many": "add_many_small"}.get(op, op)
-    spec = next(s for s in bench._operations(PLAN) if s.key == key)
-    return bench._call_for(spec, subject, ctx, PLAN)
+    spec = next(s for s in operations(PLAN) if s.key == key)
+    return call_for(spec, subject, ctx, PLAN)
 
 
-PLAN = bench.Plan(
+PLAN = Plan(
     mode="profile",
     session_messages=10_000,
     far_page=20,
@@ -162,33 +180,31 @@ PLAN = bench.Plan(
 
 async def open_dialect(
     dialect: str, *, proxy: bool
-) -> tuple[bench._Scratch, bench.StoreSubject, bench.RawSubject, Any, CountingProxy | None]:
+) -> tuple[Scratch, StoreSubject, RawSubject, Any, CountingProxy | None]:
     """Scratch database, core and raw subjects (both through the counting proxy if asked)."""
-    scratch = bench._Scratch(dialect)
+    scratch = Scratch(dialect)
     reason = await scratch.create()
     if reason is not None:
         raise SystemExit(reason)
     url = scratch.store_url()
     counting: CountingProxy | None = None
-    raw: bench.RawSubject
+    raw: RawSubject
     if proxy and dialect != "sqlite" and scratch.url is not None:
         counting = CountingProxy(scratch.url.host or "127.0.0.1", scratch.url.port or 0)
         port = await counting.start()
         proxied = scratch.url.set(host="127.0.0.1", port=port)
         url = proxied.render_as_string(hide_password=False)
-        raw = bench.RawPostgreSQL(proxied) if dialect == "postgresql" else bench.RawMySQL(proxied)
+        raw = RawPostgreSQL(proxied) if dialect == "postgresql" else RawMySQL(proxied)
     else:
-        raw = bench._raw_subject(dialect, scratch)
-    core = bench.StoreSubject("core", url, backend="core")
+        raw = raw_subject(dialect, scratch)
+    core = StoreSubject("core", url, backend="core")
     await core.open()
     await raw.open()
-    ctx = await bench._prepare(PLAN, core, raw, Console(stderr=True), dialect)
+    ctx = await prepare(PLAN, core, raw, Console(stderr=True), dialect)
     return scratch, core, raw, ctx, counting
 
 
-async def close_dialect(
-    scratch: bench._Scratch, core: bench.StoreSubject, raw: bench.RawSubject, proxy: Any
-) -> None:
+async def close_dialect(scratch: Scratch, core: StoreSubject, raw: RawSubject, proxy: Any) -> None:
     await raw.close()
     await core.close()
     if proxy is not None:
@@ -235,7 +251,7 @@ async def trips(dialects: list[str], ops: list[str], calls: int) -> None:
 
 async def cpu(dialect: str, op: str, calls: int) -> None:
     try:
-        from pyinstrument import Profiler
+        from pyinstrument import Profiler  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         raise SystemExit("cpu mode needs pyinstrument: uv run --with pyinstrument ...") from None
     scratch, core, raw, ctx, proxy = await open_dialect(dialect, proxy=False)
@@ -256,11 +272,11 @@ async def cpu(dialect: str, op: str, calls: int) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="profile_ops", description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=("trips", "cpu"))
-    parser.add_argument("--dialect", action="append", choices=bench.DIALECTS)
+    parser.add_argument("--dialect", action="append", choices=DIALECTS)
     parser.add_argument("--op", action="append", choices=OPS)
     parser.add_argument("--calls", type=int, default=None)
     args = parser.parse_args(argv)
-    dialects = args.dialect or list(bench.DIALECTS)
+    dialects = args.dialect or list(DIALECTS)
     ops = args.op or ["get", "add", "list", "memory_get", "memory_set"]
     if args.mode == "trips":
         asyncio.run(trips(dialects, ops, args.calls or 20))

@@ -13,15 +13,10 @@ import json
 from pathlib import Path
 
 import pytest
+from benchmarks.plan import Plan
+from benchmarks.report import MARKDOWN_BEGIN, MARKDOWN_END, write_markdown
+from benchmarks.runner import run_benchmarks
 from rich.console import Console
-
-from contextstore._bench import (
-    MARKDOWN_BEGIN,
-    MARKDOWN_END,
-    Plan,
-    run_benchmarks,
-    write_markdown,
-)
 
 pytestmark = pytest.mark.sqlite
 
