@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import event, func, insert, literal, select, text
 from sqlalchemy.engine import make_url
 
-from contextstore import ConnectionManager, NotFoundError
+from contextstore import ConnectionManager, NotFoundError, QueryTimeoutError
 from contextstore._dialects import WRITE_INTENT
 
-from ._scratch import children, create_tables, items, managed, parents
+from ._scratch import children, create_tables, in_transaction, items, managed, parents
 
 pytestmark = pytest.mark.sqlite
 
@@ -145,3 +145,48 @@ async def test_two_managers_write_the_same_file_concurrently(sqlite_empty_url: s
         expected = {f"w{writer}": 10 for writer in range(20)}
         assert await _count_per_writer(first) == expected
         assert await _count_per_writer(second) == expected
+
+
+#: counts to 10**9 inside SQLite: seconds of work, long past any test's statement_timeout
+_LONG_QUERY = text(
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) "
+    "SELECT count(*) FROM c"
+)
+
+
+async def test_statement_timeout_raises_query_timeout(sqlite_empty_url: str) -> None:
+    async with managed(sqlite_empty_url, statement_timeout=0.3) as db:
+        with pytest.raises(QueryTimeoutError) as caught:
+            await db.fetch_value(_LONG_QUERY)
+        orig = getattr(caught.value.__cause__, "orig", None)
+        assert isinstance(orig, sqlite3.OperationalError)
+        assert orig.sqlite_errorcode == 9  # SQLITE_INTERRUPT: the statement was stopped
+        # the interrupted connection went back to the pool and still works
+        assert await db.fetch_value(text("SELECT 41 + 1")) == 42
+        assert db.pool_stats() is not None
+        assert db.pool_stats().checked_out == 0  # type: ignore[union-attr]
+
+
+async def test_statement_timeout_rolls_back_the_write_it_interrupts(sqlite_empty_url: str) -> None:
+    async with managed(sqlite_empty_url, statement_timeout=0.3) as db:
+        await create_tables(db)
+        await db.execute(insert(parents).values(id=9, name="kept"))
+        slow_insert = text(
+            "INSERT INTO scratch_parents (id, name) "
+            "SELECT 2, 'slow' FROM (SELECT count(*) FROM (WITH RECURSIVE "
+            "c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) "
+            "SELECT x FROM c))"
+        )
+        with pytest.raises(QueryTimeoutError):
+            await in_transaction(db, insert(parents).values(id=1, name="before"), slow_insert)
+        assert await db.fetch_value(select(func.count()).select_from(parents)) == 1
+        assert await db.fetch_value(select(parents.c.name)) == "kept"
+
+
+async def test_no_statement_timeout_lets_a_statement_finish(sqlite_empty_url: str) -> None:
+    counting = text(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) "
+        "SELECT count(*) FROM c"
+    )
+    async with managed(sqlite_empty_url, statement_timeout=None) as db:
+        assert await db.fetch_value(counting) == 300000

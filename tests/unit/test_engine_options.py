@@ -10,6 +10,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, StaticPool
 from contextstore import ConfigurationError, Settings
 from contextstore._dialects import dialect_for
 from contextstore._dialects._drivers.aiomysql import READ_TIMEOUT_ARG, connect_within_timeout
+from contextstore._dialects._drivers.aiosqlite import STATEMENT_TIMEOUT_ARG
 from contextstore._dialects._drivers.aiosqlite import connect as one_hop_connect
 from contextstore.engine import create_engine, engine_options
 
@@ -33,7 +34,11 @@ def test_sqlite_file() -> None:
         "pool_timeout": 30.0,
         "pool_recycle": -1,
         "pool_pre_ping": False,
-        "connect_args": {"timeout": 30.0, "async_creator_fn": one_hop_connect},
+        "connect_args": {
+            "timeout": 30.0,
+            "async_creator_fn": one_hop_connect,
+            STATEMENT_TIMEOUT_ARG: 30.0,
+        },
     }
 
 
@@ -46,6 +51,7 @@ def test_sqlite_file_with_overrides() -> None:
         pool_recycle=60,
         pool_pre_ping=True,
         echo_sql=True,
+        statement_timeout=None,
     ) == {
         "poolclass": AsyncAdaptedQueuePool,
         "pool_size": 2,
@@ -53,7 +59,11 @@ def test_sqlite_file_with_overrides() -> None:
         "pool_timeout": 1.5,
         "pool_recycle": 60.0,
         "pool_pre_ping": True,
-        "connect_args": {"timeout": 30.0, "async_creator_fn": one_hop_connect},
+        "connect_args": {
+            "timeout": 30.0,
+            "async_creator_fn": one_hop_connect,
+            STATEMENT_TIMEOUT_ARG: None,
+        },
         "echo": True,
     }
 
@@ -67,6 +77,7 @@ def test_sqlite_memory_gets_one_static_connection(url: str) -> None:
         "connect_args": {
             "timeout": 30.0,
             "async_creator_fn": one_hop_connect,
+            STATEMENT_TIMEOUT_ARG: 30.0,
             "check_same_thread": False,
         },
     }

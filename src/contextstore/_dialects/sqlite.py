@@ -48,6 +48,7 @@ from ._base import (
     queue_pool_options,
     skip_idle_rollback,
 )
+from ._drivers.aiosqlite import STATEMENT_TIMEOUT_ARG
 from ._drivers.aiosqlite import connect as one_hop_connect
 from .types import UTCDateTime
 
@@ -83,6 +84,8 @@ class SQLiteDialect(Dialect):
             "timeout": BUSY_TIMEOUT_MS / 1000,
             # one thread hop per statement instead of four (see _drivers.aiosqlite)
             "async_creator_fn": one_hop_connect,
+            # SQLite has no server to enforce it: the shim interrupts the statement
+            STATEMENT_TIMEOUT_ARG: settings.statement_timeout,
         }
         if is_memory(url):
             connect_args["check_same_thread"] = False

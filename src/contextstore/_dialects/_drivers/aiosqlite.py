@@ -17,18 +17,27 @@ stream holds at most ``PREFETCH`` rows or its batch size.
 
 The behaviour SQLAlchemy sees is the DB-API cursor's: ``description``,
 ``rowcount``, ``lastrowid`` and the ``fetch*`` methods.
+
+Statement timeout: SQLite has no server to stop a statement, so with
+``statement_timeout`` set each thread hop that runs SQLite code (execute, a
+fetch) carries a deadline, and a progress handler interrupts the statement
+once it has passed (``SQLITE_INTERRUPT``, which the recipe classifies as a
+timeout). Like PostgreSQL's limit on a server-side cursor's FETCH, the
+deadline is per hop, so a stream may run longer than the limit in total.
+Waiting for the write lock is not a statement: ``busy_timeout`` bounds it.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import aiosqlite
 
-__all__ = ["PREFETCH", "connect"]
+__all__ = ["PREFETCH", "STATEMENT_TIMEOUT_ARG", "connect"]
 
 T = TypeVar("T")
 
@@ -36,6 +45,11 @@ T = TypeVar("T")
 #: size): a page of up to 63 rows costs one hop, and a stream holds at most
 #: this many rows (or its batch size) in memory.
 PREFETCH = 64
+#: connect_args key (removed before sqlite3 sees it): seconds a statement may run.
+STATEMENT_TIMEOUT_ARG = "contextstore_statement_timeout"
+#: SQLite virtual-machine instructions between two looks at the deadline:
+#: well under a millisecond of work, a negligible cost per look.
+_PROGRESS_STEPS = 1000
 
 
 class _Cursor:
@@ -72,7 +86,7 @@ class _Cursor:
             self.lastrowid,
             self.rowcount,
             rows,
-        ) = await self._connection.run_in_thread(run)
+        ) = await self._connection.run_in_thread(run, bounded=True)
         self._cursor = cursor
         self._rows = deque(rows)
         return self
@@ -88,7 +102,7 @@ class _Cursor:
 
         await self._close_open_cursor()
         self.description = None
-        self.lastrowid, self.rowcount = await self._connection.run_in_thread(run)
+        self.lastrowid, self.rowcount = await self._connection.run_in_thread(run, bounded=True)
         return self
 
     async def _more(self, size: int | None) -> None:
@@ -104,7 +118,7 @@ class _Cursor:
                 cursor.close()
             return rows, done
 
-        rows, done = await self._connection.run_in_thread(run)
+        rows, done = await self._connection.run_in_thread(run, bounded=True)
         self._rows.extend(rows)
         if done:
             self._cursor = None
@@ -139,22 +153,57 @@ class _Cursor:
 
 
 class _Connection(aiosqlite.Connection):
+    #: seconds one bounded hop may spend in SQLite; None: no bound.
+    statement_timeout: float | None = None
+    #: ``time.monotonic()`` past which the running hop is interrupted.
+    _deadline: float | None = None
+
     async def cursor(self) -> _Cursor:  # type: ignore[override]
         return _Cursor(self)
 
-    async def run_in_thread(self, function: Callable[[], T]) -> T:
-        """Run ``function`` in the connection's thread: one hop."""
+    async def run_in_thread(self, function: Callable[[], T], *, bounded: bool = False) -> T:
+        """Run ``function`` in the connection's thread: one hop.
+
+        ``bounded``: the hop runs statements, which :data:`statement_timeout` limits.
+        """
+        if bounded and self.statement_timeout is not None:
+            function = self._with_deadline(function, self.statement_timeout)
         result: T = await self._execute(function)  # type: ignore[no-untyped-call]
         return result
+
+    def _with_deadline(self, function: Callable[[], T], timeout: float) -> Callable[[], T]:
+        def run() -> T:
+            self._deadline = time.monotonic() + timeout
+            try:
+                return function()
+            finally:
+                self._deadline = None
+
+        return run
+
+    def _past_deadline(self) -> int:
+        """The progress handler: non-zero interrupts the running statement."""
+        deadline = self._deadline
+        return 1 if deadline is not None and time.monotonic() > deadline else 0
 
 
 def connect(database: str | bytes, **kwargs: Any) -> aiosqlite.Connection:
     """``aiosqlite.connect`` with one-hop cursors; awaited by SQLAlchemy's adapter.
 
     The worker thread is a daemon (as SQLAlchemy makes it), so a process that
-    forgets to close the engine still exits.
+    forgets to close the engine still exits. ``kwargs`` may carry
+    :data:`STATEMENT_TIMEOUT_ARG`; the rest go to ``sqlite3.connect``.
     """
     location = database.decode() if isinstance(database, bytes) else str(database)
-    connection = _Connection(lambda: sqlite3.connect(location, **kwargs), 64)
+    timeout = kwargs.pop(STATEMENT_TIMEOUT_ARG, None)
+
+    def open_database() -> sqlite3.Connection:
+        raw: sqlite3.Connection = sqlite3.connect(location, **kwargs)
+        if timeout is not None:
+            raw.set_progress_handler(connection._past_deadline, _PROGRESS_STEPS)
+        return raw
+
+    connection = _Connection(open_database, 64)
+    connection.statement_timeout = timeout
     connection._thread.daemon = True
     return connection
