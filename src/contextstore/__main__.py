@@ -1,3 +1,3 @@
-from contextstore.cli import main
+from contextstore._admin.cli import main
 
 main()

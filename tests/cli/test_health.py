@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from contextstore.cli import app
+from contextstore._admin.cli import app
 
 SENTINEL = "S3ntinel-pw"
 CLOSED_PORT = 1

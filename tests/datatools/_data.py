@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, insert, select
 
 from contextstore import ConnectionManager, NewMessage, Settings, Store, Viewer
-from contextstore._datatools import TABLES
+from contextstore._admin.datatools import TABLES
 from contextstore.schema import agent_memory, messages
 
 T = TypeVar("T")

@@ -13,14 +13,14 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from contextstore import Settings, Store
-from contextstore._datatools import (
+from contextstore._admin.cli import app
+from contextstore._admin.datatools import (
     DUMP_FORMAT,
     DUMP_FORMAT_VERSION,
     inspect_dump,
     restore,
     table_checksums,
 )
-from contextstore.cli import app
 from contextstore.errors import ConflictError, ValidationError
 from tests.datatools._data import (
     BIG_INT,

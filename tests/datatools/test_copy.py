@@ -11,8 +11,8 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from contextstore import ConnectionManager, Settings, Store
-from contextstore._datatools import copy_database, table_checksums, verify_databases
-from contextstore.cli import app
+from contextstore._admin.cli import app
+from contextstore._admin.datatools import copy_database, table_checksums, verify_databases
 from contextstore.errors import ConflictError, ContextStoreError
 from contextstore.schema import messages
 from tests.datatools._data import (

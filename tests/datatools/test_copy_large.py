@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import func, select
 
 from contextstore import Settings, Store
-from contextstore._datatools import table_checksums
+from contextstore._admin.datatools import table_checksums
 from contextstore.schema import messages
 from tests.datatools._data import (
     ADMIN,

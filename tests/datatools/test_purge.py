@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from contextstore import ConnectionManager, Settings, Store
-from contextstore.cli import app
+from contextstore._admin.cli import app
 from contextstore.schema import agent_memory
 from tests.datatools._data import add_expired_memory, run
 

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from contextstore import _migrations
-from contextstore.cli import app
+from contextstore._admin.cli import app
 
 from ._dataset import populate, snapshot
 from .conftest import OpenStore

@@ -9,7 +9,7 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from contextstore import ConnectionManager, Settings
-from contextstore.cli import app
+from contextstore._admin.cli import app
 from tests.migrations._inspect import Snapshot, assert_at_head, assert_empty, snapshot
 
 HEAD = "0001_baseline"

@@ -48,7 +48,7 @@ from contextstore import (
     Store,
     Viewer,
 )
-from contextstore.cli import app
+from contextstore._admin.cli import app
 from tests._servers import Server
 
 from .conftest import Account

@@ -1,29 +1,42 @@
-"""The ``contextstore`` command line: builds Settings, calls Store / migrations, prints.
+"""The ``contextstore`` command line: builds Settings, calls Store, migrations, data tools.
+
+Every command follows the same rules:
+
+* a command that talks to one database takes ``--database-url`` (else
+  ``CONTEXTSTORE_DATABASE_URL``); ``db copy`` and ``db verify`` take their
+  two URLs as arguments instead;
+* ``--json`` prints one JSON document on stdout, the same facts as the text
+  (``health`` always prints JSON); a reported failure is a document too, with
+  ``"ok": false`` and ``"error"``;
+* exit code 0 on success, 1 on a reported failure, 2 on a usage error;
+* ``contextstore --version`` prints the version.
 
 Every URL printed goes through ``Settings.safe_url``; errors are printed as
-their message (contextstore errors never carry a password), with exit code 1.
+their message (contextstore errors never carry a password), on stderr.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
-from .errors import ContextStoreError
-from .legacy import adopt_unversioned
-from .settings import Settings
+from contextstore.errors import ContextStoreError
+from contextstore.legacy import adopt_unversioned
+from contextstore.settings import Settings
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from ._datatools import DataReport
-    from .connection import ConnectionManager
+    from contextstore.connection import ConnectionManager
+
+    from .datatools import DataReport
 
 T = TypeVar("T")
 
@@ -45,28 +58,103 @@ UrlOption = Annotated[
     str | None,
     typer.Option("--database-url", help="Overrides CONTEXTSTORE_DATABASE_URL.", show_default=False),
 ]
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print one JSON document on stdout instead of text."),
+]
 
 
-def _settings(database_url: str | None = None, **overrides: Any) -> Settings:
+class Backend(enum.StrEnum):
+    """The ``--backend`` choices (an unknown one is a usage error)."""
+
+    core = "core"
+    legacy = "legacy"
+
+
+BackendOption = Annotated[
+    Backend | None,
+    typer.Option(
+        help="core or legacy (default: CONTEXTSTORE_BACKEND or core).", show_default=False
+    ),
+]
+
+
+def _backend(choice: Backend | None) -> str | None:
+    return None if choice is None else choice.value
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("contextstore")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"contextstore {_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """The contextstore data layer: health, migrations, demo and data tools."""
+
+
+def _emit(document: dict[str, Any]) -> None:
+    """The one JSON document of a ``--json`` run."""
+    typer.echo(json.dumps(document, indent=2, default=str))
+
+
+def _failed(
+    message: str, *, as_json: bool, markup: bool = True, facts: dict[str, Any] | None = None
+) -> NoReturn:
+    """Report a failure on stderr (and as a JSON document with ``--json``), exit 1."""
+    if markup:
+        err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    else:
+        err.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
+    if as_json:
+        _emit({**(facts or {}), "ok": False, "error": message})
+    raise typer.Exit(1)
+
+
+def _settings(database_url: str | None = None, *, as_json: bool, **overrides: Any) -> Settings:
     values = {k: v for k, v in overrides.items() if v is not None}
     if database_url is not None:
         values["database_url"] = database_url
     try:
         return Settings(**values)
     except ContextStoreError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        message = str(exc)
+    _failed(message, as_json=as_json)
 
 
 @app.command()
 def health(
     database_url: UrlOption = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the database.")] = 5.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The report is always JSON; accepted for uniformity.")
+    ] = False,
 ) -> None:
     """Probe the database and print the health report as JSON (exit 0 ok, 1 not)."""
-    from .store import Store
+    del as_json  # the output is JSON with or without it
+    from contextstore.store import Store
 
-    settings = _settings(database_url, auto_migrate=False)
+    settings = _settings(database_url, as_json=True, auto_migrate=False)
 
     async def probe() -> dict[str, Any]:
         store = Store(settings)
@@ -81,34 +169,40 @@ def health(
         result = asyncio.run(probe())
     except ContextStoreError as exc:
         result = {"url": settings.safe_url, "ok": False, "error": str(exc)}
-    typer.echo(json.dumps(result, indent=2, default=str))
+    _emit(result)
     raise typer.Exit(0 if result["ok"] else 1)
 
 
 @app.command()
 def demo(
     database_url: UrlOption = None,
-    backend: Annotated[
-        str | None, typer.Option(help="core or legacy (default: CONTEXTSTORE_BACKEND or core).")
-    ] = None,
+    backend: BackendOption = None,
     agents: Annotated[int, typer.Option(min=2, max=200, help="Agents taking part.")] = 6,
     sessions: Annotated[int, typer.Option(min=1, max=500, help="Concurrent sessions.")] = 4,
     messages: Annotated[int, typer.Option(min=1, max=10_000, help="Messages per session.")] = 25,
+    as_json: JsonOption = False,
 ) -> None:
     """Run a multi-agent collaboration on the configured database and summarise it."""
     from rich.progress import Progress
     from rich.table import Table
 
-    from ._demo import run_demo, summary_rows
-    from .store import Store
+    from contextstore.store import Store
 
-    settings = _settings(database_url, backend=backend)
+    from .demo import run_demo, summary_document, summary_rows
+
+    settings = _settings(database_url, as_json=as_json, backend=_backend(backend))
     out = Console()
-    out.print(f"contextstore demo: backend [bold]{settings.backend}[/bold] on {settings.safe_url}")
+    where = {"backend": settings.backend, "url": settings.safe_url}
+    if not as_json:
+        out.print(
+            f"contextstore demo: backend [bold]{settings.backend}[/bold] on {settings.safe_url}"
+        )
 
     async def go() -> Any:
         async with Store(settings) as store:
-            with Progress(console=out, transient=True) as bar:
+            # with --json stdout carries the document alone: the bar goes to a terminal's stderr
+            console, hidden = (err, not err.is_terminal) if as_json else (out, False)
+            with Progress(console=console, transient=True, disable=hidden) as bar:
                 task = bar.add_task("agents collaborating", total=sessions * messages)
                 return await run_demo(
                     store,
@@ -121,8 +215,13 @@ def demo(
     try:
         report = asyncio.run(go())
     except ContextStoreError as exc:
-        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        _failed(f"{type(exc).__name__}: {exc}", as_json=as_json, facts=where)
+
+    health = report.health
+    healthy = health is not None and health.ok
+    if as_json:
+        _emit({**where, "ok": healthy, **summary_document(report)})
+        raise typer.Exit(0 if healthy else 1)
 
     done = Table(title="What happened", show_header=False)
     for name, value in summary_rows(report):
@@ -134,7 +233,6 @@ def demo(
     for name, count, p50, p95, p99 in report.percentiles():
         timing.add_row(name, str(count), f"{p50:.2f}", f"{p95:.2f}", f"{p99:.2f}")
     out.print(timing)
-    health = report.health
     if health is not None:
         status = "[green]ok[/green]" if health.ok else f"[red]failing[/red]: {health.error}"
         out.print(
@@ -142,12 +240,14 @@ def demo(
             f"schema {health.schema_revision} (current: {health.schema_current}), "
             f"{health.latency_ms} ms"
         )
-    raise typer.Exit(0 if health is not None and health.ok else 1)
+    raise typer.Exit(0 if healthy else 1)
 
 
-def _on_database(settings: Settings, work: Callable[[ConnectionManager], Awaitable[T]]) -> T:
+def _on_database(
+    settings: Settings, work: Callable[[ConnectionManager], Awaitable[T]], *, as_json: bool
+) -> T:
     """Run ``work`` on a ConnectionManager for ``settings``; errors exit 1 with their message."""
-    from .connection import ConnectionManager
+    from contextstore.connection import ConnectionManager
 
     async def run() -> T:
         db = ConnectionManager(settings)
@@ -159,71 +259,93 @@ def _on_database(settings: Settings, work: Callable[[ConnectionManager], Awaitab
     try:
         return asyncio.run(run())
     except ContextStoreError as exc:
-        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        _failed(f"{type(exc).__name__}: {exc}", as_json=as_json, facts={"url": settings.safe_url})
+
+
+def _print_revision(settings: Settings, now: str | None, *, as_json: bool) -> None:
+    if as_json:
+        _emit({"ok": True, "url": settings.safe_url, "revision": now})
+    else:
+        typer.echo(f"{settings.safe_url}: schema at revision {now or 'none'}")
 
 
 @db_app.command("upgrade")
 def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
     database_url: UrlOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Bring the schema up to REVISION (default: the newest)."""
-    from . import _migrations
+    from contextstore import _migrations
 
-    settings = _settings(database_url, auto_migrate=False)
+    settings = _settings(database_url, as_json=as_json, auto_migrate=False)
 
     async def work(db: ConnectionManager) -> str | None:
         await _migrations.upgrade(db, revision, adopt=adopt_unversioned)
         return await _migrations.current(db)
 
-    now = _on_database(settings, work)
-    typer.echo(f"{settings.safe_url}: schema at revision {now or 'none'}")
+    _print_revision(settings, _on_database(settings, work, as_json=as_json), as_json=as_json)
 
 
 @db_app.command("downgrade")
 def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision; 'base' drops everything.")],
     database_url: UrlOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Take the schema down to REVISION ('base' removes every contextstore table)."""
-    from . import _migrations
+    from contextstore import _migrations
 
-    settings = _settings(database_url, auto_migrate=False)
+    settings = _settings(database_url, as_json=as_json, auto_migrate=False)
 
     async def work(db: ConnectionManager) -> str | None:
         await _migrations.downgrade(db, revision)
         return await _migrations.current(db)
 
-    now = _on_database(settings, work)
-    typer.echo(f"{settings.safe_url}: schema at revision {now or 'none'}")
+    _print_revision(settings, _on_database(settings, work, as_json=as_json), as_json=as_json)
 
 
 @db_app.command("current")
-def db_current(database_url: UrlOption = None) -> None:
+def db_current(database_url: UrlOption = None, as_json: JsonOption = False) -> None:
     """Print the schema revision of the database ('none' when never migrated)."""
-    from . import _migrations
+    from contextstore import _migrations
 
-    settings = _settings(database_url, auto_migrate=False)
-    now = _on_database(settings, _migrations.current)
+    settings = _settings(database_url, as_json=as_json, auto_migrate=False)
+    now = _on_database(settings, _migrations.current, as_json=as_json)
     head = _migrations.head_revision()
+    if as_json:
+        _emit(
+            {
+                "ok": True,
+                "url": settings.safe_url,
+                "revision": now,
+                "head": head,
+                "newest": now is not None and now == head,
+            }
+        )
+        return
     note = " (newest)" if now is not None and now == head else f" (newest is {head})"
     typer.echo(f"{settings.safe_url}: schema at revision {now or 'none'}{note}")
 
 
 @db_app.command("check")
-def db_check(database_url: UrlOption = None) -> None:
+def db_check(database_url: UrlOption = None, as_json: JsonOption = False) -> None:
     """Compare the database with the schema; exit 1 listing any drift."""
-    from . import _migrations
+    from contextstore import _migrations
 
-    settings = _settings(database_url, auto_migrate=False)
-    drift = _on_database(settings, _migrations.check)
-    if drift:
+    settings = _settings(database_url, as_json=as_json, auto_migrate=False)
+    drift = _on_database(settings, _migrations.check, as_json=as_json)
+    head = _migrations.head_revision()
+    if as_json:
+        _emit({"ok": not drift, "url": settings.safe_url, "head": head, "drift": list(drift)})
+    elif drift:
         typer.echo(f"{settings.safe_url}: schema drift found:")
         for line in drift:
             typer.echo(f"  - {line}")
+    else:
+        typer.echo(f"{settings.safe_url}: schema matches revision {head}")
+    if drift:
         raise typer.Exit(1)
-    typer.echo(f"{settings.safe_url}: schema matches revision {_migrations.head_revision()}")
 
 
 # -- data tools ------------------------------------------------------------
@@ -234,17 +356,17 @@ BatchOption = Annotated[
 ]
 
 
-def _tool_settings(url: str, role: str) -> Settings:
+def _tool_settings(url: str, role: str, *, as_json: bool) -> Settings:
     """Settings for a data tool's database; a bad URL exits 1 naming its role."""
     try:
         return Settings(database_url=url, auto_migrate=False)
     except ContextStoreError as exc:
-        err.print(f"[red]error:[/red] {role}: {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        message = f"{role}: {exc}"
+    _failed(message, as_json=as_json)
 
 
 class _Bar:
-    """A rich progress bar as a ``_datatools.ProgressSink``: one line per step."""
+    """A rich progress bar as a ``datatools.ProgressSink``: one line per step."""
 
     def __init__(self, bar: Progress) -> None:
         self._bar = bar
@@ -258,7 +380,9 @@ class _Bar:
 
 
 def _run_tool(
-    work: Callable[[_Bar], Coroutine[Any, Any, DataReport]], *databases: Settings
+    work: Callable[[_Bar], Coroutine[Any, Any, DataReport]],
+    *databases: Settings,
+    as_json: bool,
 ) -> DataReport:
     """Run a data tool with a progress bar on stderr; errors exit 1 with their message.
 
@@ -284,25 +408,47 @@ def _run_tool(
         with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
             return asyncio.run(work(_Bar(bar)))
     except ContextStoreError as exc:
-        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        message = f"{type(exc).__name__}: {exc}"
+        markup = True
     except Exception as exc:
         message = str(exc)
         for settings in databases:
             password = settings.effective_database_url.password
             if password:
                 message = message.replace(str(password), "***")
-        err.print(
-            f"error: unexpected {type(exc).__name__}: {message}",
-            highlight=False,
-            markup=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(1) from None
+        message = f"unexpected {type(exc).__name__}: {message}"
+        markup = False
+    _failed(message, as_json=as_json, markup=markup)
 
 
-def _print_report(report: DataReport, done: str) -> None:
-    """One line per table on stdout; a failed verification exits 1."""
+def _report_document(report: DataReport) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "action": report.action,
+        "source": report.source,
+        "target": report.target,
+        "revision": report.revision,
+        "written": report.written,
+        "seconds": round(report.seconds, 3),
+        "tables": [
+            {
+                "table": check.table,
+                "ok": check.ok,
+                "expected": {"rows": check.expected.rows, "sha256": check.expected.sha256},
+                "actual": {"rows": check.actual.rows, "sha256": check.actual.sha256},
+            }
+            for check in report.tables
+        ],
+    }
+
+
+def _print_report(report: DataReport, done: str, *, as_json: bool) -> None:
+    """One line per table on stdout (or the JSON document); a failed verification exits 1."""
+    if as_json:
+        _emit(_report_document(report))
+        if not report.ok:
+            raise typer.Exit(1)
+        return
     typer.echo(f"{done}: {report.source} -> {report.target} (schema {report.revision})")
     for check in report.tables:
         mark = "ok" if check.ok else "MISMATCH"
@@ -334,18 +480,20 @@ def db_copy(
         bool, typer.Option("--force", help="Replace the rows of a non-empty target.")
     ] = False,
     batch_size: BatchOption = 1000,
+    as_json: JsonOption = False,
 ) -> None:
     """Copy every table from SOURCE_URL to TARGET_URL and verify counts and checksums."""
-    from ._datatools import copy_database
+    from .datatools import copy_database
 
-    source = _tool_settings(source_url, "source")
-    target = _tool_settings(target_url, "target")
+    source = _tool_settings(source_url, "source", as_json=as_json)
+    target = _tool_settings(target_url, "target", as_json=as_json)
     report = _run_tool(
         lambda bar: copy_database(source, target, force=force, batch_size=batch_size, progress=bar),
         source,
         target,
+        as_json=as_json,
     )
-    _print_report(report, "copied")
+    _print_report(report, "copied", as_json=as_json)
 
 
 @db_app.command("verify")
@@ -353,18 +501,20 @@ def db_verify(
     source_url: Annotated[str, typer.Argument(help="One database.")],
     target_url: Annotated[str, typer.Argument(help="The other database.")],
     batch_size: BatchOption = 1000,
+    as_json: JsonOption = False,
 ) -> None:
     """Compare row counts and checksums of every table of two databases (exit 1 if they differ)."""
-    from ._datatools import verify_databases
+    from .datatools import verify_databases
 
-    source = _tool_settings(source_url, "source")
-    target = _tool_settings(target_url, "target")
+    source = _tool_settings(source_url, "source", as_json=as_json)
+    target = _tool_settings(target_url, "target", as_json=as_json)
     report = _run_tool(
         lambda bar: verify_databases(source, target, batch_size=batch_size, progress=bar),
         source,
         target,
+        as_json=as_json,
     )
-    _print_report(report, "compared")
+    _print_report(report, "compared", as_json=as_json)
 
 
 @db_app.command("backup")
@@ -373,16 +523,18 @@ def db_backup(
     database_url: UrlOption = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
     batch_size: BatchOption = 1000,
+    as_json: JsonOption = False,
 ) -> None:
     """Write every table of the database to FILE, a portable versioned dump."""
-    from ._datatools import backup
+    from .datatools import backup
 
-    settings = _settings(database_url, auto_migrate=False)
+    settings = _settings(database_url, as_json=as_json, auto_migrate=False)
     report = _run_tool(
         lambda bar: backup(settings, file, overwrite=force, batch_size=batch_size, progress=bar),
         settings,
+        as_json=as_json,
     )
-    _print_report(report, "backed up")
+    _print_report(report, "backed up", as_json=as_json)
 
 
 @db_app.command("restore")
@@ -393,41 +545,32 @@ def db_restore(
         bool, typer.Option("--force", help="Replace the rows of a non-empty database.")
     ] = False,
     batch_size: BatchOption = 1000,
+    as_json: JsonOption = False,
 ) -> None:
     """Load FILE into the database (checked whole first; verified against its trailer)."""
-    from ._datatools import restore
+    from .datatools import restore
 
-    settings = _settings(database_url, auto_migrate=False)
+    settings = _settings(database_url, as_json=as_json, auto_migrate=False)
     report = _run_tool(
         lambda bar: restore(settings, file, force=force, batch_size=batch_size, progress=bar),
         settings,
+        as_json=as_json,
     )
-    _print_report(report, "restored")
-
-
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
-)
-def bench(ctx: typer.Context) -> None:
-    """Benchmark core and legacy against the raw drivers (options: bench --help)."""
-    from ._bench import main as bench_main
-
-    # the harness owns its options (argparse), shared with benchmarks/bench.py
-    raise typer.Exit(bench_main(ctx.args))
+    _print_report(report, "restored", as_json=as_json)
 
 
 @memory_app.command("purge-expired")
 def memory_purge_expired(
     database_url: UrlOption = None,
-    backend: Annotated[
-        str | None, typer.Option(help="core or legacy (default: CONTEXTSTORE_BACKEND or core).")
-    ] = None,
+    backend: BackendOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Delete every expired memory entry and print how many there were."""
-    from .store import Store
+    from contextstore.store import Store
 
-    settings = _settings(database_url, backend=backend, auto_migrate=False)
+    settings = _settings(
+        database_url, as_json=as_json, backend=_backend(backend), auto_migrate=False
+    )
 
     async def purge() -> int:
         async with Store(settings) as store:
@@ -436,8 +579,10 @@ def memory_purge_expired(
     try:
         count = asyncio.run(purge())
     except ContextStoreError as exc:
-        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        _failed(f"{type(exc).__name__}: {exc}", as_json=as_json, facts={"url": settings.safe_url})
+    if as_json:
+        _emit({"ok": True, "url": settings.safe_url, "backend": settings.backend, "purged": count})
+        return
     typer.echo(f"{settings.safe_url}: purged {count} expired memory entries")
 
 

@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .models import HealthReport, NewMessage, Viewer
-from .store import Store
+from contextstore.models import HealthReport, NewMessage, Viewer
+from contextstore.store import Store
 
 T = TypeVar("T")
 
@@ -49,6 +49,7 @@ class DemoReport:
     """What the demo did and how long each kind of operation took."""
 
     sessions: int = 0
+    participants: int = 0
     messages: int = 0
     memory_writes: int = 0
     searches: int = 0
@@ -111,6 +112,7 @@ async def run_demo(
                 "participants.join",
                 store.participants.join(session.id, agent_id, agent_type=agent_type),
             )
+            report.participants += 1
         posted: list[int] = []
         for n in range(messages):
             agent_id, agent_type = members[n % len(members)]
@@ -203,6 +205,7 @@ def summary_rows(report: DemoReport) -> list[tuple[str, Any]]:
     """The headline numbers of a demo run, for printing."""
     return [
         ("sessions", report.sessions),
+        ("participants", report.participants),
         ("messages", report.messages),
         ("memory writes", report.memory_writes),
         ("searches (hits)", f"{report.searches} ({report.search_hits})"),
@@ -210,3 +213,29 @@ def summary_rows(report: DemoReport) -> list[tuple[str, Any]]:
         ("audit events", report.audit_events),
         ("elapsed", f"{report.elapsed:.2f} s"),
     ]
+
+
+def summary_document(report: DemoReport) -> dict[str, Any]:
+    """The same facts as :func:`summary_rows` and the latency table, for ``--json``."""
+    return {
+        "sessions": report.sessions,
+        "participants": report.participants,
+        "messages": report.messages,
+        "memory_writes": report.memory_writes,
+        "searches": report.searches,
+        "search_hits": report.search_hits,
+        "feed_pages": report.feed_pages,
+        "audit_events": report.audit_events,
+        "elapsed_seconds": round(report.elapsed, 3),
+        "latency_ms": [
+            {
+                "operation": name,
+                "count": count,
+                "p50": round(p50, 3),
+                "p95": round(p95, 3),
+                "p99": round(p99, 3),
+            }
+            for name, count, p50, p95, p99 in report.percentiles()
+        ],
+        "health": None if report.health is None else report.health.model_dump(mode="json"),
+    }

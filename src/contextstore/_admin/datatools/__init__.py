@@ -1,0 +1,82 @@
+"""Data tools: copy a database into another, back up to and restore from a portable dump.
+
+Modules: :mod:`.tables` (table specs, value kinds, canonical rows, checksums),
+:mod:`.reader` (keyset batches), :mod:`.copy` (copy, verify, checksums and the
+database checks they share with restore), :mod:`.dump` (the dump file: backup,
+restore, inspect).
+
+Policy shared by every tool here:
+
+* **Tables** are handled parents first (:data:`TABLES`); each table is read in
+  primary-key order by keyset batches (``WHERE pk > last ORDER BY pk LIMIT n``),
+  so every statement is short and no cursor or connection is held between
+  batches, nothing ever loads a whole table, and parents come before
+  children (``messages.parent_message_id`` points to a smaller id).
+  Batches hold at most ``batch_size`` rows and roughly :data:`MAX_BATCH_CHARS`
+  characters of row data, whichever is less.
+* **Columns**: every column of ``contextstore.schema`` except generated ones
+  (``agent_memory.scope``). The full-text objects are not in the schema and
+  are maintained by the target database itself: the FTS5 triggers index each
+  inserted row on SQLite, the ``tsvector`` column is computed by PostgreSQL,
+  the FULLTEXT index by MariaDB. Ids and timestamps are written as read.
+* **Checksum** of a table: SHA-256 over, for every row in primary-key order,
+  the UTF-8 of its canonical JSON object followed by ``\\n``. Canonical JSON:
+  compact, keys sorted, non-ASCII kept; datetimes as aware UTC ISO 8601 with
+  microseconds (``2025-01-02T03:04:05.123456+00:00``); JSON columns as their
+  value with integral numbers written as integers (PostgreSQL ``jsonb``
+  stores ``1e+20`` as ``100000000000000000000``, the same number). It is
+  computed from decoded values, so it is the same on every dialect.
+* **Target writes** (``--force`` clearing, every insert, and the verification
+  read-back) run in one transaction on the target: a copy or restore that
+  fails or does not verify leaves the target's rows as they were (the schema
+  migration before it stays). Sequences and auto-increment counters are
+  moved past the copied ids after the commit.
+* **Non-empty target**: refused before anything is written (not even a
+  migration) unless ``force``; with ``force`` its rows are deleted, children
+  first, inside that same transaction.
+* **Statement timeout**: none on the tools' own connections (see ``_opened``).
+* **Source**: must be at the newest schema revision; an unstamped file
+  created by the legacy backend counts as the baseline revision and is read
+  as it is (never modified). Copies and backups read table after table: stop
+  the writers first for a consistent result across tables.
+
+Dump format (``contextstore-dump``, version :data:`DUMP_FORMAT_VERSION`): a
+gzip-compressed UTF-8 text file, one JSON object per line:
+
+1. header: ``{"format", "format_version", "schema_revision",
+   "contextstore_version", "created_at", "dialect", "tables": {table:
+   [columns]}}``;
+2. one line per row, tables in :data:`TABLES` order, rows in primary-key
+   order: ``{"table": name, "row": {column: value}}``, values encoded as for
+   the checksum but JSON numbers kept as read;
+3. trailer: ``{"trailer": {"rows": {table: count}, "sha256": {table: hex}}}``.
+
+A restore reads the whole file once to check it (header, every row, trailer
+counts and checksums) before touching the target, then again to load it.
+"""
+
+from __future__ import annotations
+
+from .copy import copy_database, table_checksums, verify_databases
+from .dump import DUMP_FORMAT, DUMP_FORMAT_VERSION, DumpInfo, backup, inspect_dump, restore
+from .reader import DEFAULT_BATCH_SIZE, MAX_BATCH_CHARS, ProgressSink
+from .tables import TABLES, DataReport, TableCheck, TableDigest
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DUMP_FORMAT",
+    "DUMP_FORMAT_VERSION",
+    "MAX_BATCH_CHARS",
+    "TABLES",
+    "DataReport",
+    "DumpInfo",
+    "ProgressSink",
+    "TableCheck",
+    "TableDigest",
+    "backup",
+    "copy_database",
+    "inspect_dump",
+    "restore",
+    "table_checksums",
+    "verify_databases",
+]
