@@ -34,9 +34,45 @@ MAX_PORT = 65535
 class Settings(BaseSettings):
     """Everything contextstore needs to know to reach its database.
 
+    Values come from keyword arguments, then ``CONTEXTSTORE_<FIELD>``
+    environment variables, then a ``.env`` file in the working directory.
     Pool fields left as ``None`` take the dialect's default (see
     ``contextstore.engine.engine_options``); they are ignored where the
-    dialect has no pool (in-memory SQLite).
+    dialect has no pool (in-memory SQLite). A Settings object is frozen.
+
+    Attributes:
+        database_url: any SQLAlchemy URL; ``sqlite://``, ``postgresql://``
+            (or ``postgres://``), ``mysql://`` and ``mariadb://`` are
+            normalised to their async drivers (aiosqlite, asyncpg, aiomysql).
+            Default ``sqlite+aiosqlite:///./contextstore.db``.
+        backend: ``"core"`` (SQLAlchemy Core, every dialect; the default) or
+            ``"legacy"`` (raw aiosqlite, SQLite files only).
+        pool_size: connections kept open (default 5 for a SQLite file, 10
+            for a server).
+        max_overflow: connections opened beyond ``pool_size`` under load
+            (default 10).
+        pool_timeout: seconds to wait for a free connection before
+            ``PoolExhaustedError`` (default 30).
+        pool_recycle: seconds after which a connection is replaced (default
+            1800 on PostgreSQL, 3600 on MySQL/MariaDB, never on SQLite).
+        pool_pre_ping: test each connection as it leaves the pool (default
+            off: a connection that died in the pool fails its first statement
+            and the unit is retried on a fresh one).
+        connect_timeout: seconds to connect to a server (default 10).
+        statement_timeout: seconds a statement may run before
+            ``QueryTimeoutError`` (default 30; None for no limit): enforced
+            by the server on PostgreSQL and MySQL/MariaDB, by interrupting
+            the statement on SQLite (core backend; legacy has no limit).
+        auto_migrate: ``Store.connect()`` brings the schema to the newest
+            revision (default True).
+        echo_sql: log every statement through the ``sqlalchemy.engine``
+            logger (default False).
+
+    Raises:
+        ConfigurationError: a value is invalid or cannot work (unsupported
+            scheme or driver, legacy on a server or in-memory database, a
+            port outside 1-65535...). The message names the field and never
+            contains a password.
     """
 
     model_config = SettingsConfigDict(

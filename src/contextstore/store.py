@@ -85,6 +85,7 @@ class Store:
 
     @property
     def settings(self) -> Settings:
+        """The settings this Store was built with."""
         return self._settings
 
     @property
@@ -110,7 +111,12 @@ class Store:
 
     @property
     def db(self) -> ConnectionManager:
-        """The core backend's ConnectionManager, for services' own Core statements."""
+        """The core backend's ConnectionManager, for services' own Core statements.
+
+        It runs on the same pool as the repositories. Raises
+        ``ConfigurationError`` with backend ``"legacy"``, and
+        ``ContextStoreError`` when the Store is not connected or closed.
+        """
         backend = self._open()
         if not isinstance(backend, _CoreBackend):
             raise ConfigurationError("store.db exists only with backend 'core'")
@@ -118,30 +124,43 @@ class Store:
 
     @property
     def sessions(self) -> SessionRepository:
+        """The sessions repository; ``ContextStoreError`` when not connected or closed."""
         return self._open().sessions
 
     @property
     def messages(self) -> MessageRepository:
+        """The messages repository; ``ContextStoreError`` when not connected or closed."""
         return self._open().messages
 
     @property
     def memory(self) -> MemoryRepository:
+        """The agent memory repository; ``ContextStoreError`` when not connected or closed."""
         return self._open().memory
 
     @property
     def audit(self) -> AuditRepository:
+        """The audit log repository; ``ContextStoreError`` when not connected or closed."""
         return self._open().audit
 
     @property
     def participants(self) -> ParticipantRepository:
+        """The participants repository; ``ContextStoreError`` when not connected or closed."""
         return self._open().participants
 
     async def connect(self) -> Store:
         """Open the backend (and migrate when ``auto_migrate``); returns self.
 
+        Calling it again on a connected Store does nothing.
+
+        Returns:
+            This Store, connected.
+
         Raises:
-            ContextStoreError: the Store was closed, or the database cannot be
-                reached or migrated (nothing is left open then).
+            DatabaseUnavailableError: the database cannot be reached (nothing
+                is left open then).
+            ConfigurationError: the driver refuses the settings.
+            ContextStoreError: the Store was closed, or the schema cannot be
+                migrated (nothing is left open then).
         """
         if self._backend is not None:
             return self
@@ -180,7 +199,16 @@ class Store:
             await backend.close()
 
     async def health(self, timeout: float = 5.0) -> HealthReport:
-        """Probe the database; never raises (``ok=False`` with ``error`` instead)."""
+        """Probe the database with a real round trip; never raises.
+
+        Args:
+            timeout: seconds to wait for the answer; the report comes back
+                within it even when the server hangs.
+
+        Returns:
+            The report: ``ok=False`` with ``error`` set when the database
+            does not answer in time, fails, or the Store is not connected.
+        """
         if self._backend is None:
             state = "closed" if self._closed else "not connected"
             return HealthReport(

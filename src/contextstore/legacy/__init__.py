@@ -30,6 +30,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from .._facts import is_memory_database
 from ..errors import ConfigurationError
 from ..models import HealthReport
 from . import _sql
@@ -82,7 +83,7 @@ class LegacyBackend:
     def __init__(self, settings: Settings, *, head_revision: str | None = None) -> None:
         url = settings.effective_database_url
         path = url.database
-        if url.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        if url.get_backend_name() != "sqlite" or not path or is_memory_database(path, url.query):
             raise ConfigurationError(
                 f"the legacy backend needs a SQLite file URL, got {settings.safe_url}"
             )
