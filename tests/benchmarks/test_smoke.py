@@ -13,10 +13,11 @@ import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+
 from benchmarks.plan import Plan
 from benchmarks.report import MARKDOWN_BEGIN, MARKDOWN_END, write_markdown
 from benchmarks.runner import run_benchmarks
-from rich.console import Console
 
 pytestmark = pytest.mark.sqlite
 
