@@ -25,8 +25,6 @@ __all__ = [
     "BUCKET_LAYOUT",
     "BUSY_TIMEOUT_MS",
     "FTS_TABLE",
-    "FTS_TOKENIZER",
-    "FTS_TRIGGERS",
     "SqliteErrorKind",
     "fts5_query",
     "is_memory_database",
@@ -87,11 +85,8 @@ BUCKET_LAYOUT: Mapping[str, str] = {
 }
 
 #: the FTS5 external-content table over ``messages.content`` (rowid = messages.id),
-#: created by the migrations and kept in sync by these triggers.
+#: created by the migrations and kept in sync by triggers there.
 FTS_TABLE = "messages_fts"
-FTS_TRIGGERS: Sequence[str] = ("messages_fts_ai", "messages_fts_ad", "messages_fts_au")
-#: unicode61 folds case; remove_diacritics 2 also folds combined diacritics.
-FTS_TOKENIZER = "unicode61 remove_diacritics 2"
 
 
 def is_memory_database(database: str | None, query: Mapping[str, str | Sequence[str]]) -> bool:

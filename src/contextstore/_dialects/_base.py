@@ -119,20 +119,8 @@ class Dialect(ABC):
 
         return String(length)
 
-    @abstractmethod
-    def fulltext_ddl(self) -> list[str]:
-        """Statements creating the full-text objects over ``messages.content``.
-
-        The database keeps them in sync itself (triggers, generated columns or
-        a FULLTEXT index), so every writer's messages are searchable.
-        """
-
-    @abstractmethod
-    def fulltext_drop_ddl(self) -> list[str]:
-        """Statements dropping everything :meth:`fulltext_ddl` created."""
-
     def is_fulltext_object(self, name: str) -> bool:
-        """True for a table, column or index name :meth:`fulltext_ddl` owns.
+        """True for a table, column or index name of the full-text objects the migrations create.
 
         The schema comparison (``contextstore db check``) skips these: they are
         not in ``schema.metadata`` on purpose.

@@ -214,12 +214,6 @@ class MySQLDialect(Dialect):
         )
         return VARCHAR(length, charset="utf8mb4", collation=collation)
 
-    def fulltext_ddl(self) -> list[str]:
-        return [f"CREATE FULLTEXT INDEX {FULLTEXT_INDEX} ON messages (content)"]
-
-    def fulltext_drop_ddl(self) -> list[str]:
-        return [f"DROP INDEX {FULLTEXT_INDEX} ON messages"]
-
     def is_fulltext_object(self, name: str) -> bool:
         return name == FULLTEXT_INDEX
 

@@ -235,19 +235,6 @@ class PostgreSQLDialect(Dialect):
 
         return VARCHAR(length, collation="C")
 
-    def fulltext_ddl(self) -> list[str]:
-        return [
-            f"ALTER TABLE messages ADD COLUMN {SEARCH_VECTOR_COLUMN} tsvector "
-            f"GENERATED ALWAYS AS (to_tsvector('{TEXT_SEARCH_CONFIG}', content)) STORED",
-            f"CREATE INDEX {SEARCH_VECTOR_INDEX} ON messages USING gin ({SEARCH_VECTOR_COLUMN})",
-        ]
-
-    def fulltext_drop_ddl(self) -> list[str]:
-        return [
-            f"DROP INDEX IF EXISTS {SEARCH_VECTOR_INDEX}",
-            f"ALTER TABLE messages DROP COLUMN IF EXISTS {SEARCH_VECTOR_COLUMN}",
-        ]
-
     def is_fulltext_object(self, name: str) -> bool:
         return name in (SEARCH_VECTOR_COLUMN, SEARCH_VECTOR_INDEX)
 

@@ -34,8 +34,6 @@ from .._facts import (
     BUCKET_LAYOUT,
     BUSY_TIMEOUT_MS,
     FTS_TABLE,
-    FTS_TOKENIZER,
-    FTS_TRIGGERS,
     fts5_query,
     is_memory_database,
     sqlite_error_kind,
@@ -142,29 +140,6 @@ class SQLiteDialect(Dialect):
 
     def server_version_sql(self) -> str:
         return "SELECT sqlite_version()"
-
-    def fulltext_ddl(self) -> list[str]:
-        # https://www.sqlite.org/fts5.html#external_content_tables
-        ai, ad, au = FTS_TRIGGERS
-        remove = (
-            f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, content) "
-            "VALUES ('delete', old.id, old.content);"
-        )
-        add = f"INSERT INTO {FTS_TABLE}(rowid, content) VALUES (new.id, new.content);"
-        return [
-            f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(content, content='messages', "
-            f"content_rowid='id', tokenize='{FTS_TOKENIZER}')",
-            f"CREATE TRIGGER {ai} AFTER INSERT ON messages BEGIN {add} END",
-            f"CREATE TRIGGER {ad} AFTER DELETE ON messages BEGIN {remove} END",
-            f"CREATE TRIGGER {au} AFTER UPDATE OF content ON messages BEGIN {remove} {add} END",
-            # index rows that existed before the table did
-            f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')",
-        ]
-
-    def fulltext_drop_ddl(self) -> list[str]:
-        return [f"DROP TRIGGER IF EXISTS {name}" for name in FTS_TRIGGERS] + [
-            f"DROP TABLE IF EXISTS {FTS_TABLE}"
-        ]
 
     def is_fulltext_object(self, name: str) -> bool:
         # FTS5 also creates shadow tables messages_fts_data, _idx, _docsize, _config
