@@ -80,9 +80,9 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
 
     run_in_thread = _aiosqlite._Connection.run_in_thread
 
-    async def hop(self: Any, function: Any) -> Any:
+    async def hop(self: Any, function: Any, **options: Any) -> Any:
         spy.hops += 1
-        return await run_in_thread(self, function)
+        return await run_in_thread(self, function, **options)
 
     def driver_call(name: str) -> None:
         original = getattr(aiosqlite.Connection, name)
