@@ -241,6 +241,11 @@ async def _worker_stopped(raw: aiosqlite.Connection) -> None:
     aiosqlite stops that thread without waiting for it; if the event loop
     closed first, the thread would fail reporting back to it.
     """
+    # Legacy's one private name of a driver (aiosqlite 0.20-0.22 keeps the
+    # worker in ``_thread`` and offers no public handle). It stays here, not in
+    # core's ``_dialects/_drivers``, because legacy imports nothing of core;
+    # tests/legacy/test_health.py opens a file that cannot be opened and would
+    # fail on the thread's late report if this stopped working.
     thread = getattr(raw, "_thread", None)
     deadline = time.monotonic() + 5.0
     while isinstance(thread, threading.Thread) and thread.is_alive():
