@@ -26,6 +26,7 @@ from .models import SessionActivity as SessionActivity
 from .models import Viewer as Viewer
 from .settings import Settings as Settings
 from .store import Store as Store
+from .store import Transaction as Transaction
 
 __all__ = [
     "ActivityBucket",
@@ -50,6 +51,7 @@ __all__ = [
     "SessionActivity",
     "Settings",
     "Store",
+    "Transaction",
     "ValidationError",
     "Viewer",
 ]

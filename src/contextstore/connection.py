@@ -18,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
@@ -30,17 +31,18 @@ from sqlalchemy.pool import QueuePool
 
 from ._dialects import SNAPSHOT, WRITE_INTENT, ErrorKind, dialect_for
 from ._dialects._drivers.sqlalchemy import overflow_limit
-from ._translate import Progress, translating
+from ._translate import Progress, translate, translating
+from ._unit import UnitState
 from .engine import create_engine
 from .errors import ContextStoreError, DatabaseUnavailableError, PoolExhaustedError
 from .models import HealthReport, PoolStats
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
     from sqlalchemy.sql import Executable
 
-__all__ = ["ConnectionManager"]
+__all__ = ["ConnectionManager", "Statements", "UnitOfWork"]
 
 T = TypeVar("T")
 
@@ -51,45 +53,9 @@ _BACKOFF_BASE = 0.02
 _RETRY_KINDS = {ErrorKind.RETRYABLE, ErrorKind.BUSY, ErrorKind.DISCONNECT, ErrorKind.UNAVAILABLE}
 
 
-class ConnectionManager:
-    """Runs Core expressions over the ``schema`` tables on one pooled engine.
-
-    Args:
-        settings: where and how to connect; ``None`` reads the environment.
-        engine: an existing engine to wrap instead of building one (tests, tools).
-    """
-
-    def __init__(self, settings: Settings | None = None, *, engine: AsyncEngine | None = None):
-        self._settings = settings if settings is not None else Settings()
-        self._dialect = dialect_for(self._settings.effective_database_url)
-        self._engine: AsyncEngine | None = (
-            engine if engine is not None else create_engine(self._settings)
-        )
-        self._probes: set[asyncio.Task[Any]] = set()
-        self._unpooled: AsyncEngine | None = None
-
-    def __repr__(self) -> str:
-        state = "closed" if self._engine is None else "open"
-        return f"<ConnectionManager {self._settings.safe_url} ({state})>"
-
-    @property
-    def settings(self) -> Settings:
-        """The settings this manager was built with."""
-        return self._settings
-
-    @property
-    def dialect(self) -> str:
-        """``"sqlite"``, ``"postgresql"`` or ``"mysql"``."""
-        return self._dialect.name
-
-    @property
-    def engine(self) -> AsyncEngine:
-        """The underlying engine, for Alembic and tools; raises once disposed."""
-        if self._engine is None:
-            raise ContextStoreError("ConnectionManager is closed; create a new one")
-        return self._engine
-
-    # -- running work -----------------------------------------------------
+class Statements:
+    """The statement methods, written once over ``run``: the ConnectionManager's,
+    and those of a unit of work (which runs them on its one connection)."""
 
     async def run(
         self,
@@ -99,86 +65,7 @@ class ConnectionManager:
         idempotent: bool = False,
         autocommit: bool = False,
     ) -> T:
-        """Run ``work(conn)`` as one unit, retrying the whole unit where that is safe.
-
-        Args:
-            work: a coroutine function given the connection; with ``write`` it
-                runs inside a transaction committed after it returns.
-            write: the work may write; it runs in a transaction (``BEGIN
-                IMMEDIATE`` on SQLite).
-            idempotent: repeating the work cannot duplicate a write (insert if
-                absent, then read back), so even a lost COMMIT may be retried.
-            autocommit: with ``write``, the work's only write is one statement,
-                which commits itself: no BEGIN and no COMMIT round trip. Every
-                failure after checkout then leaves the outcome unknown, so this
-                is allowed only with ``idempotent``.
-
-        Raises:
-            DatabaseUnavailableError: attempts ran out; ``may_have_committed``
-                tells whether a write may have landed.
-        """
-        return await self._run(self.engine, work, write, idempotent, autocommit)
-
-    async def _run(
-        self,
-        engine: AsyncEngine,
-        work: Callable[[AsyncConnection], Awaitable[T]],
-        write: bool,
-        idempotent: bool = False,
-        autocommit: bool = False,
-    ) -> T:
-        if autocommit and not idempotent:
-            raise ValueError("autocommit writes must be idempotent")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + RETRY_WINDOW
-        attempt = 0
-        #: an earlier attempt's write may have committed: the outcome stays
-        #: unknown until an attempt gets through (idempotent work reads it back)
-        unknown = False
-        while True:
-            attempt += 1
-            progress = Progress(write=write)
-            try:
-                with translating(self._dialect, progress):
-                    return await self._attempt(engine, work, write, autocommit, progress)
-            except DatabaseUnavailableError as exc:
-                delay = _BACKOFF_BASE * (2 ** (attempt - 1)) * (0.5 + random.random())
-                if (
-                    isinstance(exc, PoolExhaustedError)
-                    or attempt >= MAX_ATTEMPTS
-                    or loop.time() + delay > deadline
-                    or not _safe_to_retry(progress, idempotent)
-                ):
-                    if unknown and not exc.may_have_committed:
-                        raise DatabaseUnavailableError(
-                            f"{exc} (an earlier attempt may have committed)",
-                            may_have_committed=True,
-                        ) from exc
-                    raise
-                unknown = unknown or exc.may_have_committed
-            await asyncio.sleep(delay)
-
-    @staticmethod
-    async def _attempt(
-        engine: AsyncEngine,
-        work: Callable[[AsyncConnection], Awaitable[T]],
-        write: bool,
-        autocommit: bool,
-        progress: Progress,
-    ) -> T:
-        async with engine.connect() as conn:
-            await conn.execution_options(**{WRITE_INTENT: write and not autocommit})
-            if not write or autocommit:
-                # an autocommit write commits as it runs: from here on a lost
-                # connection leaves its outcome unknown
-                progress.committing = write
-                progress.sent = True
-                return await work(conn)
-            async with conn.begin():
-                progress.sent = True
-                result = await work(conn)
-                progress.committing = True
-            return result
+        raise NotImplementedError
 
     async def fetch_all(
         self, stmt: Executable, params: dict[str, Any] | None = None
@@ -325,6 +212,136 @@ class ConnectionManager:
 
         return await self.run(work, write=True)
 
+
+class ConnectionManager(Statements):
+    """Runs Core expressions over the ``schema`` tables on one pooled engine.
+
+    Args:
+        settings: where and how to connect; ``None`` reads the environment.
+        engine: an existing engine to wrap instead of building one (tests, tools).
+    """
+
+    def __init__(self, settings: Settings | None = None, *, engine: AsyncEngine | None = None):
+        self._settings = settings if settings is not None else Settings()
+        self._dialect = dialect_for(self._settings.effective_database_url)
+        self._engine: AsyncEngine | None = (
+            engine if engine is not None else create_engine(self._settings)
+        )
+        self._probes: set[asyncio.Task[Any]] = set()
+        self._unpooled: AsyncEngine | None = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._engine is None else "open"
+        return f"<ConnectionManager {self._settings.safe_url} ({state})>"
+
+    @property
+    def settings(self) -> Settings:
+        """The settings this manager was built with."""
+        return self._settings
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"``, ``"postgresql"`` or ``"mysql"``."""
+        return self._dialect.name
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The underlying engine, for Alembic and tools; raises once disposed."""
+        if self._engine is None:
+            raise ContextStoreError("ConnectionManager is closed; create a new one")
+        return self._engine
+
+    # -- running work -----------------------------------------------------
+
+    async def run(
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        write: bool = True,
+        idempotent: bool = False,
+        autocommit: bool = False,
+    ) -> T:
+        """Run ``work(conn)`` as one unit, retrying the whole unit where that is safe.
+
+        Args:
+            work: a coroutine function given the connection; with ``write`` it
+                runs inside a transaction committed after it returns.
+            write: the work may write; it runs in a transaction (``BEGIN
+                IMMEDIATE`` on SQLite).
+            idempotent: repeating the work cannot duplicate a write (insert if
+                absent, then read back), so even a lost COMMIT may be retried.
+            autocommit: with ``write``, the work's only write is one statement,
+                which commits itself: no BEGIN and no COMMIT round trip. Every
+                failure after checkout then leaves the outcome unknown, so this
+                is allowed only with ``idempotent``.
+
+        Raises:
+            DatabaseUnavailableError: attempts ran out; ``may_have_committed``
+                tells whether a write may have landed.
+        """
+        return await self._run(self.engine, work, write, idempotent, autocommit)
+
+    async def _run(
+        self,
+        engine: AsyncEngine,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        write: bool,
+        idempotent: bool = False,
+        autocommit: bool = False,
+    ) -> T:
+        if autocommit and not idempotent:
+            raise ValueError("autocommit writes must be idempotent")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RETRY_WINDOW
+        attempt = 0
+        #: an earlier attempt's write may have committed: the outcome stays
+        #: unknown until an attempt gets through (idempotent work reads it back)
+        unknown = False
+        while True:
+            attempt += 1
+            progress = Progress(write=write)
+            try:
+                with translating(self._dialect, progress):
+                    return await self._attempt(engine, work, write, autocommit, progress)
+            except DatabaseUnavailableError as exc:
+                delay = _BACKOFF_BASE * (2 ** (attempt - 1)) * (0.5 + random.random())
+                if (
+                    isinstance(exc, PoolExhaustedError)
+                    or attempt >= MAX_ATTEMPTS
+                    or loop.time() + delay > deadline
+                    or not _safe_to_retry(progress, idempotent)
+                ):
+                    if unknown and not exc.may_have_committed:
+                        raise DatabaseUnavailableError(
+                            f"{exc} (an earlier attempt may have committed)",
+                            may_have_committed=True,
+                        ) from exc
+                    raise
+                unknown = unknown or exc.may_have_committed
+            await asyncio.sleep(delay)
+
+    @staticmethod
+    async def _attempt(
+        engine: AsyncEngine,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        write: bool,
+        autocommit: bool,
+        progress: Progress,
+    ) -> T:
+        async with engine.connect() as conn:
+            await conn.execution_options(**{WRITE_INTENT: write and not autocommit})
+            if not write or autocommit:
+                # an autocommit write commits as it runs: from here on a lost
+                # connection leaves its outcome unknown
+                progress.committing = write
+                progress.sent = True
+                return await work(conn)
+            async with conn.begin():
+                progress.sent = True
+                result = await work(conn)
+                progress.committing = True
+            return result
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A connection inside one transaction: commit on exit, rollback on error.
@@ -354,6 +371,67 @@ class ConnectionManager:
                     progress.sent = True
                     yield conn
                     progress.committing = True
+
+    @asynccontextmanager
+    async def unit_of_work(self, state: UnitState | None = None) -> AsyncIterator[UnitOfWork]:
+        """One transaction for several calls: the engine of ``store.transaction()``.
+
+        The body runs once and is never retried here (``store.run_transaction``
+        re-runs whole units where that is safe). Exceptions of the body leave
+        unchanged after the rollback.
+
+        Args:
+            state: the unit's lifetime rules, created by the caller when it
+                needs to read them afterwards (whether a retry is safe).
+
+        Yields:
+            A :class:`UnitOfWork` running every statement on the transaction's
+            one connection.
+
+        Raises:
+            DatabaseUnavailableError: the database could not be reached, or the
+                connection was lost; ``may_have_committed`` is True only when it
+                was lost during COMMIT.
+            ContextStoreError: a statement failed inside the block and the
+                block went on (the transaction was rolled back, not committed).
+        """
+        state = state if state is not None else UnitState()
+        engine = self.engine
+        progress = Progress(write=True)
+        unit: UnitOfWork | None = None
+        try:
+            async with engine.connect() as conn:
+                with translating(self._dialect, progress):
+                    await conn.execution_options(**{WRITE_INTENT: True})
+                    await conn.begin()
+                progress.sent = True
+                unit = UnitOfWork(self, conn, state, progress)
+                try:
+                    yield unit
+                except BaseException:
+                    await unit.roll_back()
+                    raise
+                if state.failure is not None:
+                    await unit.roll_back()
+                    raise ContextStoreError(
+                        "transaction rolled back: a statement inside it failed and the block "
+                        "went on; use 'async with tx.savepoint():' to recover from an error"
+                    ) from state.failure
+                progress.committing = True
+                with translating(self._dialect, progress):
+                    await conn.commit()
+        except ContextStoreError as error:
+            if unit is None or progress.committing:  # checkout, BEGIN or COMMIT failed
+                state.fail(error, retry_safe=_retry_safe(error, progress))
+            raise
+        except Exception as error:
+            if unit is not None:
+                raise  # the body's own exception, unchanged
+            translated = translate(self._dialect, error, progress)
+            state.fail(translated, retry_safe=_retry_safe(translated, progress))
+            raise translated from error
+        finally:
+            state.closed = True
 
     async def stream(
         self, stmt: Executable, *, batch_size: int = 500
@@ -557,3 +635,121 @@ def _head_revision() -> str | None:
     from ._migrations import head_revision
 
     return head_revision()
+
+
+def _retry_safe(error: BaseException, progress: Progress) -> bool:
+    """A fresh unit of work may succeed and cannot duplicate what this one did."""
+    return (
+        isinstance(error, DatabaseUnavailableError)
+        and not isinstance(error, PoolExhaustedError)
+        and not error.may_have_committed
+        and _safe_to_retry(progress, idempotent=False)
+    )
+
+
+class UnitOfWork(Statements):
+    """The statement methods of one open transaction, on its one connection.
+
+    Built by :meth:`ConnectionManager.unit_of_work`; the core repositories of a
+    unit of work run on it instead of the manager. Nothing is retried here, and
+    each call goes through the unit's :class:`~contextstore._unit.UnitState`.
+    """
+
+    def __init__(
+        self,
+        manager: ConnectionManager,
+        conn: AsyncConnection,
+        state: UnitState,
+        progress: Progress,
+    ) -> None:
+        self._manager = manager
+        self._conn = conn
+        self._state = state
+        self._progress = progress
+        self._dialect = dialect_for(manager.settings.effective_database_url)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings of the manager this unit runs on."""
+        return self._manager.settings
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The manager's engine (its dialect knows the server's capabilities)."""
+        return self._manager.engine
+
+    async def run(
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        write: bool = True,
+        idempotent: bool = False,
+        autocommit: bool = False,
+    ) -> T:
+        """Run ``work(conn)`` on the transaction's connection, once.
+
+        ``write``, ``idempotent`` and ``autocommit`` change nothing here: the
+        unit's transaction holds every write and commits them together.
+        """
+        self._state.begin_statement()
+        self._progress.kind = None
+        try:
+            with translating(self._dialect, self._progress):
+                return await work(self._conn)
+        except BaseException as error:
+            self._state.fail(error, retry_safe=_retry_safe(error, self._progress))
+            raise
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested part of the unit: an error inside undoes only this part.
+
+        On an exception the work since the savepoint is rolled back and the
+        exception re-raised; the unit goes on as it was. A failure inside that
+        the block handled itself also rolls the part back (its statements
+        cannot be trusted), silently.
+        """
+        self._state.check()
+        mark = self._state.mark()
+        try:
+            with translating(self._dialect, self._progress):
+                nested = await self._conn.begin_nested()
+        except BaseException as error:
+            self._state.fail(error)
+            raise
+        try:
+            yield
+        except BaseException:
+            if await self._undo(nested):
+                self._state.restore(mark)
+            raise
+        if self._state.failure is not mark:
+            if not await self._undo(nested):
+                self._state.check()  # the rollback failed: the unit is lost
+            self._state.restore(mark)
+            return
+        try:
+            with translating(self._dialect, self._progress):
+                await nested.commit()
+        except BaseException as error:
+            self._state.fail(error)
+            raise
+
+    async def _undo(self, nested: AsyncTransaction) -> bool:
+        """Roll back to the savepoint; False (the unit failed) when that is impossible."""
+        try:
+            with translating(self._dialect, self._progress):
+                await nested.rollback()
+        except Exception as error:
+            self._state.fail(error)
+            return False
+        return True
+
+    async def roll_back(self) -> None:
+        """Roll the whole transaction back; a lost connection is discarded, never raised
+        (the exception that caused the rollback is the one the caller must see)."""
+        try:
+            await self._conn.rollback()
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self._conn.invalidate()

@@ -6,10 +6,16 @@ The legacy module is imported here and nowhere else, only when
 
 from __future__ import annotations
 
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from .connection import ConnectionManager
+from ._transaction import Transaction
+from ._unit import UnitState
+from .connection import MAX_ATTEMPTS, RETRY_WINDOW, ConnectionManager, UnitOfWork
 from .errors import ConfigurationError, ContextStoreError
 from .models import HealthReport
 from .settings import Settings
@@ -23,7 +29,10 @@ if TYPE_CHECKING:
         SessionRepository,
     )
 
-__all__ = ["Store"]
+__all__ = ["Store", "Transaction"]
+
+T = TypeVar("T")
+_BACKOFF_BASE = 0.02
 
 
 class _Backend(Protocol):
@@ -38,6 +47,30 @@ class _Backend(Protocol):
     async def health(self, timeout: float) -> HealthReport: ...
 
     async def close(self) -> None: ...
+
+    def unit_of_work(self, state: UnitState) -> AbstractAsyncContextManager[Any]:
+        """Yields the unit's parts (``UnitParts``); the Store wraps them in a Transaction."""
+        ...
+
+
+class _CoreParts:
+    """The core repositories of one unit of work, on its connection."""
+
+    def __init__(self, unit: UnitOfWork, state: UnitState) -> None:
+        from .repositories.audit import CoreAuditRepository
+        from .repositories.memory import CoreMemoryRepository
+        from .repositories.messages import CoreMessageRepository
+        from .repositories.participants import CoreParticipantRepository
+        from .repositories.sessions import CoreSessionRepository
+
+        self.state = state
+        self.statements = unit
+        self.savepoint = unit.savepoint
+        self.sessions: SessionRepository = CoreSessionRepository(unit)
+        self.messages: MessageRepository = CoreMessageRepository(unit)
+        self.memory: MemoryRepository = CoreMemoryRepository(unit)
+        self.audit: AuditRepository = CoreAuditRepository(unit)
+        self.participants: ParticipantRepository = CoreParticipantRepository(unit)
 
 
 class _CoreBackend:
@@ -59,6 +92,11 @@ class _CoreBackend:
 
     async def health(self, timeout: float) -> HealthReport:
         return await self.db.health_check(timeout=timeout)
+
+    @asynccontextmanager
+    async def unit_of_work(self, state: UnitState) -> AsyncIterator[_CoreParts]:
+        async with self.db.unit_of_work(state) as unit:
+            yield _CoreParts(unit, state)
 
     async def close(self) -> None:
         await self.db.dispose()
@@ -215,6 +253,78 @@ class Store:
                 ok=False, backend=self.backend, dialect=self.dialect, error=f"Store is {state}"
             )
         return await self._backend.health(timeout)
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """One database transaction for several calls: ``async with store.transaction() as tx``.
+
+        ``tx`` carries the five repositories and, on the core backend, the
+        statement methods (``fetch_all``, ``fetch_one``, ``fetch_value``,
+        ``execute``, ``execute_many``), all on the transaction's one
+        connection. The transaction commits when the block ends; an exception
+        inside rolls everything back and leaves the block unchanged. The body
+        runs once and is never retried (see :meth:`run_transaction`). On
+        SQLite the write lock is taken at BEGIN, so a unit of work never waits
+        on itself, and two units on one file queue for the busy timeout.
+
+        Returns:
+            An async context manager yielding the :class:`Transaction`.
+
+        Raises:
+            ContextStoreError: the Store is not connected or closed; a call
+                inside failed and the block went on (rolled back, not
+                committed).
+            DatabaseUnavailableError: the database could not be reached, or
+                the connection was lost (``may_have_committed`` True only when
+                it was lost during COMMIT).
+        """
+        return self._transaction(self._open(), UnitState())
+
+    @asynccontextmanager
+    async def _transaction(self, backend: _Backend, state: UnitState) -> AsyncIterator[Transaction]:
+        async with backend.unit_of_work(state) as parts:
+            yield Transaction(parts, getattr(parts, "statements", None))
+
+    async def run_transaction(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
+        """Run ``work(tx)`` in a fresh transaction, again from the start when that is safe.
+
+        ``work`` is run again when the database rolled the transaction back
+        (deadlock, serialization failure, SQLite busy, a Galera certification
+        failure) or the connection was lost before COMMIT was sent, within the
+        same bounds as every retry (a few attempts in a few seconds). It must
+        therefore have no effects outside the database. A lost COMMIT
+        acknowledgement is never re-run.
+
+        Args:
+            work: an async function of the :class:`Transaction`.
+
+        Returns:
+            What ``work`` returned, from the attempt that committed.
+
+        Raises:
+            DatabaseUnavailableError: attempts ran out, or COMMIT's outcome is
+                unknown (``may_have_committed=True``).
+            ContextStoreError: as for :meth:`transaction`; any other exception
+                of ``work`` leaves unchanged, without a retry.
+        """
+        backend = self._open()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RETRY_WINDOW
+        attempt = 0
+        while True:
+            attempt += 1
+            state = UnitState()
+            try:
+                async with self._transaction(backend, state) as tx:
+                    return await work(tx)
+            except ContextStoreError:
+                delay = _BACKOFF_BASE * (2 ** (attempt - 1)) * (0.5 + random.random())
+                if (
+                    not state.retry_safe
+                    or attempt >= MAX_ATTEMPTS
+                    or loop.time() + delay > deadline
+                ):
+                    raise
+            await asyncio.sleep(delay)
 
     async def __aenter__(self) -> Store:
         return await self.connect()

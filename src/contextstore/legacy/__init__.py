@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from .._facts import is_memory_database
@@ -35,7 +37,7 @@ from ..errors import ConfigurationError
 from ..models import HealthReport
 from . import _sql
 from ._adopt import adopt_unversioned
-from ._db import Database
+from ._db import BoundDatabase, Database
 from .repositories import (
     LegacyAuditRepository,
     LegacyMemoryRepository,
@@ -45,6 +47,7 @@ from .repositories import (
 )
 
 if TYPE_CHECKING:
+    from .._unit import UnitState
     from ..repositories.protocols import (
         AuditRepository,
         MemoryRepository,
@@ -54,7 +57,7 @@ if TYPE_CHECKING:
     )
     from ..settings import Settings
 
-__all__ = ["LegacyBackend", "adopt_unversioned", "open_legacy"]
+__all__ = ["LegacyBackend", "LegacyUnit", "adopt_unversioned", "open_legacy"]
 
 
 def open_legacy(settings: Settings, *, head_revision: str | None = None) -> LegacyBackend:
@@ -127,6 +130,12 @@ class LegacyBackend:
             await conn.run_many(_sql.SCHEMA)
             await conn.run(_sql.STAMP_BASELINE, {"revision": _sql.BASELINE_REVISION})
 
+    @asynccontextmanager
+    async def unit_of_work(self, state: UnitState) -> AsyncIterator[LegacyUnit]:
+        """The five repositories on one connection inside ``BEGIN IMMEDIATE``."""
+        async with self._db.unit_of_work(state) as bound:
+            yield LegacyUnit(bound, state)
+
     async def close(self) -> None:
         """Refuse later operations and wait (briefly) for abandoned health probes."""
         self._connected = False
@@ -187,3 +196,16 @@ class LegacyBackend:
             if await conn.value(_sql.TABLE_EXISTS, {"name": "alembic_version"}) is not None:
                 revision = await conn.value(_sql.SCHEMA_REVISION)
         return version, None if revision is None else str(revision)
+
+
+class LegacyUnit:
+    """The legacy repositories of one unit of work, on its connection."""
+
+    def __init__(self, bound: BoundDatabase, state: UnitState) -> None:
+        self.state = state
+        self.savepoint = bound.savepoint
+        self.sessions: SessionRepository = LegacySessionRepository(bound)
+        self.messages: MessageRepository = LegacyMessageRepository(bound)
+        self.memory: MemoryRepository = LegacyMemoryRepository(bound)
+        self.audit: AuditRepository = LegacyAuditRepository(bound)
+        self.participants: ParticipantRepository = LegacyParticipantRepository(bound)

@@ -32,6 +32,7 @@ from typing import Any
 import aiosqlite
 
 from .._facts import BUSY_TIMEOUT_MS, sqlite_error_kind
+from .._unit import UnitState
 from ..errors import (
     ConflictError,
     ContextStoreError,
@@ -233,6 +234,128 @@ class Database:
                 await raw.close()
         except sqlite3.Error as exc:
             raise translate(exc, committing=committing) from exc
+
+    @asynccontextmanager
+    async def unit_of_work(self, state: UnitState) -> AsyncIterator[BoundDatabase]:
+        """One connection inside ``BEGIN IMMEDIATE`` for several operations.
+
+        The write lock is taken at BEGIN, so the unit never waits on itself and
+        two units on one file queue for the busy timeout. COMMIT when the block
+        ends; ROLLBACK on an exception (left unchanged), and also when a call
+        failed inside and the block went on.
+        """
+        committing = False
+        opened = False
+        try:
+            raw = await self._open()
+            opened = True
+            try:
+                await raw.execute(_sql.BEGIN_IMMEDIATE)
+                bound = BoundDatabase(self, Connection(raw), state)
+                try:
+                    yield bound
+                except BaseException:
+                    await _rollback(raw)
+                    raise
+                if state.failure is not None:
+                    await _rollback(raw)
+                    raise ContextStoreError(
+                        "transaction rolled back: a statement inside it failed and the block "
+                        "went on; use 'async with tx.savepoint():' to recover from an error"
+                    ) from state.failure
+                committing = True
+                try:
+                    await raw.execute(_sql.COMMIT)
+                except BaseException:
+                    await _rollback(raw)
+                    raise
+            finally:
+                state.closed = True
+                await raw.close()
+        except sqlite3.Error as exc:
+            error = translate(exc, committing=committing)
+            state.fail(error, retry_safe=_retry_safe(exc, committing))
+            raise error from exc
+        except ContextStoreError as error:
+            if not opened:
+                state.fail(error, retry_safe=_retry_safe(error, committing))
+            raise
+        finally:
+            state.closed = True
+
+
+class BoundDatabase(Database):
+    """The operations of one unit of work, all on its connection (see ``unit_of_work``)."""
+
+    def __init__(self, database: Database, connection: Connection, state: UnitState) -> None:
+        super().__init__(database.path)
+        self._connection = connection
+        self._state = state
+        self._savepoints = 0
+
+    @asynccontextmanager
+    async def reading(self, *, busy_timeout_ms: int | None = None) -> AsyncIterator[Connection]:
+        """The unit's connection, inside its transaction."""
+        self._state.begin_statement()
+        try:
+            yield self._connection
+        except sqlite3.Error as exc:
+            error = translate(exc)
+            self._state.fail(error, retry_safe=_retry_safe(exc, False))
+            raise error from exc
+        except BaseException as error:
+            self._state.fail(error)
+            raise
+
+    writing = reading
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested part of the unit: an exception inside undoes only this part."""
+        self._state.check()
+        mark = self._state.mark()
+        self._savepoints += 1
+        name = f"contextstore_{self._savepoints}"
+        await self._run(_sql.SAVEPOINT.format(name=name))
+        try:
+            yield
+        except BaseException:
+            if await self._undo(name):
+                self._state.restore(mark)
+            raise
+        if self._state.failure is not mark:
+            if not await self._undo(name):
+                self._state.check()
+            self._state.restore(mark)
+            return
+        await self._run(_sql.RELEASE_SAVEPOINT.format(name=name))
+
+    async def _run(self, sql: str) -> None:
+        try:
+            await self._connection.run(sql)
+        except sqlite3.Error as exc:
+            error = translate(exc)
+            self._state.fail(error)
+            raise error from exc
+
+    async def _undo(self, name: str) -> bool:
+        """Roll back to the savepoint and release it; False when that failed."""
+        try:
+            await self._connection.run(_sql.ROLLBACK_TO_SAVEPOINT.format(name=name))
+            await self._connection.run(_sql.RELEASE_SAVEPOINT.format(name=name))
+        except sqlite3.Error as exc:
+            self._state.fail(translate(exc))
+            return False
+        return True
+
+
+def _retry_safe(error: BaseException, committing: bool) -> bool:
+    """A fresh unit of work may succeed and cannot duplicate what this one did."""
+    code = getattr(error, "sqlite_errorcode", None)
+    kind = sqlite_error_kind(code) if isinstance(error, sqlite3.Error) else None
+    if kind == "busy":
+        return True  # the lock was not granted, or the transaction was rolled back
+    return isinstance(error, DatabaseUnavailableError) and not committing
 
 
 async def _worker_stopped(raw: aiosqlite.Connection) -> None:

@@ -18,6 +18,10 @@ PRAGMA_SYNCHRONOUS = "PRAGMA synchronous=NORMAL"
 BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
 COMMIT = "COMMIT"
 ROLLBACK = "ROLLBACK"
+#: savepoints of a unit of work; ``{name}`` is generated, never user input
+SAVEPOINT = "SAVEPOINT {name}"
+RELEASE_SAVEPOINT = "RELEASE SAVEPOINT {name}"
+ROLLBACK_TO_SAVEPOINT = "ROLLBACK TO SAVEPOINT {name}"
 
 SERVER_VERSION = "SELECT sqlite_version()"
 SCHEMA_REVISION = "SELECT version_num FROM alembic_version"

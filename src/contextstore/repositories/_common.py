@@ -12,7 +12,7 @@ from .._dialects import Dialect, dialect_for
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
 
-    from ..connection import ConnectionManager
+    from ..connection import ConnectionManager, UnitOfWork
 
 
 def after(
@@ -52,6 +52,6 @@ def after_param(
 class CoreRepository:
     """Base of the Core repositories: the manager they run on and its dialect recipe."""
 
-    def __init__(self, db: ConnectionManager) -> None:
+    def __init__(self, db: ConnectionManager | UnitOfWork) -> None:
         self._db = db
         self._dialect: Dialect = dialect_for(db.settings.effective_database_url)

@@ -1,0 +1,93 @@
+"""The rules of a unit of work's lifetime, shared by the core and legacy backends.
+
+A unit of work is one database transaction that several repository calls (and,
+on core, a service's own statements) run in. Both backends enforce the same
+rules with this one state object:
+
+* after its ``async with`` block has ended it refuses every call
+  ("transaction is closed");
+* once a call inside it has failed after reaching the database it refuses
+  every later call and can only roll back (a call refused before any SQL, by
+  input validation say, changes nothing). A half-done repository call (the first statements of an
+  ``add_many`` or a ``sessions.delete``) must never be committed, and
+  PostgreSQL refuses further statements after an error anyway; refusing them
+  everywhere keeps the backends alike. A savepoint (``tx.savepoint()``) rolls
+  back to its start and clears a failure that happened inside it, which is
+  how a caller recovers from an error within a unit of work;
+* after a failure it knows whether running the whole unit again is safe (the
+  database rolled the transaction back, or the connection failed before
+  COMMIT was sent): ``store.run_transaction`` asks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .errors import ContextStoreError
+
+__all__ = ["UnitState"]
+
+
+class UnitState:
+    """Open, failed or closed; and whether the failure allows a fresh attempt."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        #: the first error raised by a statement of this unit, if any
+        self.failure: BaseException | None = None
+        #: the failure left nothing committed and a fresh unit may succeed
+        self.retry_safe = False
+        #: calls that reached the database: a failed call changed it only if
+        #: it raised this count
+        self.statements = 0
+
+    def check(self) -> None:
+        """Raise unless calls are still allowed.
+
+        Raises:
+            ContextStoreError: the unit has ended, or a statement in it failed.
+        """
+        if self.closed:
+            raise ContextStoreError(
+                "transaction is closed: use tx only inside its 'async with' block"
+            )
+        if self.failure is not None:
+            raise ContextStoreError(
+                "transaction failed earlier and can only roll back; use "
+                "'async with tx.savepoint():' around a call whose error you handle"
+            ) from self.failure
+
+    def begin_statement(self) -> None:
+        """:meth:`check`, then count a call that reaches the database."""
+        self.check()
+        self.statements += 1
+
+    def fail(self, error: BaseException, *, retry_safe: bool = False) -> None:
+        """Record that a statement failed (the first failure is kept)."""
+        if self.failure is None:
+            self.failure = error
+            self.retry_safe = retry_safe
+
+    @contextmanager
+    def guarded(self) -> Iterator[None]:
+        """Around one repository or statement call: check first, and fail the unit
+        when the call raises after reaching the database."""
+        self.check()
+        before = self.statements
+        try:
+            yield
+        except BaseException as error:
+            if self.statements != before:
+                self.fail(error)
+            raise
+
+    def mark(self) -> BaseException | None:
+        """The failure state at a savepoint's start, for :meth:`restore`."""
+        return self.failure
+
+    def restore(self, mark: BaseException | None) -> None:
+        """Back to the state at a savepoint's start, after rolling back to it."""
+        self.failure = mark
+        if mark is None:
+            self.retry_safe = False
