@@ -118,7 +118,7 @@ class CoreMessageRepository(CoreRepository):
                 # an ordered RETURNING (one INSERT per row); the rows come back
                 # in any order and are matched to their input by token instead
                 result = await conn.execute(_INSERT_RETURNING_TOKEN, rows)
-                by_token = {token: row_id for row_id, token in result.tuples()}
+                by_token = {token: row_id for row_id, token in result.all()}
                 if len(by_token) != len(rows):
                     raise RuntimeError("the database returned no id for some inserted rows")
                 ids = [by_token[token] for token in tokens]
@@ -266,7 +266,7 @@ def _list_statement(
     dialect: Dialect, admin: bool, by_sender: bool, resumed: bool, descending: bool
 ) -> Select[Any]:
     """``list``'s statement, built once per dialect and shape (see ``_common.prepared``)."""
-    stmt = select(*_COLUMNS).where(
+    stmt: Select[Any] = select(*_COLUMNS).where(
         messages.c.session_id == bindparam("session_id"),
         true() if admin else VISIBLE_TO_VIEWER,
     )

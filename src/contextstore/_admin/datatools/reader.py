@@ -127,7 +127,8 @@ def _fetch_on(conn: AsyncConnection) -> Fetch:
     """Reads on ``conn`` (inside the target's transaction)."""
 
     async def fetch(stmt: Select[Any]) -> Sequence[Sequence[Any]]:
-        return (await conn.execute(stmt)).all()
+        rows: Sequence[Sequence[Any]] = (await conn.execute(stmt)).all()
+        return rows
 
     return fetch
 
@@ -137,7 +138,8 @@ def _fetch_from(db: ConnectionManager) -> Fetch:
 
     async def fetch(stmt: Select[Any]) -> Sequence[Sequence[Any]]:
         async def work(conn: AsyncConnection) -> Sequence[Sequence[Any]]:
-            return (await conn.execute(stmt)).all()
+            rows: Sequence[Sequence[Any]] = (await conn.execute(stmt)).all()
+            return rows
 
         return await db.run(work, write=False)
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -152,14 +152,34 @@ class _Cursor:
         await connection.run_in_thread(cursor.close)
 
 
+class _CursorHandle:
+    """What ``cursor()`` returns, like aiosqlite's own: awaited (SQLAlchemy 2.0's
+    adapter) or entered with ``async with`` (2.1's), it gives the cursor."""
+
+    def __init__(self, cursor: _Cursor) -> None:
+        self._cursor = cursor
+
+    def __await__(self) -> Generator[Any, None, _Cursor]:
+        return self._ready().__await__()
+
+    async def _ready(self) -> _Cursor:
+        return self._cursor
+
+    async def __aenter__(self) -> _Cursor:
+        return self._cursor
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self._cursor.close()
+
+
 class _Connection(aiosqlite.Connection):
     #: seconds one bounded hop may spend in SQLite; None: no bound.
     statement_timeout: float | None = None
     #: ``time.monotonic()`` past which the running hop is interrupted.
     _deadline: float | None = None
 
-    async def cursor(self) -> _Cursor:  # type: ignore[override]
-        return _Cursor(self)
+    def cursor(self) -> _CursorHandle:  # type: ignore[override]
+        return _CursorHandle(_Cursor(self))
 
     async def run_in_thread(self, function: Callable[[], T], *, bounded: bool = False) -> T:
         """Run ``function`` in the connection's thread: one hop.

@@ -64,6 +64,8 @@ def fixed_key(stmt: E, *name: str) -> E:
 
     element: Any = stmt
     binds = [each for each in visitors.iterate(element) if isinstance(each, BindParameter)]
-    key = CacheKey(("contextstore", *name), binds)
+    # SQLAlchemy 2.1 added a third field (literal execution parameters)
+    extra: tuple[Any, ...] = (None,) if len(CacheKey._fields) > 2 else ()
+    key = CacheKey(("contextstore", *name), binds, *extra)
     element._generate_cache_key = lambda: key
     return stmt
