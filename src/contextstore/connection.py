@@ -25,7 +25,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.pool import QueuePool
 
@@ -614,8 +614,19 @@ def _exhausted(engine: AsyncEngine) -> bool:
 
 
 def _writes(stmt: Executable) -> bool:
-    """A plain SELECT declares no write intent; anything else may write."""
-    return not getattr(stmt, "is_select", False)
+    """Whether a ``fetch_*`` statement may write: a SELECT (Core, or textual SELECT
+    and SHOW) is a read; anything else, a textual ``WITH`` included (it may
+    hold a data-modifying CTE), runs as a write."""
+    if getattr(stmt, "is_select", False):
+        return False
+    if isinstance(stmt, TextClause):
+        words = stmt.text.lstrip(" \t\r\n(").split(None, 1)
+        return not words or words[0].upper() not in _READ_KEYWORDS
+    return True
+
+
+#: the first word of a textual statement that only reads
+_READ_KEYWORDS = frozenset({"SELECT", "SHOW"})
 
 
 def _safe_to_retry(progress: Progress, idempotent: bool) -> bool:

@@ -190,3 +190,21 @@ async def test_no_statement_timeout_lets_a_statement_finish(sqlite_empty_url: st
     )
     async with managed(sqlite_empty_url, statement_timeout=None) as db:
         assert await db.fetch_value(counting) == 300000
+
+
+async def test_a_textual_select_is_a_read_and_takes_no_write_lock(sqlite_empty_url: str) -> None:
+    async with managed(sqlite_empty_url) as db:
+        await create_tables(db)
+        path = make_url(sqlite_empty_url).database
+        assert path is not None
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            # a read needs no lock: it answers now, not after the 30 s busy timeout
+            assert await asyncio.wait_for(db.fetch_value(text("SELECT 41 + 1")), 5) == 42
+            assert await asyncio.wait_for(db.fetch_all(text("  select 1 as one")), 5) == [
+                {"one": 1}
+            ]
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
