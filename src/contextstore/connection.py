@@ -30,7 +30,6 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.pool import QueuePool
 
 from ._dialects import SNAPSHOT, WRITE_INTENT, ErrorKind, dialect_for
-from ._dialects._drivers.sqlalchemy import overflow_limit
 from ._translate import Progress, translate, translating
 from ._unit import UnitState
 from .engine import create_engine
@@ -606,11 +605,17 @@ def _scalar(sql: str) -> Callable[[AsyncConnection], Awaitable[Any]]:
 
 
 def _exhausted(engine: AsyncEngine) -> bool:
-    """Every connection the queue pool may open is checked out."""
+    """No idle connection in the queue pool and all of its base size in use.
+
+    A checkout might still open an overflow connection without waiting, but
+    the pool does not say how many it may open (only its private
+    ``_max_overflow`` does), so the health probe then takes a connection of
+    its own: the same one new connection either way, and never a wait.
+    """
     pool = engine.pool
     if not isinstance(pool, QueuePool):
         return False
-    return pool.checkedout() >= pool.size() + max(0, overflow_limit(pool))
+    return pool.checkedin() == 0 and pool.checkedout() >= pool.size()
 
 
 def _writes(stmt: Executable) -> bool:

@@ -1,8 +1,5 @@
 """SQLAlchemy (2.0) private names the execution path still uses.
 
-* ``QueuePool._max_overflow``: the pool's overflow limit, which it exposes
-  only as ``overflow()`` (the current count), needed to tell an exhausted
-  pool from a busy one (``tests/faults/test_pool.py``);
 * ``ClauseElement._generate_cache_key``: replaced on statements built once
   (:func:`prepared`, :func:`fixed_key`), so SQLAlchemy neither walks them
   again per execution nor compiles the dialect ``insert()`` constructs, which
@@ -11,20 +8,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.sql.base import Executable
 
-if TYPE_CHECKING:
-    from sqlalchemy.pool import QueuePool
-
-__all__ = ["fixed_key", "overflow_limit", "prepared"]
-
-
-def overflow_limit(pool: QueuePool) -> int:
-    """How many connections ``pool`` may open beyond its size (unbounded: negative)."""
-    limit: int = pool._max_overflow
-    return limit
+__all__ = ["fixed_key", "prepared"]
 
 
 E = TypeVar("E", bound=Executable)
