@@ -37,7 +37,6 @@ from ._base import (
     on_conflict_upsert,
     queue_pool_options,
 )
-from ._drivers.asyncpg import configured_isolation
 from .types import UTCDateTime
 
 if TYPE_CHECKING:
@@ -178,14 +177,14 @@ class PostgreSQLDialect(Dialect):
         @event.listens_for(sync_engine, "begin")
         def _on_begin(conn: Connection) -> None:
             # SQLAlchemy's asyncpg adapter sends BEGIN lazily before the first
-            # statement unless it is in autocommit; switching is an attribute,
-            # not a round trip. The pool's reset puts it back to the default.
+            # statement unless it is in autocommit; its DB-API style
+            # ``autocommit`` attribute switches that without a round trip (off,
+            # it goes back to the engine's isolation level).
             options = conn.get_execution_options()
             adapter: Any = conn.connection.dbapi_connection
-            if options.get(WRITE_INTENT, True) or options.get(SNAPSHOT, False):
-                adapter.isolation_level = configured_isolation(adapter)
-            else:
-                adapter.isolation_level = "autocommit"
+            adapter.autocommit = not (
+                options.get(WRITE_INTENT, True) or options.get(SNAPSHOT, False)
+            )
 
         @event.listens_for(sync_engine, "handle_error")
         def _on_error(context: ExceptionContext) -> None:
