@@ -63,6 +63,7 @@ class Statements:
         write: bool = True,
         idempotent: bool = False,
         autocommit: bool = False,
+        recover: Callable[[AsyncConnection], Awaitable[T | None]] | None = None,
     ) -> T:
         raise NotImplementedError
 
@@ -259,6 +260,7 @@ class ConnectionManager(Statements):
         write: bool = True,
         idempotent: bool = False,
         autocommit: bool = False,
+        recover: Callable[[AsyncConnection], Awaitable[T | None]] | None = None,
     ) -> T:
         """Run ``work(conn)`` as one unit, retrying the whole unit where that is safe.
 
@@ -273,12 +275,18 @@ class ConnectionManager(Statements):
                 which commits itself: no BEGIN and no COMMIT round trip. Every
                 failure after checkout then leaves the outcome unknown, so this
                 is allowed only with ``idempotent``.
+            recover: how the work recognises its own earlier attempt: on every
+                attempt after the first it runs first, on the new connection,
+                and returns what an earlier attempt committed (found by the
+                call's idempotency token, say), or None to run ``work``. It
+                declares the work ``idempotent``: the one retry mechanism the
+                repositories declare instead of writing it.
 
         Raises:
             DatabaseUnavailableError: attempts ran out; ``may_have_committed``
                 tells whether a write may have landed.
         """
-        return await self._run(self.engine, work, write, idempotent, autocommit)
+        return await self._run(self.engine, work, write, idempotent, autocommit, recover)
 
     async def _run(
         self,
@@ -287,12 +295,26 @@ class ConnectionManager(Statements):
         write: bool,
         idempotent: bool = False,
         autocommit: bool = False,
+        recover: Callable[[AsyncConnection], Awaitable[T | None]] | None = None,
     ) -> T:
+        attempt = 0
+        if recover is not None:
+            idempotent = True
+            first_try = work
+
+            async def work(conn: AsyncConnection) -> T:
+                if attempt > 1:
+                    # an earlier attempt may have committed before its
+                    # acknowledgement was lost: then that is the result
+                    found = await recover(conn)
+                    if found is not None:
+                        return found
+                return await first_try(conn)
+
         if autocommit and not idempotent:
             raise ValueError("autocommit writes must be idempotent")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + RETRY_WINDOW
-        attempt = 0
         #: an earlier attempt's write may have committed: the outcome stays
         #: unknown until an attempt gets through (idempotent work reads it back)
         unknown = False
@@ -701,11 +723,13 @@ class UnitOfWork(Statements):
         write: bool = True,
         idempotent: bool = False,
         autocommit: bool = False,
+        recover: Callable[[AsyncConnection], Awaitable[T | None]] | None = None,
     ) -> T:
         """Run ``work(conn)`` on the transaction's connection, once.
 
-        ``write``, ``idempotent`` and ``autocommit`` change nothing here: the
-        unit's transaction holds every write and commits them together.
+        ``write``, ``idempotent``, ``autocommit`` and ``recover`` change nothing
+        here: the unit's transaction holds every write and commits them
+        together, and a unit is never retried from inside.
         """
         self._state.begin_statement()
         self._progress.kind = None

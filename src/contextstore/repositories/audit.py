@@ -66,25 +66,18 @@ class CoreAuditRepository(CoreRepository):
             "timestamp": utcnow(),
         }
         token = uuid.uuid4().hex
-        attempts = 0
+        recorded = select(audit_log.c.id).where(audit_log.c.client_token == token)
 
         async def work(conn: AsyncConnection) -> AuditEvent:
-            nonlocal attempts
-            attempts += 1
-            if attempts > 1:
-                # an earlier attempt may have committed before its connection died
-                done = (
-                    await conn.execute(
-                        select(audit_log.c.id).where(audit_log.c.client_token == token)
-                    )
-                ).scalar()
-                if done is not None:
-                    return AuditEvent(id=done, **row)
             inserted = await conn.execute(insert(audit_log), {**row, "client_token": token})
             return AuditEvent(id=first_key(inserted.inserted_primary_key), **row)
 
+        async def recover(conn: AsyncConnection) -> AuditEvent | None:
+            done = (await conn.execute(recorded)).scalar()
+            return None if done is None else AuditEvent(id=done, **row)
+
         # one INSERT: it commits itself, and a retry finds it by its token
-        return await self._db.run(work, write=True, idempotent=True, autocommit=True)
+        return await self._db.run(work, write=True, autocommit=True, recover=recover)
 
     async def list(
         self,

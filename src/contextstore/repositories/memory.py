@@ -125,7 +125,6 @@ class CoreMemoryRepository(CoreRepository):
             "expires_at": None if lifetime is None else now + lifetime,
         }
         where = [*_scope(agent_id, session_id), agent_memory.c.key == key]
-        attempts = 0
         if overwrite:
             # the upsert is idempotent by construction: repeating it after a
             # lost acknowledgement writes the same row again
@@ -140,42 +139,40 @@ class CoreMemoryRepository(CoreRepository):
                 return await self._db.run(once, write=True, idempotent=True, autocommit=True)
             upsert = _upsert_statement(self._dialect, False)
 
-        async def work(conn: AsyncConnection) -> MemoryEntry:
-            nonlocal attempts
-            attempts += 1
-            if overwrite:
+            async def upserted(conn: AsyncConnection) -> MemoryEntry:
                 await conn.execute(upsert, params)
-            else:
-                if attempts > 1:
-                    # an earlier attempt may have committed before its
-                    # connection died: its row carries this call's timestamp
-                    # (the key generated once per call), so it is ours, not a
-                    # conflict
-                    mine = (
-                        (
-                            await conn.execute(
-                                select(*_COLUMNS).where(
-                                    *where,
-                                    agent_memory.c.created_at == now,
-                                    agent_memory.c.updated_at == now,
-                                )
-                            )
-                        )
-                        .mappings()
-                        .first()
-                    )
-                    if mine is not None:
-                        return to_entry(mine)
-                # an expired entry counts as absent: clear it, then a live one
-                # makes the insert clash (ConflictError)
-                await conn.execute(
-                    delete(agent_memory).where(*where, agent_memory.c.expires_at <= now)
-                )
-                await conn.execute(agent_memory.insert().values(row))
+                stored = (await conn.execute(select(*_COLUMNS).where(*where))).mappings().one()
+                return to_entry(stored)
+
+            return await self._db.run(upserted, write=True, idempotent=True)
+
+        async def inserted(conn: AsyncConnection) -> MemoryEntry:
+            # an expired entry counts as absent: clear it, then a live one
+            # makes the insert clash (ConflictError)
+            await conn.execute(delete(agent_memory).where(*where, agent_memory.c.expires_at <= now))
+            await conn.execute(agent_memory.insert().values(row))
             stored = (await conn.execute(select(*_COLUMNS).where(*where))).mappings().one()
             return to_entry(stored)
 
-        return await self._db.run(work, write=True, idempotent=True)
+        async def recover(conn: AsyncConnection) -> MemoryEntry | None:
+            # an earlier attempt that committed left a row carrying this call's
+            # timestamp (taken once per call): it is ours, not a conflict
+            mine = (
+                (
+                    await conn.execute(
+                        select(*_COLUMNS).where(
+                            *where,
+                            agent_memory.c.created_at == now,
+                            agent_memory.c.updated_at == now,
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            return None if mine is None else to_entry(mine)
+
+        return await self._db.run(inserted, write=True, recover=recover)
 
     async def get(
         self, agent_id: str, key: str, *, session_id: str | None = None

@@ -85,15 +85,8 @@ class CoreMessageRepository(CoreRepository):
             row["client_token"] = uuid.uuid4().hex
         tokens = [row["client_token"] for row in rows]
         parents = {row["parent_message_id"] for row in rows} - {None}
-        attempts = 0
 
         async def work(conn: AsyncConnection) -> builtins.list[Message]:
-            nonlocal attempts
-            attempts += 1
-            if attempts > 1:
-                done = await self._by_tokens(conn, tokens)
-                if done is not None:
-                    return done
             if parents:
                 found = (
                     await conn.execute(
@@ -130,7 +123,11 @@ class CoreMessageRepository(CoreRepository):
         # a single row with no parent to check is one INSERT, which commits
         # itself; a retry finds it by its token
         single = len(rows) == 1 and not parents
-        return await self._db.run(work, write=True, idempotent=True, autocommit=single)
+
+        async def recover(conn: AsyncConnection) -> builtins.list[Message] | None:
+            return await self._by_tokens(conn, tokens)
+
+        return await self._db.run(work, write=True, autocommit=single, recover=recover)
 
     @staticmethod
     async def _by_tokens(conn: AsyncConnection, tokens: list[str]) -> builtins.list[Message] | None:
