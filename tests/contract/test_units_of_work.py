@@ -264,3 +264,27 @@ async def test_statement_methods_run_in_the_unit_on_core_only(store: Store) -> N
             assert await tx.fetch_value(count) == 1
             raise Boom
     assert await store.db.fetch_value(count) == 0
+
+
+async def test_a_cancelled_unit_commits_nothing_and_releases_its_connection(
+    store: Store,
+) -> None:
+    inside = asyncio.Event()
+
+    async def unit() -> None:
+        async with store.transaction() as tx:
+            await _fill(tx)
+            inside.set()
+            await asyncio.sleep(30)  # cancelled here, with the unit's writes in flight
+
+    task = asyncio.create_task(unit())
+    await asyncio.wait_for(inside.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _counts(store) == NOTHING
+    # the unit's connection (and on SQLite its write lock) was given back:
+    # the next unit gets through at once instead of waiting for it
+    async with asyncio.timeout(10), store.transaction() as tx:
+        await _fill(tx)
+    assert await _counts(store) == COMMITTED
