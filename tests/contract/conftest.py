@@ -9,7 +9,6 @@ has, instead of copies of the cases.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -50,7 +49,7 @@ class UnitOfWorkStore:
 
 
 @pytest.fixture(params=["direct", "in-unit"])
-async def store(store: Store, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+def store(store: Store, request: pytest.FixtureRequest) -> Any:
     """The connected Store of ``tests/conftest.py``, used directly or call by call
     in units of work."""
-    yield store if request.param == "direct" else UnitOfWorkStore(store)
+    return store if request.param == "direct" else UnitOfWorkStore(store)

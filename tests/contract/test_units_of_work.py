@@ -10,10 +10,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
 from contextstore import (
-    ConfigurationError,
     ConflictError,
     ContextStoreError,
     NotFoundError,
@@ -22,7 +20,6 @@ from contextstore import (
     Transaction,
     ValidationError,
 )
-from contextstore.schema import sessions as sessions_table
 
 from ._factories import ADMIN, make_session, new_message, snapshot
 
@@ -249,21 +246,6 @@ async def test_run_transaction_does_not_retry_a_conflict(store: Store) -> None:
     with pytest.raises(ConflictError):
         await store.run_transaction(work)
     assert calls == 1
-
-
-async def test_statement_methods_run_in_the_unit_on_core_only(store: Store) -> None:
-    count = select(func.count()).select_from(sessions_table)
-    if store.backend == "legacy":
-        async with store.transaction() as tx:
-            with pytest.raises(ConfigurationError):
-                await tx.fetch_value(count)
-        return
-    with pytest.raises(Boom):  # noqa: PT012 - the block is the unit of work under test
-        async with store.transaction() as tx:
-            await tx.sessions.create(purpose="plan", created_by="planner", session_id="s1")
-            assert await tx.fetch_value(count) == 1
-            raise Boom
-    assert await store.db.fetch_value(count) == 0
 
 
 async def test_a_cancelled_unit_commits_nothing_and_releases_its_connection(

@@ -1,0 +1,45 @@
+"""A service's own Core statements inside a unit of work (core backend, every dialect)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from contextstore import Settings, Store
+
+from ._scratch import create_tables, parents
+
+
+class Boom(Exception):
+    pass
+
+
+async def test_own_statements_share_the_units_transaction(empty_url: str) -> None:
+    async with Store(Settings(database_url=empty_url)) as store:
+        await create_tables(store.db)
+        count = select(func.count()).select_from(parents)
+        with pytest.raises(Boom):  # noqa: PT012 - the block is the unit of work under test
+            async with store.transaction() as tx:
+                await tx.sessions.create(purpose="plan", created_by="planner", session_id="s1")
+                await tx.execute(insert(parents).values(id=1, name="mine"))
+                await tx.execute_many(
+                    insert(parents), [{"id": 2, "name": "a"}, {"id": 3, "name": "b"}]
+                )
+                assert await tx.fetch_value(count) == 3
+                assert [
+                    row["name"]
+                    for row in await tx.fetch_all(select(parents.c.name).order_by(parents.c.id))
+                ] == ["mine", "a", "b"]
+                row = await tx.fetch_one(select(parents.c.name).where(parents.c.id == 1))
+                assert row is not None
+                assert row["name"] == "mine"
+                raise Boom
+        # rolled back together: the service's rows and contextstore's session
+        assert await store.db.fetch_value(count) == 0
+        assert await store.sessions.get("s1") is None
+
+        async with store.transaction() as tx:
+            await tx.sessions.create(purpose="plan", created_by="planner", session_id="s1")
+            await tx.execute(insert(parents).values(id=1, name="mine"))
+        assert await store.db.fetch_value(count) == 1
+        assert await store.sessions.get("s1") is not None
