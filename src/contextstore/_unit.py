@@ -21,12 +21,12 @@ rules with this one state object:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from .errors import ContextStoreError
 
-__all__ = ["UnitState"]
+__all__ = ["UnitState", "savepoint"]
 
 
 class UnitState:
@@ -91,3 +91,53 @@ class UnitState:
         self.failure = mark
         if mark is None:
             self.retry_safe = False
+
+
+Step = Callable[[], Awaitable[None]]
+
+
+@asynccontextmanager
+async def savepoint(
+    state: UnitState, begin: Step, release: Step, undo: Step
+) -> AsyncIterator[None]:
+    """The savepoint rules on both backends, given the backend's three steps.
+
+    ``begin`` sets the savepoint, ``release`` keeps its work, ``undo`` rolls
+    back to it and drops it; each raises a contextstore error on failure. On
+    an exception inside, the part is undone and the exception re-raised, and
+    the unit goes on as before the savepoint. A failure inside that the block
+    handled itself undoes the part too, silently: its statements cannot be
+    trusted. When undoing is impossible (a lost connection) the unit fails.
+    """
+    state.check()
+    mark = state.mark()
+    await _recorded(state, begin)
+    try:
+        yield
+    except BaseException:
+        if await _undone(state, undo):
+            state.restore(mark)
+        raise
+    if state.failure is not mark:
+        if not await _undone(state, undo):
+            state.check()  # raises: the unit is lost
+        state.restore(mark)
+        return
+    await _recorded(state, release)
+
+
+async def _recorded(state: UnitState, step: Step) -> None:
+    try:
+        await step()
+    except BaseException as error:
+        state.fail(error)
+        raise
+
+
+async def _undone(state: UnitState, undo: Step) -> bool:
+    try:
+        await undo()
+    except Exception as error:
+        state.fail(error)
+        return False
+    return True

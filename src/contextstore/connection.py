@@ -22,7 +22,7 @@ import contextlib
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import TextClause, text
@@ -31,7 +31,7 @@ from sqlalchemy.pool import QueuePool
 
 from ._dialects import SNAPSHOT, WRITE_INTENT, ErrorKind, dialect_for
 from ._translate import Progress, translate, translating
-from ._unit import UnitState
+from ._unit import UnitState, savepoint
 from .engine import create_engine
 from .errors import ContextStoreError, DatabaseUnavailableError, PoolExhaustedError
 from .models import HealthReport, PoolStats
@@ -740,50 +740,23 @@ class UnitOfWork(Statements):
             self._state.fail(error, retry_safe=_retry_safe(error, self._progress))
             raise
 
-    @asynccontextmanager
-    async def savepoint(self) -> AsyncIterator[None]:
-        """A nested part of the unit: an error inside undoes only this part.
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A nested part of the unit (``SAVEPOINT``); see :func:`contextstore._unit.savepoint`."""
+        nested: list[AsyncTransaction] = []
 
-        On an exception the work since the savepoint is rolled back and the
-        exception re-raised; the unit goes on as it was. A failure inside that
-        the block handled itself also rolls the part back (its statements
-        cannot be trusted), silently.
-        """
-        self._state.check()
-        mark = self._state.mark()
-        try:
+        async def begin() -> None:
             with translating(self._dialect, self._progress):
-                nested = await self._conn.begin_nested()
-        except BaseException as error:
-            self._state.fail(error)
-            raise
-        try:
-            yield
-        except BaseException:
-            if await self._undo(nested):
-                self._state.restore(mark)
-            raise
-        if self._state.failure is not mark:
-            if not await self._undo(nested):
-                self._state.check()  # the rollback failed: the unit is lost
-            self._state.restore(mark)
-            return
-        try:
-            with translating(self._dialect, self._progress):
-                await nested.commit()
-        except BaseException as error:
-            self._state.fail(error)
-            raise
+                nested.append(await self._conn.begin_nested())
 
-    async def _undo(self, nested: AsyncTransaction) -> bool:
-        """Roll back to the savepoint; False (the unit failed) when that is impossible."""
-        try:
+        async def release() -> None:
             with translating(self._dialect, self._progress):
-                await nested.rollback()
-        except Exception as error:
-            self._state.fail(error)
-            return False
-        return True
+                await nested[0].commit()
+
+        async def undo() -> None:
+            with translating(self._dialect, self._progress):
+                await nested[0].rollback()
+
+        return savepoint(self._state, begin, release, undo)
 
     async def roll_back(self) -> None:
         """Roll the whole transaction back; a lost connection is discarded, never raised

@@ -25,14 +25,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import aiosqlite
 
 from .._facts import BUSY_TIMEOUT_MS, sqlite_error_kind
-from .._unit import UnitState
+from .._unit import UnitState, savepoint
 from ..errors import (
     ConflictError,
     ContextStoreError,
@@ -309,44 +309,24 @@ class BoundDatabase(Database):
 
     writing = reading
 
-    @asynccontextmanager
-    async def savepoint(self) -> AsyncIterator[None]:
-        """A nested part of the unit: an exception inside undoes only this part."""
-        self._state.check()
-        mark = self._state.mark()
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A nested part of the unit (``SAVEPOINT``); see ``contextstore._unit.savepoint``."""
         self._savepoints += 1
         name = f"contextstore_{self._savepoints}"
-        await self._run(_sql.SAVEPOINT.format(name=name))
-        try:
-            yield
-        except BaseException:
-            if await self._undo(name):
-                self._state.restore(mark)
-            raise
-        if self._state.failure is not mark:
-            if not await self._undo(name):
-                self._state.check()
-            self._state.restore(mark)
-            return
-        await self._run(_sql.RELEASE_SAVEPOINT.format(name=name))
 
-    async def _run(self, sql: str) -> None:
-        try:
-            await self._connection.run(sql)
-        except sqlite3.Error as exc:
-            error = translate(exc)
-            self._state.fail(error)
-            raise error from exc
+        async def run(*statements: str) -> None:
+            try:
+                for sql in statements:
+                    await self._connection.run(sql.format(name=name))
+            except sqlite3.Error as exc:
+                raise translate(exc) from exc
 
-    async def _undo(self, name: str) -> bool:
-        """Roll back to the savepoint and release it; False when that failed."""
-        try:
-            await self._connection.run(_sql.ROLLBACK_TO_SAVEPOINT.format(name=name))
-            await self._connection.run(_sql.RELEASE_SAVEPOINT.format(name=name))
-        except sqlite3.Error as exc:
-            self._state.fail(translate(exc))
-            return False
-        return True
+        return savepoint(
+            self._state,
+            lambda: run(_sql.SAVEPOINT),
+            lambda: run(_sql.RELEASE_SAVEPOINT),
+            lambda: run(_sql.ROLLBACK_TO_SAVEPOINT, _sql.RELEASE_SAVEPOINT),
+        )
 
 
 def _retry_safe(error: BaseException, committing: bool) -> bool:
