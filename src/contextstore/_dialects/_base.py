@@ -229,30 +229,6 @@ def queue_pool_options(
     }
 
 
-def skip_idle_rollback(sync_engine: Engine, in_transaction: Callable[[Any], bool]) -> None:
-    """Make this engine's ROLLBACK a no-op when the driver has no transaction open.
-
-    SQLAlchemy rolls back every connection when a read ends and again when it
-    goes back to the pool; after a read in autocommit that is an empty round
-    trip (aiomysql) or a thread hop (aiosqlite). ``in_transaction`` gets the
-    driver's connection and must not do I/O. Only this engine's dialect
-    instance is changed; when the driver cannot tell, the rollback runs.
-    """
-    dialect = sync_engine.dialect
-    rollback = dialect.do_rollback
-
-    def do_rollback(dbapi_connection: Any) -> None:
-        driver = getattr(dbapi_connection, "driver_connection", None)
-        try:
-            idle = driver is not None and not in_transaction(driver)
-        except Exception:  # a closed connection: let the real rollback report it
-            idle = False
-        if not idle:
-            rollback(dbapi_connection)
-
-    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
-
-
 def on_conflict_upsert(
     insert: Callable[[Table], Any],
     table: Table,

@@ -42,7 +42,6 @@ from ._base import (
     Dialect,
     ErrorKind,
     queue_pool_options,
-    skip_idle_rollback,
 )
 from ._drivers.aiomysql import (
     CR_CONN_HOST_ERROR,
@@ -50,6 +49,7 @@ from ._drivers.aiomysql import (
     READ_TIMEOUT_ARG,
     connect_within_timeout,
 )
+from ._drivers.sqlalchemy import skip_idle_rollback
 from .types import UTCDateTime
 
 if TYPE_CHECKING:

@@ -44,10 +44,10 @@ from ._base import (
     ErrorKind,
     on_conflict_upsert,
     queue_pool_options,
-    skip_idle_rollback,
 )
 from ._drivers.aiosqlite import STATEMENT_TIMEOUT_ARG
 from ._drivers.aiosqlite import connect as one_hop_connect
+from ._drivers.sqlalchemy import skip_idle_rollback
 from .types import UTCDateTime
 
 if TYPE_CHECKING:

@@ -1,5 +1,8 @@
 """SQLAlchemy (2.0) private names the execution path still uses.
 
+* ``Dialect.do_rollback`` replaced on one engine's dialect instance
+  (:func:`skip_idle_rollback`): a public method, but patched, so it lives
+  here (``tests/dialects/test_round_trips.py`` counts the ROLLBACKs);
 * ``ClauseElement._generate_cache_key``: replaced on statements built once
   (:func:`prepared`, :func:`fixed_key`), so SQLAlchemy neither walks them
   again per execution nor compiles the dialect ``insert()`` constructs, which
@@ -8,11 +11,15 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.sql.base import Executable
 
-__all__ = ["fixed_key", "prepared"]
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+__all__ = ["fixed_key", "prepared", "skip_idle_rollback"]
 
 
 E = TypeVar("E", bound=Executable)
@@ -57,3 +64,27 @@ def fixed_key(stmt: E, *name: str) -> E:
     key = CacheKey(("contextstore", *name), binds, *extra)
     element._generate_cache_key = lambda: key
     return stmt
+
+
+def skip_idle_rollback(sync_engine: Engine, in_transaction: Callable[[Any], bool]) -> None:
+    """Make this engine's ROLLBACK a no-op when the driver has no transaction open.
+
+    SQLAlchemy rolls back every connection when a read ends and again when it
+    goes back to the pool; after a read in autocommit that is an empty round
+    trip (aiomysql) or a thread hop (aiosqlite). ``in_transaction`` gets the
+    driver's connection and must not do I/O. Only this engine's dialect
+    instance is changed; when the driver cannot tell, the rollback runs.
+    """
+    dialect = sync_engine.dialect
+    rollback = dialect.do_rollback
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        try:
+            idle = driver is not None and not in_transaction(driver)
+        except Exception:  # a closed connection: let the real rollback report it
+            idle = False
+        if not idle:
+            rollback(dbapi_connection)
+
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
