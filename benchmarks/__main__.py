@@ -1,4 +1,7 @@
-"""``python -m benchmarks [--quick] [--dialect D ...] [--json PATH] [--markdown PATH]``."""
+"""``python -m benchmarks [--quick] [--dialect D ...] [--json PATH] [--markdown PATH]``.
+
+Also ``[--chart PATH]`` and the plan overrides; ``--help`` lists them.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Benchmark contextstore against the raw drivers and the legacy module.
+"""Benchmark contextstore against the raw drivers, the legacy module and the SQLAlchemy ORM.
 
     uv run python benchmarks/bench.py [--quick] [--dialect sqlite|postgresql|mysql ...]
-                                      [--json PATH] [--markdown BENCHMARKS.md]
+                                      [--json PATH] [--markdown BENCHMARKS.md] [--chart PATH]
 
 The harness is the ``benchmarks`` package beside this script (also runnable as
 ``python -m benchmarks``); BENCHMARKS.md explains what each operation does on

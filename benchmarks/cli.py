@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import Console
 
+from .chart import default_chart_path
 from .plan import DIALECTS, PAGE_SIZE, Plan
 from .runner import run_benchmarks
 
@@ -18,7 +19,9 @@ from .runner import run_benchmarks
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench",
-        description="Benchmark contextstore (core, legacy) against the raw drivers.",
+        description=(
+            "Benchmark contextstore (core, legacy) against the raw drivers and the SQLAlchemy ORM."
+        ),
     )
     parser.add_argument(
         "--quick", action="store_true", help="short run (about a minute for all dialects)"
@@ -35,6 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help="write the numbers as markdown (replaces the generated section of BENCHMARKS.md)",
+    )
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        metavar="PATH",
+        help=(
+            "draw core/raw per operation and dialect as a PNG (default with --markdown: "
+            "docs/assets/core-vs-raw.png for the repository's BENCHMARKS.md, "
+            "else <markdown stem>-core-vs-raw.png beside it)"
+        ),
     )
     parser.add_argument("--messages", type=int, metavar="N", help="override the read-session size")
     parser.add_argument("--rounds", type=int, metavar="N", help="override the rounds")
@@ -58,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["budget"] = args.budget
     if overrides:
         plan = Plan(**{**plan.__dict__, **overrides, "mode": f"{plan.mode}, custom"})
+    chart = args.chart
+    if chart is None and args.markdown is not None:
+        chart = default_chart_path(args.markdown)
     # piped output (a log file, CI) would otherwise wrap the tables at 80 columns
     console = Console() if sys.stdout.isatty() else Console(width=132)
     return asyncio.run(
@@ -68,5 +84,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             console=console,
             markdown_path=args.markdown,
             plan=plan,
+            chart_path=chart,
         )
     )

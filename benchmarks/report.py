@@ -26,9 +26,17 @@ MARKDOWN_END = "<!-- bench:end -->"
 def progress_line(spec: OpSpec, entry: dict[str, Any]) -> str:
     """One operation's line of progress, printed when it is measured."""
     parts = [f"{name} {_fmt_ops(data['ops_per_s'])}/s" for name, data in entry["subjects"].items()]
-    ratio = entry["ratios"].get("core/raw")
-    tail = f"  core/raw {ratio:.2f}" if ratio is not None else ""
+    tail = "".join(
+        f"  {name} {entry['ratios'][name]:.2f}"
+        for name in ("core/raw", "core/orm")
+        if name in entry["ratios"]
+    )
     return f"{spec.label:<16} {'  '.join(parts)}{tail}  ({entry['wall_s']:.1f} s)"
+
+
+def _compared(subjects: Sequence[str]) -> list[str]:
+    """The subjects core is compared with, in run order (raw, legacy, orm)."""
+    return [name for name in subjects if name != "core"]
 
 
 def _fmt_ops(value: float) -> str:
@@ -51,9 +59,9 @@ def render_tables(results: Sequence[DialectResult], console: Console) -> None:
             table.add_column(
                 column, justify="left" if column in ("operation", "subject") else "right"
             )
-        table.add_column("core/raw", justify="right")
-        if "legacy" in result.subjects:
-            table.add_column("core/legacy", justify="right")
+        compared = _compared(result.subjects)
+        for other in compared:
+            table.add_column(f"core/{other}", justify="right")
         for key, entry in result.operations.items():
             for number, (name, data) in enumerate(entry["subjects"].items()):
                 row = [
@@ -64,14 +72,10 @@ def render_tables(results: Sequence[DialectResult], console: Console) -> None:
                     _fmt_ms(data["p99_ms"]),
                     f"{data['spread'] * 100:.0f}",
                 ]
-                is_core = name == "core"
-                row.append(
-                    _styled_ratio(entry["ratios"].get("core/raw"), key, "raw") if is_core else ""
-                )
-                if "legacy" in result.subjects:
+                for other in compared:
                     row.append(
-                        _styled_ratio(entry["ratios"].get("core/legacy"), key, "legacy")
-                        if is_core
+                        _styled_ratio(entry["ratios"].get(f"core/{other}"), key, other)
+                        if name == "core"
                         else ""
                     )
                 table.add_row(*row, end_section=number == len(entry["subjects"]) - 1)
@@ -95,7 +99,7 @@ def _styled_ratio(value: float | None, op: str, base: str) -> str:
 def render_targets(targets: Sequence[Target], console: Console) -> None:
     if not targets:
         return
-    table = Table(title="Targets (issue #6)", title_justify="left")
+    table = Table(title="Targets", title_justify="left")
     for column in ("target", "dialect", "operation", "value", "result"):
         table.add_column(column, justify="right" if column == "value" else "left")
     for target in targets:
@@ -108,8 +112,14 @@ def render_targets(targets: Sequence[Target], console: Console) -> None:
     console.print(f"targets: {len(targets) - missed} met, {missed} missed", highlight=False)
 
 
-def render_markdown(report: dict[str, Any]) -> str:
-    """The numbers section of BENCHMARKS.md, as markdown."""
+def render_markdown(report: dict[str, Any], chart: str | None = None) -> str:
+    """The numbers section of BENCHMARKS.md, as markdown.
+
+    Args:
+        report: the run, as written to the JSON file.
+        chart: the embed of the core/raw chart (``chart.chart_markdown``), placed
+            before the tables; None for no chart.
+    """
     machine = report["machine"]
     packages = ", ".join(f"{k} {v}" for k, v in machine["packages"].items() if v)
     lines = [
@@ -123,33 +133,28 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"* Commit: {machine['git'] or 'unknown'}",
         "",
     ]
+    if chart is not None:
+        lines += [chart, ""]
     for dialect, data in report["dialects"].items():
         if data["status"] != "ok":
             lines += [f"**{dialect}**: {data['status']} - {data['reason']}", ""]
             continue
-        legacy = "legacy" in data["subjects"]
-        header = ["operation", "raw ops/s", "core ops/s"]
-        if legacy:
-            header.append("legacy ops/s")
-        header += ["core/raw"]
-        if legacy:
-            header.append("core/legacy")
-        header += ["raw p50 / p99 ms", "core p50 / p99 ms"]
-        if legacy:
-            header.append("legacy p50 / p99 ms")
+        names = data["subjects"]
+        compared = _compared(names)
+        header = ["operation", *(f"{name} ops/s" for name in names)]
+        header += [f"core/{other}" for other in compared]
+        header += [f"{name} p50 / p99 ms" for name in names]
         header.append("noise ±%")
         lines += [f"### {dialect}", "", "| " + " | ".join(header) + " |"]
         lines.append("|" + "|".join("---" if n == 0 else "---:" for n in range(len(header))) + "|")
         for key, entry in data["operations"].items():
             subjects = entry["subjects"]
-            row = [entry["label"], _fmt_ops(subjects["raw"]["ops_per_s"])]
-            row.append(_fmt_ops(subjects["core"]["ops_per_s"]))
-            if legacy:
-                row.append(_fmt_ops(subjects["legacy"]["ops_per_s"]))
-            row.append(_md_ratio(entry["ratios"].get("core/raw"), ratio_threshold(key, "raw")))
-            if legacy:
-                row.append(_md_ratio(entry["ratios"].get("core/legacy"), 1.0))
-            for name in ("raw", "core", "legacy") if legacy else ("raw", "core"):
+            row = [entry["label"], *(_fmt_ops(subjects[name]["ops_per_s"]) for name in names)]
+            for other in compared:
+                row.append(
+                    _md_ratio(entry["ratios"].get(f"core/{other}"), ratio_threshold(key, other))
+                )
+            for name in names:
                 s = subjects[name]
                 row.append(f"{_fmt_ms(s['p50_ms'])} / {_fmt_ms(s['p99_ms'])}")
             # the largest round-to-round variation of any subject in this row

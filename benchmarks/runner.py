@@ -28,6 +28,7 @@ from typing import Any
 
 from rich.console import Console
 
+from .chart import chart_markdown, write_chart
 from .corpus import utcnow
 from .machine import load_average, machine_info
 from .plan import DIALECTS, POOL_SIZE, OpSpec, Plan, operations
@@ -43,7 +44,7 @@ from .report import (
 from .results import DialectResult, check_targets
 from .scratch import Scratch
 from .stats import Samples, timed_bursts, timed_calls
-from .subjects import StoreSubject, Subject, raw_subject
+from .subjects import StoreSubject, Subject, orm_subject, raw_subject
 from .workload import Context, call_for, prepare
 
 
@@ -72,9 +73,12 @@ async def _bench_dialect(
             legacy = StoreSubject("legacy", scratch.store_url(), backend="legacy")
             await legacy.open()
             subjects.append(legacy)
+        orm = orm_subject(scratch)
+        await orm.open()
+        subjects.append(orm)
         result.server_version = raw.server_version
         result.subjects = [subject.name for subject in subjects]
-        context = await prepare(plan, core, raw, console, dialect)
+        context = await prepare(plan, core, raw, console, dialect, orm=orm)
         result.setup_s = time.perf_counter() - began
         console.print(
             f"[bold]{dialect}[/bold]: {raw.server_version.split(' on ')[0]}; seeded "
@@ -145,8 +149,8 @@ async def _bench_operation(
     summaries = {name: sample.summary() for name, sample in samples.items()}
     ratios: dict[str, float] = {}
     core_ops = summaries.get("core", {}).get("ops_per_s", 0.0)
-    for other in ("raw", "legacy"):
-        base = summaries.get(other, {}).get("ops_per_s", 0.0)
+    for other in (subject.name for subject in subjects if subject.name != "core"):
+        base = summaries[other]["ops_per_s"]
         if base > 0 and core_ops > 0:
             ratios[f"core/{other}"] = core_ops / base
     return {
@@ -170,6 +174,7 @@ async def run_benchmarks(
     console: Console,
     markdown_path: Path | None = None,
     plan: Plan | None = None,
+    chart_path: Path | None = None,
 ) -> int:
     """Run the benchmarks; print tables and targets; write JSON / markdown.
 
@@ -180,6 +185,8 @@ async def run_benchmarks(
         console: where tables and progress go.
         markdown_path: file whose generated section (see ``report.MARKDOWN_BEGIN``) is replaced.
         plan: explicit sizes (overrides ``quick``; for tests and experiments).
+        chart_path: where to draw the core/raw chart (PNG); embedded in the
+            markdown section, by a relative path, when both are written.
 
     Returns:
         0 when every selected dialect ran (or was skipped for an unreachable
@@ -222,8 +229,14 @@ async def run_benchmarks(
     if json_path is not None:
         await asyncio.to_thread(write_json, json_path, report)
         console.print(f"wrote {json_path}", highlight=False)
+    embed = None
+    if chart_path is not None:
+        await asyncio.to_thread(write_chart, report, chart_path)
+        console.print(f"wrote {chart_path}", highlight=False)
+        if markdown_path is not None:
+            embed = chart_markdown(chart_path, markdown_path)
     if markdown_path is not None:
-        await asyncio.to_thread(write_markdown, markdown_path, render_markdown(report))
+        await asyncio.to_thread(write_markdown, markdown_path, render_markdown(report, embed))
         console.print(f"wrote {markdown_path}", highlight=False)
     if any(r.status == "error" for r in results) or not any(r.status == "ok" for r in results):
         return 1

@@ -18,7 +18,7 @@ from .plan import (
     OpSpec,
     Plan,
 )
-from .subjects import PagePosition, RawSubject, StoreSubject, Subject
+from .subjects import OrmSubject, PagePosition, RawSubject, StoreSubject, Subject
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -37,9 +37,20 @@ class Context:
 
 
 async def prepare(
-    plan: Plan, core: StoreSubject, raw: RawSubject, console: Console, dialect: str
+    plan: Plan,
+    core: StoreSubject,
+    raw: RawSubject,
+    console: Console,
+    dialect: str,
+    *,
+    orm: OrmSubject | None = None,
 ) -> Context:
-    """Create the sessions, seed messages and memory, and find the far page."""
+    """Create the sessions, seed messages and memory, and find the far page.
+
+    The far page's position is found by each kind of subject its own way:
+    core (and legacy) follow ``next_cursor``, raw and the ORM take the
+    ``(time, id)`` of the row before it with an ``OFFSET`` query.
+    """
     corpus = Corpus()
     store = core.store
     for session_id in (READ_SESSION, WRITE_SESSION):
@@ -61,6 +72,8 @@ async def prepare(
         "core": PagePosition(cursor=cursor),
         "legacy": PagePosition(cursor=cursor),
     }
+    if orm is not None:
+        far["orm"] = await orm.far_position(READ_SESSION, plan.far_page)
     if len(await core.page(READ_SESSION, far["core"])) < PAGE_SIZE:
         raise RuntimeError(f"page {plan.far_page} is not a full page; seed more messages")
     values = [{"n": n, "payload": "x" * 64, "tags": ["a", "b"]} for n in range(256)]

@@ -2,7 +2,9 @@
 
 * ``raw``: the bare driver with hand-written SQL (``raw_sqlite``, ``raw_postgresql``,
   ``raw_mysql``), sharing their statements through ``raw``;
-* ``core`` and ``legacy``: the public Store API on its two backends (``store``).
+* ``core`` and ``legacy``: the public Store API on its two backends (``store``);
+* ``orm``: the same operations through the SQLAlchemy ORM, as a typical ORM
+  async service writes them (``orm``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .base import PagePosition, Subject
+from .orm import OrmSubject
 from .raw import RawSubject
 from .raw_mysql import RawMySQL
 from .raw_postgresql import RawPostgreSQL
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
     from ..scratch import Scratch
 
 __all__ = [
+    "OrmSubject",
     "PagePosition",
     "RawMySQL",
     "RawPostgreSQL",
@@ -27,6 +31,7 @@ __all__ = [
     "RawSubject",
     "StoreSubject",
     "Subject",
+    "orm_subject",
     "raw_subject",
 ]
 
@@ -40,3 +45,10 @@ def raw_subject(dialect: str, scratch: Scratch) -> RawSubject:
     if dialect == "postgresql":
         return RawPostgreSQL(scratch.url)
     return RawMySQL(scratch.url)
+
+
+def orm_subject(scratch: Scratch) -> OrmSubject:
+    """The SQLAlchemy ORM subject, on the scratch database (the URL core and raw use)."""
+    if scratch.url is None:
+        raise RuntimeError("scratch database not created")
+    return OrmSubject(scratch.url)

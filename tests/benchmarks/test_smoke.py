@@ -2,8 +2,9 @@
 
 Numbers are never asserted (speed is reported by ``benchmarks/``, not tested);
 what is checked is that every operation was measured on every subject, that the
-raw, core and legacy subjects returned the same rows for every read, and that
-the JSON and markdown reports hold what BENCHMARKS.md is regenerated from.
+raw, core, legacy and orm subjects returned the same rows for every read, and
+that the JSON, markdown and chart reports hold what BENCHMARKS.md is
+regenerated from.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from benchmarks.plan import Plan
 from benchmarks.report import MARKDOWN_BEGIN, MARKDOWN_END, write_markdown
 from benchmarks.runner import run_benchmarks
 
+from .test_chart import PNG_MAGIC
+
 pytestmark = pytest.mark.sqlite
 
 TINY = Plan(
@@ -33,6 +36,8 @@ TINY = Plan(
     concurrent_tasks=5,
     gets_per_task=2,
 )
+
+SUBJECTS = ["raw", "core", "legacy", "orm"]
 
 OPERATIONS = {
     "get",
@@ -53,6 +58,7 @@ async def test_sqlite_run_measures_every_operation_on_every_subject(tmp_path: Pa
     out = io.StringIO()
     json_path = tmp_path / "bench.json"
     markdown = tmp_path / "BENCHMARKS.md"
+    chart = tmp_path / "charts" / "core-vs-raw.png"
     stale = f"{MARKDOWN_BEGIN}\nstale-numbers-7f3\n{MARKDOWN_END}"
     # the prose may quote a marker; only the block after the begin marker is replaced
     prose = f"# Benchmarks\n\nprose quoting {MARKDOWN_END}\n\n"
@@ -65,26 +71,28 @@ async def test_sqlite_run_measures_every_operation_on_every_subject(tmp_path: Pa
         console=Console(file=out, width=200),
         markdown_path=markdown,
         plan=TINY,
+        chart_path=chart,
     )
 
     assert code == 0, out.getvalue()
     report = json.loads(json_path.read_text())
     sqlite = report["dialects"]["sqlite"]
     assert sqlite["status"] == "ok"
-    assert sqlite["subjects"] == ["raw", "core", "legacy"]
+    assert sqlite["subjects"] == SUBJECTS
     assert set(sqlite["operations"]) == OPERATIONS
     for name, entry in sqlite["operations"].items():
-        assert set(entry["subjects"]) == {"raw", "core", "legacy"}, name
+        assert set(entry["subjects"]) == set(SUBJECTS), name
         for numbers in entry["subjects"].values():
             assert numbers["calls"] > 0, name
             assert numbers["ops_per_s"] > 0, name
             assert 0 < numbers["p50_ms"] <= numbers["p99_ms"], name
-        assert set(entry["ratios"]) == {"core/raw", "core/legacy"}, name
-    # every read returned the same rows on raw, core and legacy
+        assert set(entry["ratios"]) == {"core/raw", "core/legacy", "core/orm"}, name
+    # every read returned the same rows on raw, core, legacy and orm
     assert sqlite["mismatches"] == []
     checked = {(t["operation"], t["target"]) for t in report["targets"]}
     assert ("get", "core/raw >= 0.5") in checked
     assert ("add_many_large", "core/legacy >= 1") in checked
+    assert {(op, "core/orm >= 2") for op in OPERATIONS} <= checked
     assert report["machine"]["packages"]["sqlalchemy"]
     # the generated section was replaced, the prose around it kept
     text = markdown.read_text()
@@ -92,6 +100,11 @@ async def test_sqlite_run_measures_every_operation_on_every_subject(tmp_path: Pa
     assert text.endswith("end\n")
     assert "stale-numbers-7f3" not in text
     assert "### sqlite" in text
+    assert "| orm ops/s |" in text
+    assert "| core/raw | core/legacy | core/orm |" in text
+    # the chart was drawn, and the markdown embeds it by a path relative to itself
+    assert chart.read_bytes().startswith(PNG_MAGIC)
+    assert "(charts/core-vs-raw.png)" in text
 
 
 def test_markdown_without_markers_keeps_the_prose(tmp_path: Path) -> None:
