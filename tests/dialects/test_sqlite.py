@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event, func, insert, literal, select, text
 from sqlalchemy.engine import make_url
 
-from contextstore import ConnectionManager, NotFoundError, QueryTimeoutError
+from contextstore import (
+    ConnectionManager,
+    DatabaseUnavailableError,
+    NotFoundError,
+    QueryTimeoutError,
+)
 from contextstore._dialects import WRITE_INTENT
 
 from ._scratch import children, create_tables, in_transaction, items, managed, parents
@@ -208,3 +215,15 @@ async def test_a_textual_select_is_a_read_and_takes_no_write_lock(sqlite_empty_u
         finally:
             holder.execute("ROLLBACK")
             holder.close()
+
+
+async def test_a_file_that_cannot_be_opened_leaves_no_worker_thread(tmp_path: Path) -> None:
+    def workers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if "connection_worker" in (t.name or "")]
+
+    before = set(workers())
+    async with managed(f"sqlite:///{tmp_path}") as db:  # a directory, not a file
+        with pytest.raises(DatabaseUnavailableError, match="unable to open"):
+            await db.fetch_value(text("SELECT 1"))
+    # the failed connection's worker thread has ended before the call returned
+    assert [t for t in workers() if t not in before and t.is_alive()] == []

@@ -29,10 +29,11 @@ Waiting for the write lock is not a statement: ``busy_timeout`` bounds it.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -207,7 +208,7 @@ class _Connection(aiosqlite.Connection):
         return 1 if deadline is not None and time.monotonic() > deadline else 0
 
 
-def connect(database: str | bytes, **kwargs: Any) -> aiosqlite.Connection:
+def connect(database: str | bytes, **kwargs: Any) -> Coroutine[Any, Any, aiosqlite.Connection]:
     """``aiosqlite.connect`` with one-hop cursors; awaited by SQLAlchemy's adapter.
 
     The worker thread is a daemon (as SQLAlchemy makes it), so a process that
@@ -226,4 +227,18 @@ def connect(database: str | bytes, **kwargs: Any) -> aiosqlite.Connection:
     connection = _Connection(open_database, 64)
     connection.statement_timeout = timeout
     connection._thread.daemon = True
-    return connection
+    return _opened(connection)
+
+
+async def _opened(connection: _Connection) -> aiosqlite.Connection:
+    """Open ``connection``; when that fails, wait (briefly) for its worker thread.
+
+    aiosqlite stops the thread of a connection that failed to open without
+    waiting for it; a thread still reporting to an event loop that has closed
+    meanwhile would fail there ("Event loop is closed").
+    """
+    try:
+        return await connection
+    except BaseException:
+        await asyncio.to_thread(connection._thread.join, 5.0)
+        raise
