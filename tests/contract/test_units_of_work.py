@@ -162,9 +162,9 @@ async def test_add_many_inside_a_unit_is_all_or_nothing_with_the_unit(store: Sto
     with pytest.raises(Boom):  # noqa: PT012 - the block is the unit of work under test
         async with store.transaction() as tx:
             await tx.sessions.create(purpose="bulk", created_by="planner", session_id="s1")
-            added = await tx.messages.add_many("s1", [new_message(f"m{i}") for i in range(30)])
-            assert len(added) == 30
-            assert await tx.messages.count("s1", viewer=ADMIN) == 30
+            added = await tx.messages.add_many("s1", [new_message(f"m{i}") for i in range(250)])
+            assert len(added) == 250
+            assert await tx.messages.count("s1", viewer=ADMIN) == 250
             raise Boom
     assert await store.messages.count("s1", viewer=ADMIN) == 0
 
