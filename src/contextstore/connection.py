@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import text
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.pool import QueuePool
 
 from ._dialects import SNAPSHOT, WRITE_INTENT, ErrorKind, dialect_for
+from ._execute import ConnectionExecutor, Executor, Leases, Query, observed, writes
 from ._translate import Progress, translate, translating
 from ._unit import UnitState, savepoint
 from .engine import create_engine
@@ -67,6 +69,44 @@ class Statements:
     ) -> T:
         raise NotImplementedError
 
+    async def perform(
+        self,
+        work: Callable[[Executor], Awaitable[T]],
+        *,
+        write: bool = True,
+        idempotent: bool = False,
+        autocommit: bool = False,
+        recover: Callable[[Executor], Awaitable[T | None]] | None = None,
+    ) -> T:
+        """``run`` for work written on the execution core: ``work`` gets an
+        :class:`~contextstore._execute.Executor` instead of a Connection. The
+        options mean what they mean for ``run``."""
+        raise NotImplementedError
+
+    async def read_rows(self, query: Query, params: dict[str, Any] | None = None) -> Any:
+        """Every row of a precompiled read ``query`` (a single read, retried where safe)."""
+
+        async def work(executor: Executor) -> Any:
+            return await executor.rows(query, params)
+
+        return await self.perform(work, write=False)
+
+    async def read_row(self, query: Query, params: dict[str, Any] | None = None) -> Any:
+        """The first row of a precompiled read ``query``, or None."""
+
+        async def work(executor: Executor) -> Any:
+            return await executor.row(query, params)
+
+        return await self.perform(work, write=False)
+
+    async def read_value(self, query: Query, params: dict[str, Any] | None = None) -> Any:
+        """The first value of a precompiled read ``query``, or None."""
+
+        async def work(executor: Executor) -> Any:
+            return await executor.value(query, params)
+
+        return await self.perform(work, write=False)
+
     async def fetch_all(
         self, stmt: Executable, params: dict[str, Any] | None = None
     ) -> list[RowMapping]:
@@ -96,7 +136,7 @@ class Statements:
         async def work(conn: AsyncConnection) -> list[RowMapping]:
             return list((await conn.execute(stmt, params)).mappings().all())
 
-        return await self.run(work, write=_writes(stmt))
+        return await self.run(work, write=writes(stmt))
 
     async def fetch_one(
         self, stmt: Executable, params: dict[str, Any] | None = None
@@ -124,7 +164,7 @@ class Statements:
         async def work(conn: AsyncConnection) -> RowMapping | None:
             return (await conn.execute(stmt, params)).mappings().first()
 
-        return await self.run(work, write=_writes(stmt))
+        return await self.run(work, write=writes(stmt))
 
     async def fetch_value(self, stmt: Executable, params: dict[str, Any] | None = None) -> Any:
         """The first column of the first row of ``stmt``, or None.
@@ -150,7 +190,7 @@ class Statements:
         async def work(conn: AsyncConnection) -> Any:
             return (await conn.execute(stmt, params)).scalar()
 
-        return await self.run(work, write=_writes(stmt))
+        return await self.run(work, write=writes(stmt))
 
     async def execute(self, stmt: Executable, params: dict[str, Any] | None = None) -> int:
         """Run one statement in its own transaction; return the rows affected.
@@ -229,6 +269,31 @@ class ConnectionManager(Statements):
         )
         self._probes: set[asyncio.Task[Any]] = set()
         self._unpooled: AsyncEngine | None = None
+        self._leases = self._make_leases(self._engine)
+
+    def _make_leases(self, engine: AsyncEngine) -> Leases:
+        """The execution core's held connections, within the pool's own limits."""
+        options = self._dialect.engine_options(
+            self._settings.effective_database_url, self._settings
+        )
+        pool = engine.pool
+        if isinstance(pool, QueuePool):
+            keep = pool.size()
+            capacity = keep + int(options.get("max_overflow", 0))
+            timeout = pool.timeout()
+        else:  # one shared connection (in-memory SQLite), or none kept
+            keep = capacity = 1
+            timeout = float(options.get("pool_timeout", 30.0))
+        recycle = options.get("pool_recycle", -1)
+        return Leases(
+            engine,
+            self._dialect,
+            capacity=max(capacity, 1),
+            keep=keep,
+            timeout=timeout,
+            recycle=None if recycle is None or recycle < 0 else float(recycle),
+            pre_ping=bool(options.get("pool_pre_ping", False)),
+        )
 
     def __repr__(self) -> str:
         state = "closed" if self._engine is None else "open"
@@ -288,6 +353,39 @@ class ConnectionManager(Statements):
         """
         return await self._run(self.engine, work, write, idempotent, autocommit, recover)
 
+    async def perform(
+        self,
+        work: Callable[[Executor], Awaitable[T]],
+        *,
+        write: bool = True,
+        idempotent: bool = False,
+        autocommit: bool = False,
+        recover: Callable[[Executor], Awaitable[T | None]] | None = None,
+    ) -> T:
+        """Run ``work(executor)`` as one unit on the execution core; see ``run``.
+
+        The work runs on a held driver connection, or on a SQLAlchemy
+        Connection while the engine's statements are watched (see
+        :func:`contextstore._execute.observed`): the same SQL either way.
+        """
+        engine = self.engine
+        if observed(engine):
+
+            async def on_connection(conn: AsyncConnection) -> T:
+                return await work(ConnectionExecutor(conn))
+
+            found = None
+            if recover is not None:
+                again = recover
+
+                async def found(conn: AsyncConnection) -> T | None:
+                    return await again(ConnectionExecutor(conn))
+
+            return await self._run(engine, on_connection, write, idempotent, autocommit, found)
+        return await self._retrying(
+            self._attempt_leased, work, write, idempotent, autocommit, recover
+        )
+
     async def _run(
         self,
         engine: AsyncEngine,
@@ -297,12 +395,24 @@ class ConnectionManager(Statements):
         autocommit: bool = False,
         recover: Callable[[AsyncConnection], Awaitable[T | None]] | None = None,
     ) -> T:
+        attempt = functools.partial(self._attempt, engine)
+        return await self._retrying(attempt, work, write, idempotent, autocommit, recover)
+
+    async def _retrying(
+        self,
+        attempt_once: Callable[[Any, bool, bool, Progress], Awaitable[T]],
+        work: Callable[[Any], Awaitable[T]],
+        write: bool,
+        idempotent: bool,
+        autocommit: bool,
+        recover: Callable[[Any], Awaitable[T | None]] | None,
+    ) -> T:
         attempt = 0
         if recover is not None:
             idempotent = True
             first_try = work
 
-            async def work(conn: AsyncConnection) -> T:
+            async def work(conn: Any) -> T:
                 if attempt > 1:
                     # an earlier attempt may have committed before its
                     # acknowledgement was lost: then that is the result
@@ -323,7 +433,7 @@ class ConnectionManager(Statements):
             progress = Progress(write=write)
             try:
                 with translating(self._dialect, progress):
-                    return await self._attempt(engine, work, write, autocommit, progress)
+                    return await attempt_once(work, write, autocommit, progress)
             except DatabaseUnavailableError as exc:
                 delay = _BACKOFF_BASE * (2 ** (attempt - 1)) * (0.5 + random.random())
                 if (
@@ -341,15 +451,31 @@ class ConnectionManager(Statements):
                 unknown = unknown or exc.may_have_committed
             await asyncio.sleep(delay)
 
-    @staticmethod
+    async def _attempt_leased(
+        self,
+        work: Callable[[Executor], Awaitable[T]],
+        write: bool,
+        autocommit: bool,
+        progress: Progress,
+    ) -> T:
+        """One attempt on a held driver connection (the hot path)."""
+        return await self._leases.attempt(work, write, autocommit, progress)
+
+    def _slot(self, engine: AsyncEngine) -> AbstractAsyncContextManager[None]:
+        """A slot of the shared limit for a checkout from this manager's pool."""
+        if engine is self._engine:
+            return self._leases.slot()
+        return contextlib.nullcontext()
+
     async def _attempt(
+        self,
         engine: AsyncEngine,
         work: Callable[[AsyncConnection], Awaitable[T]],
         write: bool,
         autocommit: bool,
         progress: Progress,
     ) -> T:
-        async with engine.connect() as conn:
+        async with self._slot(engine), engine.connect() as conn:
             await conn.execution_options(**{WRITE_INTENT: write and not autocommit})
             if not write or autocommit:
                 # an autocommit write commits as it runs: from here on a lost
@@ -386,7 +512,7 @@ class ConnectionManager(Statements):
         engine = self.engine
         progress = Progress(write=True)
         with translating(self._dialect, progress):
-            async with engine.connect() as conn:
+            async with self._leases.slot(), engine.connect() as conn:
                 await conn.execution_options(**{WRITE_INTENT: True})
                 async with conn.begin():
                     progress.sent = True
@@ -421,7 +547,7 @@ class ConnectionManager(Statements):
         progress = Progress(write=True)
         unit: UnitOfWork | None = None
         try:
-            async with engine.connect() as conn:
+            async with self._leases.slot(), engine.connect() as conn:
                 with translating(self._dialect, progress):
                     await conn.execution_options(**{WRITE_INTENT: True})
                     await conn.begin()
@@ -483,7 +609,7 @@ class ConnectionManager(Statements):
         engine = self.engine
         progress = Progress()
         with translating(self._dialect, progress):
-            async with engine.connect() as conn:
+            async with self._leases.slot(), engine.connect() as conn:
                 # a server-side cursor lives inside a transaction (PostgreSQL)
                 await conn.execution_options(**{WRITE_INTENT: False, SNAPSHOT: True})
                 progress.sent = True
@@ -509,10 +635,12 @@ class ConnectionManager(Statements):
         pool = self._engine.pool
         if not isinstance(pool, QueuePool):
             return None
+        # idle leases are checked out of the pool but free for the next call
+        idle = self._leases.idle
         return PoolStats(
             size=pool.size(),
-            checked_in=pool.checkedin(),
-            checked_out=pool.checkedout(),
+            checked_in=pool.checkedin() + idle,
+            checked_out=pool.checkedout() - idle,
             overflow=max(0, pool.overflow()),
         )
 
@@ -576,7 +704,7 @@ class ConnectionManager(Statements):
     async def _probe(self) -> tuple[str, str | None, bool]:
         """Server version, schema revision, and whether that revision is the newest."""
         engine = self.engine
-        if _exhausted(engine):
+        if _exhausted(self.pool_stats()):
             # every pooled connection is busy: the question is whether the
             # database answers, so ask it over a connection of the probe's own
             engine = self._probe_engine()
@@ -610,6 +738,7 @@ class ConnectionManager(Statements):
             probe.cancel()
         if self._probes:
             await asyncio.wait(self._probes, timeout=1.0)
+        await self._leases.close()
         engine, self._engine = self._engine, None
         unpooled, self._unpooled = self._unpooled, None
         for each in (engine, unpooled):
@@ -626,34 +755,14 @@ def _scalar(sql: str) -> Callable[[AsyncConnection], Awaitable[Any]]:
     return work
 
 
-def _exhausted(engine: AsyncEngine) -> bool:
-    """No idle connection in the queue pool and all of its base size in use.
+def _exhausted(stats: PoolStats | None) -> bool:
+    """No idle connection in the pool and all of its base size in use.
 
     A checkout might still open an overflow connection without waiting, but
-    the pool does not say how many it may open (only its private
-    ``_max_overflow`` does), so the health probe then takes a connection of
-    its own: the same one new connection either way, and never a wait.
+    the health probe then takes a connection of its own: the same one new
+    connection either way, and never a wait for a slot.
     """
-    pool = engine.pool
-    if not isinstance(pool, QueuePool):
-        return False
-    return pool.checkedin() == 0 and pool.checkedout() >= pool.size()
-
-
-def _writes(stmt: Executable) -> bool:
-    """Whether a ``fetch_*`` statement may write: a SELECT (Core, or textual SELECT
-    and SHOW) is a read; anything else, a textual ``WITH`` included (it may
-    hold a data-modifying CTE), runs as a write."""
-    if getattr(stmt, "is_select", False):
-        return False
-    if isinstance(stmt, TextClause):
-        words = stmt.text.lstrip(" \t\r\n(").split(None, 1)
-        return not words or words[0].upper() not in _READ_KEYWORDS
-    return True
-
-
-#: the first word of a textual statement that only reads
-_READ_KEYWORDS = frozenset({"SELECT", "SHOW"})
+    return stats is not None and stats.checked_in == 0 and stats.checked_out >= stats.size
 
 
 def _safe_to_retry(progress: Progress, idempotent: bool) -> bool:
@@ -739,6 +848,22 @@ class UnitOfWork(Statements):
         except BaseException as error:
             self._state.fail(error, retry_safe=_retry_safe(error, self._progress))
             raise
+
+    async def perform(
+        self,
+        work: Callable[[Executor], Awaitable[T]],
+        *,
+        write: bool = True,
+        idempotent: bool = False,
+        autocommit: bool = False,
+        recover: Callable[[Executor], Awaitable[T | None]] | None = None,
+    ) -> T:
+        """Run ``work(executor)`` on the transaction's connection, once (see ``run``)."""
+
+        async def on_connection(conn: AsyncConnection) -> T:
+            return await work(ConnectionExecutor(conn))
+
+        return await self.run(on_connection)
 
     def savepoint(self) -> AbstractAsyncContextManager[None]:
         """A nested part of the unit (``SAVEPOINT``); see :func:`contextstore._unit.savepoint`."""

@@ -27,9 +27,15 @@ class LoseAcks:
         self.pending = 0
         self.lost = 0
         self.drops = 0
-        real = ConnectionManager._attempt
+        # both attempt boundaries: the execution core's (a held driver
+        # connection) and the one on SQLAlchemy Connections
+        for name in ("_attempt_leased", "_attempt"):
+            monkeypatch.setattr(ConnectionManager, name, self._lossy(getattr(ConnectionManager, name)))
 
-        async def attempt(engine: Any, work: Any, *rest: Any) -> Any:
+    def _lossy(self, real: Any) -> Any:
+        async def attempt(manager: Any, *args: Any) -> Any:
+            # the work is the fourth argument from the end (write, autocommit, progress follow)
+            *before, work, write, autocommit, progress = args
             if self.drops:
                 self.drops -= 1
 
@@ -37,15 +43,15 @@ class LoseAcks:
                     await work(conn)
                     raise OperationalError("INSERT", {}, ConnectionResetError("dropped"))
 
-                return await real(engine, dropped, *rest)
-            result = await real(engine, work, *rest)
+                return await real(manager, *before, dropped, write, autocommit, progress)
+            result = await real(manager, *args)
             if self.pending:
                 self.pending -= 1
                 self.lost += 1
                 raise OperationalError("COMMIT", {}, ConnectionResetError("reply lost"))
             return result
 
-        monkeypatch.setattr(ConnectionManager, "_attempt", staticmethod(attempt))
+        return attempt
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import _registry
-from ._base import SNAPSHOT, WRITE_INTENT, Dialect, ErrorKind
+from ._base import SNAPSHOT, WRITE_INTENT, Dialect, ErrorKind, Wire
 from .mysql import MySQLDialect
 from .postgresql import PostgreSQLDialect
 from .sqlite import SQLiteDialect
@@ -17,7 +17,15 @@ from .sqlite import SQLiteDialect
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
-__all__ = ["SNAPSHOT", "WRITE_INTENT", "Dialect", "ErrorKind", "dialect_for", "known_schemes"]
+__all__ = [
+    "SNAPSHOT",
+    "WRITE_INTENT",
+    "Dialect",
+    "ErrorKind",
+    "Wire",
+    "dialect_for",
+    "known_schemes",
+]
 
 for _recipe in (SQLiteDialect(), PostgreSQLDialect(), MySQLDialect()):
     _registry.register(_recipe)

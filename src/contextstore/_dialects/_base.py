@@ -51,6 +51,49 @@ class ErrorKind(enum.Enum):
     UNAVAILABLE = "unavailable"  # cannot connect at all (refused, auth, unknown db)
 
 
+class Wire(ABC):
+    """One pooled driver connection, spoken to directly: the execution core's hot path.
+
+    SQL comes compiled by SQLAlchemy for the engine's dialect (its paramstyle,
+    its casts); ``args`` are positional, already through SQLAlchemy's bind
+    processors, or None for a statement without parameters. Rows come back as
+    the driver gives them (tuples, or asyncpg's ``Record``). A wire never
+    retries and never translates errors: the driver's own exceptions leave it.
+    """
+
+    @abstractmethod
+    async def fetch(self, sql: str, args: Sequence[Any] | None) -> Sequence[Sequence[Any]]:
+        """Run ``sql`` and return every row."""
+
+    @abstractmethod
+    async def execute(self, sql: str, args: Sequence[Any] | None) -> int:
+        """Run ``sql`` and return the number of rows it affected."""
+
+    @abstractmethod
+    async def execute_many(self, sql: str, args: Sequence[Sequence[Any]]) -> int:
+        """Run ``sql`` once per parameter set (batched where the driver can)."""
+
+    @abstractmethod
+    async def begin(self) -> None:
+        """Open a write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+
+    @abstractmethod
+    async def commit(self) -> None:
+        """Commit the open transaction."""
+
+    @abstractmethod
+    async def rollback(self) -> None:
+        """Roll back the open transaction, if there is one."""
+
+    async def ping(self) -> None:
+        """A round trip that proves the connection alive (``pool_pre_ping``)."""
+        await self.fetch("SELECT 1", None)
+
+    def abort(self) -> None:  # noqa: B027
+        """Cut the connection at once, without a goodbye to a server that may
+        not answer (the connection is discarded next)."""
+
+
 class Dialect(ABC):
     """The per-dialect recipe: pool options, connect hooks, capabilities, errors.
 
@@ -92,6 +135,10 @@ class Dialect(ABC):
 
     def install_hooks(self, sync_engine: Engine, settings: Settings) -> None:  # noqa: B027
         """Attach connect/begin event listeners the recipe needs."""
+
+    @abstractmethod
+    def wire(self, driver_connection: Any) -> Wire:
+        """The :class:`Wire` over one driver connection of this dialect's pool."""
 
     @abstractmethod
     def classify_error(self, orig: BaseException) -> ErrorKind | None:

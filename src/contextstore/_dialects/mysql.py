@@ -41,6 +41,7 @@ from ._base import (
     WRITE_INTENT,
     Dialect,
     ErrorKind,
+    Wire,
     queue_pool_options,
 )
 from ._drivers.aiomysql import (
@@ -115,6 +116,57 @@ _DEFAULT_POOL_RECYCLE = 3600.0
 CLIENT_TIMEOUT_MARGIN = 2.0
 
 
+class AiomysqlWire(Wire):
+    """aiomysql spoken to directly. The session is in autocommit (connect_args),
+    so a read is one statement and a write transaction is BEGIN ... COMMIT;
+    the read timeout of the shim bounds every reply."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    async def fetch(self, sql: str, args: Sequence[Any] | None) -> Sequence[Sequence[Any]]:
+        cursor = await self._connection.cursor()
+        try:
+            await cursor.execute(sql, args)
+            rows: Sequence[Sequence[Any]] = await cursor.fetchall()
+            return rows
+        finally:
+            await cursor.close()
+
+    async def execute(self, sql: str, args: Sequence[Any] | None) -> int:
+        cursor = await self._connection.cursor()
+        try:
+            count: int = await cursor.execute(sql, args)
+            return count
+        finally:
+            await cursor.close()
+
+    async def execute_many(self, sql: str, args: Sequence[Sequence[Any]]) -> int:
+        cursor = await self._connection.cursor()
+        try:
+            # pymysql rewrites INSERT ... VALUES into multi-row statements
+            count: int = await cursor.executemany(sql, args)
+            return count if count is not None and count >= 0 else len(args)
+        finally:
+            await cursor.close()
+
+    async def begin(self) -> None:
+        await self._connection.begin()
+
+    async def commit(self) -> None:
+        await self._connection.commit()
+
+    async def rollback(self) -> None:
+        if self._connection.get_transaction_status():
+            await self._connection.rollback()
+
+    async def ping(self) -> None:
+        await self._connection.ping(reconnect=False)
+
+    def abort(self) -> None:
+        self._connection.close()
+
+
 class MySQLDialect(Dialect):
     name = "mysql"
     driver = "aiomysql"
@@ -174,6 +226,9 @@ class MySQLDialect(Dialect):
                     cursor.execute(f"SET SESSION max_execution_time = {millis}")
             finally:
                 cursor.close()
+
+    def wire(self, driver_connection: Any) -> Wire:
+        return AiomysqlWire(driver_connection)
 
     def classify_error(self, orig: BaseException) -> ErrorKind | None:
         args = getattr(orig, "args", ())

@@ -34,6 +34,7 @@ from ._base import (
     WRITE_INTENT,
     Dialect,
     ErrorKind,
+    Wire,
     on_conflict_upsert,
     queue_pool_options,
 )
@@ -97,6 +98,44 @@ _DEFAULT_POOL_SIZE = 10
 _DEFAULT_MAX_OVERFLOW = 10
 _DEFAULT_POOL_TIMEOUT = 30.0
 _DEFAULT_POOL_RECYCLE = 1800.0
+
+
+class AsyncpgWire(Wire):
+    """asyncpg spoken to directly: its statement cache prepares each SQL once
+    per connection; ``command_timeout`` (connect_args) bounds every call."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    async def fetch(self, sql: str, args: Sequence[Any] | None) -> Sequence[Sequence[Any]]:
+        rows: Sequence[Sequence[Any]] = await self._connection.fetch(sql, *(args or ()))
+        return rows
+
+    async def execute(self, sql: str, args: Sequence[Any] | None) -> int:
+        # the command tag: "INSERT 0 1", "UPDATE 3", "DELETE 0"
+        status: str = await self._connection.execute(sql, *(args or ()))
+        last = status.rpartition(" ")[2]
+        return int(last) if last.isdigit() else -1
+
+    async def execute_many(self, sql: str, args: Sequence[Sequence[Any]]) -> int:
+        await self._connection.executemany(sql, args)
+        return len(args)
+
+    async def begin(self) -> None:
+        await self._connection.execute("BEGIN")
+
+    async def commit(self) -> None:
+        await self._connection.execute("COMMIT")
+
+    async def rollback(self) -> None:
+        if self._connection.is_in_transaction():
+            await self._connection.execute("ROLLBACK")
+
+    async def ping(self) -> None:
+        await self._connection.execute("SELECT 1")
+
+    def abort(self) -> None:
+        self._connection.terminate()
 
 
 class PostgreSQLDialect(Dialect):
@@ -204,6 +243,9 @@ class PostgreSQLDialect(Dialect):
             context.is_disconnect = True
             context.invalidate_pool_on_disconnect = False  # only this one is hung
 
+    def wire(self, driver_connection: Any) -> Wire:
+        return AsyncpgWire(driver_connection)
+
     def classify_error(self, orig: BaseException) -> ErrorKind | None:
         sqlstate = getattr(orig, "sqlstate", None)
         if isinstance(sqlstate, str):
@@ -214,6 +256,11 @@ class PostgreSQLDialect(Dialect):
                 return ErrorKind.RETRYABLE  # stale prepared statement after DDL
         text = str(orig)
         if "connection is closed" in text or "ConnectionDoesNotExistError" in text:
+            return ErrorKind.DISCONNECT
+        if "another operation" in text and "in progress" in text:
+            # asyncpg's protocol is still busy with an operation that failed
+            # under it (a backend terminated mid-reply): the connection cannot
+            # be used again, like a lost one; nothing new reached the server
             return ErrorKind.DISCONNECT
         if "InvalidCachedStatementError" in text:
             return ErrorKind.RETRYABLE

@@ -42,10 +42,11 @@ from ._base import (
     WRITE_INTENT,
     Dialect,
     ErrorKind,
+    Wire,
     on_conflict_upsert,
     queue_pool_options,
 )
-from ._drivers.aiosqlite import STATEMENT_TIMEOUT_ARG
+from ._drivers.aiosqlite import STATEMENT_TIMEOUT_ARG, SQLiteWire
 from ._drivers.aiosqlite import connect as one_hop_connect
 from ._drivers.sqlalchemy import skip_idle_rollback
 from .types import UTCDateTime
@@ -126,6 +127,9 @@ class SQLiteDialect(Dialect):
 
         # a read in autocommit has nothing to roll back: skip the thread hop
         skip_idle_rollback(sync_engine, lambda driver: bool(driver.in_transaction))
+
+    def wire(self, driver_connection: Any) -> Wire:
+        return SQLiteWire(driver_connection)
 
     def classify_error(self, orig: BaseException) -> ErrorKind | None:
         if not isinstance(orig, sqlite3.Error):

@@ -4,12 +4,116 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..models import AuditEvent, MemoryEntry, Message, Participant, Session
+from ..models import AuditEvent, MemoryEntry, Message, Participant, Session, trusted
+from ..schema import agent_memory, messages, sessions
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sqlalchemy.engine import RowMapping
 
-__all__ = ["first_key", "to_entry", "to_event", "to_message", "to_participant", "to_session"]
+__all__ = [
+    "ENTRY_COLUMNS",
+    "MESSAGE_COLUMNS",
+    "SESSION_COLUMNS",
+    "entry_from",
+    "first_key",
+    "message_from",
+    "session_from",
+    "to_entry",
+    "to_event",
+    "to_message",
+    "to_participant",
+    "to_session",
+]
+
+#: the columns a record is read from, in the order of the ``*_from`` mappers
+#: (which take rows of the execution core: values by position).
+SESSION_COLUMNS = (
+    sessions.c.id,
+    sessions.c.purpose,
+    sessions.c.created_by,
+    sessions.c.metadata,
+    sessions.c.is_active,
+    sessions.c.created_at,
+    sessions.c.updated_at,
+)
+MESSAGE_COLUMNS = (
+    messages.c.id,
+    messages.c.session_id,
+    messages.c.sender,
+    messages.c.sender_type,
+    messages.c.content,
+    messages.c.visibility,
+    messages.c.message_type,
+    messages.c.metadata,
+    messages.c.parent_message_id,
+    messages.c.timestamp,
+)
+ENTRY_COLUMNS = (
+    agent_memory.c.agent_id,
+    agent_memory.c.session_id,
+    agent_memory.c.key,
+    agent_memory.c.value,
+    agent_memory.c.metadata,
+    agent_memory.c.created_at,
+    agent_memory.c.updated_at,
+    agent_memory.c.expires_at,
+)
+
+
+# The ``*_from`` mappers build records from trusted rows (see
+# ``models.trusted``); the values' types are the columns' (``int`` ids,
+# aware datetimes, decoded JSON), with the two conversions the fields need.
+
+
+def session_from(row: Sequence[Any]) -> Session:
+    return trusted(
+        Session,
+        {
+            "id": row[0],
+            "purpose": row[1],
+            "created_by": row[2],
+            "metadata": row[3] or {},
+            "is_active": bool(row[4]),
+            "created_at": row[5],
+            "updated_at": row[6],
+        },
+    )
+
+
+def message_from(row: Sequence[Any]) -> Message:
+    return trusted(
+        Message,
+        {
+            "id": row[0],
+            "session_id": row[1],
+            "sender": row[2],
+            "sender_type": row[3],
+            "content": row[4],
+            "visibility": row[5],
+            "message_type": row[6],
+            "metadata": row[7] or {},
+            "parent_message_id": row[8],
+            "timestamp": row[9],
+        },
+    )
+
+
+def entry_from(row: Sequence[Any]) -> MemoryEntry:
+    return trusted(
+        MemoryEntry,
+        {
+            "agent_id": row[0],
+            "session_id": row[1],
+            "key": row[2],
+            "value": row[3],
+            "metadata": row[4] or {},
+            "created_at": row[5],
+            "updated_at": row[6],
+            "expires_at": row[7],
+        },
+    )
 
 
 def to_session(row: RowMapping) -> Session:

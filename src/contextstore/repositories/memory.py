@@ -10,38 +10,30 @@ from __future__ import annotations
 
 import builtins
 import functools
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, delete, func, or_, select
 
 from .. import _validate
-from .._dialects._drivers.sqlalchemy import fixed_key, prepared
+from .._execute import Query
 from .._facts import utcnow
 from ..models import MemoryEntry
 from ..schema import agent_memory
 from ._common import CoreRepository
-from ._records import to_entry
+from ._records import ENTRY_COLUMNS, entry_from, to_entry
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from sqlalchemy.ext.asyncio import AsyncConnection
-    from sqlalchemy.sql import Executable
     from sqlalchemy.sql.elements import ColumnElement
 
     from .._dialects import Dialect
+    from .._execute import Executor
 
-_COLUMNS = (
-    agent_memory.c.agent_id,
-    agent_memory.c.session_id,
-    agent_memory.c.key,
-    agent_memory.c.value,
-    agent_memory.c.metadata,
-    agent_memory.c.created_at,
-    agent_memory.c.updated_at,
-    agent_memory.c.expires_at,
-)
+_COLUMNS = ENTRY_COLUMNS
 
 
 def _live(now: datetime) -> ColumnElement[bool]:
@@ -52,15 +44,15 @@ def _scope(agent_id: str, session_id: str | None) -> builtins.list[ColumnElement
     return [agent_memory.c.agent_id == agent_id, agent_memory.c.scope == (session_id or "")]
 
 
-#: ``get``'s statement, built once (see ``_common.prepared``).
-_GET = prepared(
-    select(*_COLUMNS).where(
-        agent_memory.c.agent_id == bindparam("agent_id"),
-        agent_memory.c.scope == bindparam("scope"),
-        agent_memory.c.key == bindparam("key"),
-        _live(bindparam("now")),  # type: ignore[arg-type]
-    )
+_BY_KEY = (
+    agent_memory.c.agent_id == bindparam("agent_id"),
+    agent_memory.c.scope == bindparam("scope"),
+    agent_memory.c.key == bindparam("key"),
 )
+#: ``get``'s statement: the live entry of a key.
+_GET = Query(select(*_COLUMNS).where(*_BY_KEY, _live(bindparam("now"))))  # type: ignore[arg-type]
+#: the stored entry of a key, live or not (read back after an upsert)
+_STORED = Query(select(*_COLUMNS).where(*_BY_KEY))
 
 
 #: the columns ``set`` writes, and those an overwrite replaces (``created_at``
@@ -79,10 +71,9 @@ _OVERWRITTEN = ("value", "metadata", "updated_at", "expires_at")
 
 
 @functools.cache
-def _upsert_statement(dialect: Dialect, returning: bool) -> Executable:
-    """``set``'s overwriting upsert, built and keyed once per dialect (see
-    ``_common.fixed_key``); bind parameters ``set_<column>`` for every value;
-    with ``returning`` it returns the stored row."""
+def _upsert_query(dialect: Dialect, returning: bool) -> Query:
+    """``set``'s overwriting upsert, built once per dialect; bind parameters
+    ``set_<column>`` for every value; with ``returning`` it returns the stored row."""
     values = {name: bindparam(f"set_{name}", type_=agent_memory.c[name].type) for name in _WRITTEN}
     stmt = dialect.upsert(
         agent_memory,
@@ -91,7 +82,7 @@ def _upsert_statement(dialect: Dialect, returning: bool) -> Executable:
         update=_OVERWRITTEN,
         returning=_COLUMNS if returning else (),
     )
-    return fixed_key(stmt, "memory.set.upsert", dialect.name, str(returning))
+    return Query(stmt)
 
 
 class CoreMemoryRepository(CoreRepository):
@@ -131,20 +122,20 @@ class CoreMemoryRepository(CoreRepository):
             params = {f"set_{name}": row[name] for name in _WRITTEN}
             if self._dialect.upsert_returns_row(self._db.engine.dialect):
                 # one statement that commits itself and returns the stored row
-                upsert = _upsert_statement(self._dialect, True)
+                upsert = _upsert_query(self._dialect, True)
 
-                async def once(conn: AsyncConnection) -> MemoryEntry:
-                    return to_entry((await conn.execute(upsert, params)).mappings().one())
+                async def once(executor: Executor) -> MemoryEntry:
+                    return entry_from(_one(await executor.rows(upsert, params)))
 
-                return await self._db.run(once, write=True, idempotent=True, autocommit=True)
-            upsert = _upsert_statement(self._dialect, False)
+                return await self._db.perform(once, write=True, idempotent=True, autocommit=True)
+            upsert = _upsert_query(self._dialect, False)
+            key_params = {"agent_id": agent_id, "scope": session_id or "", "key": key}
 
-            async def upserted(conn: AsyncConnection) -> MemoryEntry:
-                await conn.execute(upsert, params)
-                stored = (await conn.execute(select(*_COLUMNS).where(*where))).mappings().one()
-                return to_entry(stored)
+            async def upserted(executor: Executor) -> MemoryEntry:
+                await executor.execute(upsert, params)
+                return entry_from(_one(await executor.rows(_STORED, key_params)))
 
-            return await self._db.run(upserted, write=True, idempotent=True)
+            return await self._db.perform(upserted, write=True, idempotent=True)
 
         async def inserted(conn: AsyncConnection) -> MemoryEntry:
             # an expired entry counts as absent: clear it, then a live one
@@ -181,8 +172,8 @@ class CoreMemoryRepository(CoreRepository):
         _validate.name("key", key)
         _validate.optional_name("session_id", session_id)
         params = {"agent_id": agent_id, "scope": session_id or "", "key": key, "now": utcnow()}
-        row = await self._db.fetch_one(_GET, params)
-        return None if row is None else to_entry(row)
+        row = await self._db.read_row(_GET, params)
+        return None if row is None else entry_from(row)
 
     async def list(
         self,
@@ -216,3 +207,10 @@ class CoreMemoryRepository(CoreRepository):
     async def purge_expired(self) -> int:
         stmt = delete(agent_memory).where(agent_memory.c.expires_at <= utcnow())
         return await self._db.execute(stmt)
+
+
+def _one(rows: Sequence[Sequence[Any]]) -> Sequence[Any]:
+    """The one row of a statement that returns exactly one."""
+    if len(rows) != 1:
+        raise RuntimeError(f"expected one stored memory entry, the database returned {len(rows)}")
+    return rows[0]

@@ -11,32 +11,24 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Integer, Select, bindparam, func, insert, select, true
 
 from .. import _cursor, _validate
-from .._dialects._drivers.sqlalchemy import prepared
+from .._execute import Query
 from .._facts import utcnow
 from ..errors import NotFoundError, ValidationError
 from ..models import Message, NewMessage, Page, SearchHit, Viewer
 from ..schema import messages, session_participants
 from ._common import CoreRepository, after, after_param
-from ._records import first_key, to_message
+from ._records import MESSAGE_COLUMNS, first_key, message_from, to_message
 from ._visibility import VISIBLE_TO_VIEWER, viewer_params, visible_to
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     from .._dialects import Dialect
+    from .._execute import Executor
 
-_COLUMNS = (
-    messages.c.id,
-    messages.c.session_id,
-    messages.c.sender,
-    messages.c.sender_type,
-    messages.c.content,
-    messages.c.visibility,
-    messages.c.message_type,
-    messages.c.metadata,
-    messages.c.parent_message_id,
-    messages.c.timestamp,
-)
+_COLUMNS = MESSAGE_COLUMNS
+#: the columns a new message is written with
+_WRITTEN = (*(column.name for column in MESSAGE_COLUMNS[1:]), "client_token")
 
 
 class CoreMessageRepository(CoreRepository):
@@ -115,19 +107,32 @@ class CoreMessageRepository(CoreRepository):
                 if len(by_token) != len(rows):
                     raise RuntimeError("the database returned no id for some inserted rows")
                 ids = [by_token[token] for token in tokens]
-            return [
-                Message(id=row_id, **{k: v for k, v in row.items() if k != "client_token"})
-                for row_id, row in zip(ids, rows, strict=True)
-            ]
+            return [_message(row_id, row) for row_id, row in zip(ids, rows, strict=True)]
 
-        # a single row with no parent to check is one INSERT, which commits
-        # itself; a retry finds it by its token
-        single = len(rows) == 1 and not parents
+        if len(rows) == 1 and not parents:
+            return [await self._insert_one(rows[0])]
 
         async def recover(conn: AsyncConnection) -> builtins.list[Message] | None:
             return await self._by_tokens(conn, tokens)
 
-        return await self._db.run(work, write=True, autocommit=single, recover=recover)
+        return await self._db.run(work, write=True, recover=recover)
+
+    async def _insert_one(self, row: dict[str, Any]) -> Message:
+        """One message: one INSERT that commits itself; a retry after a lost
+        acknowledgement finds it by its token instead of inserting it twice."""
+        token = row["client_token"]
+
+        async def work(executor: Executor) -> Message:
+            row_id = await executor.value(_INSERT_ONE, row)
+            if row_id is None:
+                raise RuntimeError("the database reported no generated id for the insert")
+            return _message(int(row_id), row)
+
+        async def recover(executor: Executor) -> Message | None:
+            found = await executor.row(_BY_TOKEN, {"token": token})
+            return None if found is None else message_from(found)
+
+        return await self._db.perform(work, write=True, autocommit=True, recover=recover)
 
     @staticmethod
     async def _by_tokens(conn: AsyncConnection, tokens: list[str]) -> builtins.list[Message] | None:
@@ -149,8 +154,8 @@ class CoreMessageRepository(CoreRepository):
         _validate.viewer(viewer)
         params = viewer_params(viewer)
         params["message_id"] = message_id
-        row = await self._db.fetch_one(_get_statement(viewer.is_admin), params)
-        return None if row is None else to_message(row)
+        row = await self._db.read_row(_get_query(viewer.is_admin), params)
+        return None if row is None else message_from(row)
 
     async def list(
         self,
@@ -172,10 +177,10 @@ class CoreMessageRepository(CoreRepository):
         params.update(session_id=session_id, sender=sender, limit=limit + 1)
         if cursor is not None:
             params["after_time"], params["after_id"] = _cursor.decode(cursor, "messages", scope)
-        stmt = _list_statement(
+        query = _list_query(
             self._dialect, viewer.is_admin, sender is not None, cursor is not None, order == "desc"
         )
-        items = [to_message(row) for row in await self._db.fetch_all(stmt, params)]
+        items = [message_from(row) for row in await self._db.read_rows(query, params)]
         return _cursor.page(items, limit, "messages", scope, lambda m: (m.timestamp, m.id))
 
     async def count(self, session_id: str, *, viewer: Viewer) -> int:
@@ -234,20 +239,29 @@ class CoreMessageRepository(CoreRepository):
         return _cursor.page(items, limit, "feed", scope, lambda m: (m.timestamp, m.id))
 
 
+def _message(row_id: int, row: dict[str, Any]) -> Message:
+    """The record of a row just written (the values as validated, and its new id)."""
+    return Message(id=row_id, **{k: v for k, v in row.items() if k != "client_token"})
+
+
 @functools.cache
-def _get_statement(admin: bool) -> Select[Any]:
-    """``get``'s statement, built once per shape (see ``_common.prepared``)."""
-    return prepared(
+def _get_query(admin: bool) -> Query:
+    """``get``'s statement, built and compiled once per shape."""
+    return Query(
         select(*_COLUMNS).where(
             messages.c.id == bindparam("message_id"), true() if admin else VISIBLE_TO_VIEWER
         )
     )
 
 
+#: one new message, returning its id (bind parameters: the written columns)
+_INSERT_ONE = Query(insert(messages).returning(messages.c.id), column_keys=_WRITTEN)
+#: the message written by the call with this token
+_BY_TOKEN = Query(select(*_COLUMNS).where(messages.c.client_token == bindparam("token")))
+
+
 #: every row a single INSERT: its new id and its token (see ``_insert``).
-_INSERT_RETURNING_TOKEN = prepared(
-    insert(messages).returning(messages.c.id, messages.c.client_token)
-)
+_INSERT_RETURNING_TOKEN = insert(messages).returning(messages.c.id, messages.c.client_token)
 
 #: the index every listing of a session walks: equality on the session, then
 #: the keyset range on (timestamp, id).
@@ -259,10 +273,10 @@ _SESSION_INDEX = next(
 
 
 @functools.cache
-def _list_statement(
+def _list_query(
     dialect: Dialect, admin: bool, by_sender: bool, resumed: bool, descending: bool
-) -> Select[Any]:
-    """``list``'s statement, built once per dialect and shape (see ``_common.prepared``)."""
+) -> Query:
+    """``list``'s statement, built and compiled once per dialect and shape."""
     stmt: Select[Any] = select(*_COLUMNS).where(
         messages.c.session_id == bindparam("session_id"),
         true() if admin else VISIBLE_TO_VIEWER,
@@ -276,4 +290,4 @@ def _list_statement(
     else:
         stmt = stmt.order_by(messages.c.timestamp, messages.c.id)
     stmt = dialect.prefer_index(stmt, messages, _SESSION_INDEX)
-    return prepared(stmt.limit(bindparam("limit", type_=Integer)))
+    return Query(stmt.limit(bindparam("limit", type_=Integer)))

@@ -5,20 +5,26 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from .. import _cursor, _validate
+from .._execute import Query
 from .._facts import utcnow
 from ..errors import NotFoundError
 from ..models import Page, Session, SessionActivity
 from ..schema import messages, sessions
 from ._common import CoreRepository, after
-from ._records import to_session
+from ._records import SESSION_COLUMNS, session_from, to_session
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
+    from .._execute import Executor
+
 _KIND = "sessions"
+
+_GET = Query(select(*SESSION_COLUMNS).where(sessions.c.id == bindparam("session_id")))
+_INSERT = Query(insert(sessions), column_keys=[column.name for column in SESSION_COLUMNS])
 
 
 class CoreSessionRepository(CoreRepository):
@@ -41,13 +47,17 @@ class CoreSessionRepository(CoreRepository):
         }
         now = utcnow()
         values["created_at"] = values["updated_at"] = now
-        await self._db.execute(insert(sessions).values(**values))
+
+        async def work(executor: Executor) -> None:
+            await executor.execute(_INSERT, values)
+
+        await self._db.perform(work, write=True)
         return Session(**values)
 
     async def get(self, session_id: str) -> Session | None:
         _validate.name("session_id", session_id)
-        row = await self._db.fetch_one(select(sessions).where(sessions.c.id == session_id))
-        return None if row is None else to_session(row)
+        row = await self._db.read_row(_GET, {"session_id": session_id})
+        return None if row is None else session_from(row)
 
     async def list(
         self,

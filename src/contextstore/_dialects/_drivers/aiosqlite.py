@@ -33,12 +33,14 @@ import asyncio
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator, Sequence
 from typing import Any, TypeVar
 
 import aiosqlite
 
-__all__ = ["PREFETCH", "STATEMENT_TIMEOUT_ARG", "connect"]
+from .._base import Wire
+
+__all__ = ["PREFETCH", "STATEMENT_TIMEOUT_ARG", "SQLiteWire", "connect"]
 
 T = TypeVar("T")
 
@@ -192,6 +194,11 @@ class _Connection(aiosqlite.Connection):
         result: T = await self._execute(function)  # type: ignore[no-untyped-call]
         return result
 
+    async def call(self, function: Callable[[sqlite3.Connection], T], *, bounded: bool) -> T:
+        """Run ``function(sqlite3_connection)`` in the connection's thread: one hop."""
+        raw = self._conn
+        return await self.run_in_thread(lambda: function(raw), bounded=bounded)
+
     def _with_deadline(self, function: Callable[[], T], timeout: float) -> Callable[[], T]:
         def run() -> T:
             self._deadline = time.monotonic() + timeout
@@ -242,3 +249,86 @@ async def _opened(connection: _Connection) -> aiosqlite.Connection:
     except BaseException:
         await asyncio.to_thread(connection._thread.join, 5.0)
         raise
+
+
+class SQLiteWire(Wire):
+    """The execution core's SQLite wire: one thread hop per statement.
+
+    ``begin`` sends nothing by itself: ``BEGIN IMMEDIATE`` runs in the same hop
+    as the transaction's first statement (the write lock is still taken before
+    that statement runs). Statements carry the ``statement_timeout`` deadline;
+    COMMIT and ROLLBACK do not (like the server dialects' limits).
+    """
+
+    def __init__(self, connection: _Connection) -> None:
+        self._connection = connection
+        self._pending_begin = False
+
+    async def fetch(self, sql: str, args: Sequence[Any] | None) -> Sequence[Sequence[Any]]:
+        begin = self._take_begin()
+
+        def run(raw: sqlite3.Connection) -> list[Any]:
+            if begin:
+                raw.execute("BEGIN IMMEDIATE")
+            cursor = raw.execute(sql, () if args is None else args)
+            try:
+                return cursor.fetchall()
+            finally:
+                cursor.close()
+
+        return await self._connection.call(run, bounded=True)
+
+    async def execute(self, sql: str, args: Sequence[Any] | None) -> int:
+        begin = self._take_begin()
+
+        def run(raw: sqlite3.Connection) -> int:
+            if begin:
+                raw.execute("BEGIN IMMEDIATE")
+            cursor = raw.execute(sql, () if args is None else args)
+            try:
+                return cursor.rowcount
+            finally:
+                cursor.close()
+
+        return await self._connection.call(run, bounded=True)
+
+    async def execute_many(self, sql: str, args: Sequence[Sequence[Any]]) -> int:
+        begin = self._take_begin()
+
+        def run(raw: sqlite3.Connection) -> int:
+            if begin:
+                raw.execute("BEGIN IMMEDIATE")
+            cursor = raw.executemany(sql, args)
+            try:
+                return cursor.rowcount if cursor.rowcount >= 0 else len(args)
+            finally:
+                cursor.close()
+
+        return await self._connection.call(run, bounded=True)
+
+    async def begin(self) -> None:
+        self._pending_begin = True
+
+    async def commit(self) -> None:
+        if self._take_begin():
+            return  # nothing ran: nothing to commit
+
+        def run(raw: sqlite3.Connection) -> None:
+            if raw.in_transaction:
+                raw.commit()
+
+        await self._connection.call(run, bounded=False)
+
+    async def rollback(self) -> None:
+        if self._take_begin():
+            return
+
+        def run(raw: sqlite3.Connection) -> None:
+            if raw.in_transaction:
+                raw.rollback()
+
+        await self._connection.call(run, bounded=False)
+
+    def _take_begin(self) -> bool:
+        begin, self._pending_begin = self._pending_begin, False
+        return begin

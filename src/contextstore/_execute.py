@@ -1,0 +1,487 @@
+"""The execution core: statements compiled once per dialect, run on held driver connections.
+
+Every repository call goes through here. Its pieces:
+
+* :class:`Query`: a Core statement and, per connected SQLAlchemy dialect, its
+  :class:`Form`, compiled once with public APIs: the SQL string in the
+  driver's paramstyle, the positional order of the bind parameters (with the
+  statement's own constants pre-bound), and SQLAlchemy's own bind and result
+  processors from each type's ``dialect_impl``. Nothing is compiled, keyed or
+  looked up in a cache per call.
+* :class:`Executor`: what a repository's work sees. The driver executor runs a
+  form on a :class:`~contextstore._dialects.Wire` (the driver connection of a
+  pooled connection); the SQLAlchemy executor runs the same form with
+  ``exec_driver_sql`` on an ``AsyncConnection``, so statement events, echo and
+  instrumentation see exactly what the driver executor would send.
+* :class:`Leases`: pooled connections held out of SQLAlchemy's pool behind a
+  semaphore. A call takes one in a few microseconds instead of a pool
+  checkout, a Connection, autobegin and a reset per call. The leases and the
+  pool's own checkouts share one limit, ``pool_size + max_overflow``: work
+  that needs a SQLAlchemy Connection takes a slot first, and an idle lease
+  goes back to the pool when the pool has none free. ``pool_recycle`` and
+  ``pool_pre_ping`` hold for leased connections too; a connection that failed
+  is discarded, and a lost one discards the idle ones with it (the server may
+  have restarted), as SQLAlchemy invalidates its pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from sqlalchemy import TextClause
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import QueuePool
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import greenlet_spawn
+
+from ._dialects import ErrorKind
+from ._translate import Progress, classify
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import CursorResult
+    from sqlalchemy.engine.interfaces import Dialect as SADialect
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+    from sqlalchemy.pool import PoolProxiedConnection
+    from sqlalchemy.sql import ClauseElement, Executable
+
+    from ._dialects import Dialect, Wire
+
+__all__ = ["Executor", "Form", "Leases", "Query", "observed", "writes"]
+
+Row = Sequence[Any]
+T = TypeVar("T")
+
+#: failures after which a connection is not used again
+_LOST_KINDS = {ErrorKind.DISCONNECT, ErrorKind.HUNG, ErrorKind.UNAVAILABLE}
+
+#: a bind parameter the caller must give (no value in the statement)
+_REQUIRED: Any = object()
+_ENGINE_LOGGER = logging.getLogger("sqlalchemy.engine.Engine")
+
+
+class Form:
+    """One statement compiled for one SQLAlchemy dialect.
+
+    Attributes:
+        sql: the statement in the driver's paramstyle.
+        names: the bind parameter names in positional order.
+    """
+
+    __slots__ = ("_plan", "_results", "names", "sql")
+
+    def __init__(
+        self,
+        statement: Executable,
+        dialect: SADialect,
+        column_keys: Sequence[str] | None = None,
+    ) -> None:
+        element = cast("ClauseElement", statement)
+        compiled = element.compile(dialect=dialect, column_keys=column_keys)
+        if not isinstance(compiled, SQLCompiler):
+            raise TypeError("only SQL statements can be precompiled (not DDL)")
+        plan: list[tuple[str, Any, Any]] = []
+        for name in compiled.positiontup or ():
+            bind = compiled.binds[name]
+            if bind.expanding:
+                raise ValueError(f"bind parameter {name!r}: IN lists are not precompiled")
+            default = _REQUIRED if bind.required else bind.effective_value
+            plan.append((name, default, bind.type.dialect_impl(dialect).bind_processor(dialect)))
+        sql = compiled.string
+        if "__[POSTCOMPILE" in sql:
+            raise ValueError("the statement renders values at execution time")
+        if not plan and dialect.paramstyle in ("format", "pyformat"):
+            # executed without parameters, the driver does no %-formatting
+            sql = sql.replace("%%", "%")
+        results: list[tuple[int, Any]] = []
+        for index, column in enumerate(getattr(statement, "exported_columns", ())):
+            process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+            if process is not None:
+                results.append((index, process))
+        self.sql = sql
+        self.names = tuple(name for name, _, _ in plan)
+        self._plan = tuple(plan)
+        self._results = tuple(results)
+
+    def args(self, params: Mapping[str, Any] | None) -> list[Any] | None:
+        """The positional values for ``params``, through the bind processors."""
+        if not self._plan:
+            return None
+        get = (params or {}).get
+        values: list[Any] = []
+        for name, default, process in self._plan:
+            value = get(name, default)
+            if value is _REQUIRED:
+                raise KeyError(f"bind parameter {name!r} needs a value")
+            values.append(value if process is None else process(value))
+        return values
+
+    def rows(self, raw: Sequence[Row]) -> Sequence[Row]:
+        """``raw`` driver rows through the result processors."""
+        if not self._results or not raw:
+            return raw
+        processed: list[Row] = []
+        for each in raw:
+            row = list(each)
+            for index, process in self._results:
+                row[index] = process(row[index])
+            processed.append(row)
+        return processed
+
+
+class Query:
+    """A Core statement built once, compiled once per connected dialect.
+
+    Bind parameters not given a value in the statement are the call's
+    parameters, by name; constants in the statement are sent as they were
+    bound. IN lists (``expanding`` parameters) cannot be precompiled.
+
+    Args:
+        statement: the Core statement.
+        column_keys: for an ``insert(table)`` without ``values``: the columns
+            it sets, each a parameter of its own name.
+    """
+
+    __slots__ = ("_column_keys", "_forms", "statement")
+
+    def __init__(self, statement: Executable, *, column_keys: Sequence[str] | None = None):
+        self.statement = statement
+        self._column_keys = None if column_keys is None else list(column_keys)
+        self._forms: weakref.WeakKeyDictionary[SADialect, Form] = weakref.WeakKeyDictionary()
+
+    def form(self, dialect: SADialect) -> Form:
+        """The compiled form for ``dialect`` (compiled on first use)."""
+        form = self._forms.get(dialect)
+        if form is None:
+            form = self._forms[dialect] = Form(self.statement, dialect, self._column_keys)
+        return form
+
+
+class Executor(ABC):
+    """Runs queries on one connection: what a repository's work is given."""
+
+    @abstractmethod
+    async def rows(self, query: Query, params: Mapping[str, Any] | None = None) -> Sequence[Row]:
+        """Every row of ``query``, values in the statement's column order."""
+
+    async def row(self, query: Query, params: Mapping[str, Any] | None = None) -> Row | None:
+        """The first row of ``query``, or None."""
+        rows = await self.rows(query, params)
+        return rows[0] if rows else None
+
+    async def value(self, query: Query, params: Mapping[str, Any] | None = None) -> Any:
+        """The first column of the first row, or None."""
+        rows = await self.rows(query, params)
+        return rows[0][0] if rows else None
+
+    @abstractmethod
+    async def execute(self, query: Query, params: Mapping[str, Any] | None = None) -> int:
+        """Run ``query``; the number of rows it affected."""
+
+    @abstractmethod
+    async def execute_many(self, query: Query, params: Sequence[Mapping[str, Any]]) -> int:
+        """Run ``query`` once per parameter set, batched where the driver can."""
+
+
+class DriverExecutor(Executor):
+    """Queries on a driver connection, through its :class:`Wire`."""
+
+    __slots__ = ("_dialect", "wire")
+
+    def __init__(self, wire: Wire, dialect: SADialect) -> None:
+        self.wire = wire
+        self._dialect = dialect
+
+    async def rows(self, query: Query, params: Mapping[str, Any] | None = None) -> Sequence[Row]:
+        form = query.form(self._dialect)
+        return form.rows(await self.wire.fetch(form.sql, form.args(params)))
+
+    async def execute(self, query: Query, params: Mapping[str, Any] | None = None) -> int:
+        form = query.form(self._dialect)
+        return await self.wire.execute(form.sql, form.args(params))
+
+    async def execute_many(self, query: Query, params: Sequence[Mapping[str, Any]]) -> int:
+        if not params:
+            return 0
+        form = query.form(self._dialect)
+        return await self.wire.execute_many(form.sql, [form.args(p) or () for p in params])
+
+
+class ConnectionExecutor(Executor):
+    """Queries on a SQLAlchemy ``AsyncConnection``: the same SQL and processing as
+    the driver executor, sent with ``exec_driver_sql`` so that statement events,
+    echo and instrumentation see it."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def rows(self, query: Query, params: Mapping[str, Any] | None = None) -> Sequence[Row]:
+        form = query.form(self._conn.dialect)
+        return form.rows((await self._send(form, params)).all())
+
+    async def execute(self, query: Query, params: Mapping[str, Any] | None = None) -> int:
+        return (await self._send(query.form(self._conn.dialect), params)).rowcount
+
+    async def _send(self, form: Form, params: Mapping[str, Any] | None) -> CursorResult[Any]:
+        args = form.args(params)
+        if args is None:
+            return await self._conn.exec_driver_sql(form.sql)
+        return await self._conn.exec_driver_sql(form.sql, tuple(args))
+
+    async def execute_many(self, query: Query, params: Sequence[Mapping[str, Any]]) -> int:
+        if not params:
+            return 0
+        form = query.form(self._conn.dialect)
+        batch = [tuple(form.args(p) or ()) for p in params]
+        count = (await self._conn.exec_driver_sql(form.sql, batch)).rowcount
+        return count if count is not None and count >= 0 else len(batch)
+
+
+def writes(stmt: Executable) -> bool:
+    """Whether a ``fetch_*`` statement may write: a SELECT (Core, or textual SELECT
+    and SHOW) is a read; anything else, a textual ``WITH`` included (it may
+    hold a data-modifying CTE), runs as a write."""
+    if getattr(stmt, "is_select", False):
+        return False
+    if isinstance(stmt, TextClause):
+        words = stmt.text.lstrip(" \t\r\n(").split(None, 1)
+        return not words or words[0].upper() not in _READ_KEYWORDS
+    return True
+
+
+#: the first word of a textual statement that only reads
+_READ_KEYWORDS = frozenset({"SELECT", "SHOW"})
+
+
+def observed(engine: AsyncEngine) -> bool:
+    """Someone watches this engine's statements: echo or the ``sqlalchemy.engine``
+    logger at INFO, or a ``before_cursor_execute``/``after_cursor_execute``
+    listener (statement counters, OpenTelemetry's SQLAlchemy instrumentation).
+
+    Work then runs on SQLAlchemy Connections, where those hooks fire for every
+    statement; the driver path would bypass them.
+    """
+    sync = engine.sync_engine
+    dispatch = sync.dispatch
+    return (
+        bool(dispatch.before_cursor_execute)
+        or bool(dispatch.after_cursor_execute)
+        or bool(sync.echo)
+        or _ENGINE_LOGGER.isEnabledFor(logging.INFO)
+    )
+
+
+class Lease:
+    """A pooled connection held by the execution core."""
+
+    __slots__ = ("executor", "fairy", "since", "wire")
+
+    def __init__(self, fairy: PoolProxiedConnection, wire: Wire, dialect: SADialect, since: float):
+        self.fairy = fairy
+        self.wire = wire
+        self.executor = DriverExecutor(wire, dialect)
+        self.since = since
+
+
+class Leases:
+    """Pooled connections held behind a semaphore (see the module docstring).
+
+    Args:
+        engine: the engine whose pool the connections come from.
+        recipe: the dialect recipe (it makes each connection's wire).
+        capacity: connections in use at once, leased or checked out
+            (``pool_size + max_overflow``).
+        keep: idle leases kept; more go back to the pool (``pool_size``).
+        timeout: seconds to wait for a slot (``pool_timeout``).
+        recycle: seconds a lease is used before its connection goes back to
+            the pool, which replaces it once older than ``pool_recycle``;
+            None: never.
+        pre_ping: test an idle lease with a round trip before each use.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        recipe: Dialect,
+        *,
+        capacity: int,
+        keep: int,
+        timeout: float,
+        recycle: float | None,
+        pre_ping: bool,
+    ) -> None:
+        self._engine = engine
+        self._recipe = recipe
+        self._capacity = capacity
+        self._slots = asyncio.Semaphore(capacity)
+        self._idle: list[Lease] = []
+        self._keep = keep
+        self._timeout = timeout
+        self._recycle = recycle
+        self._pre_ping = pre_ping
+        self._chores: set[asyncio.Future[Any]] = set()
+        self._closed = False
+
+    @property
+    def idle(self) -> int:
+        """Connections held idle (checked out of the pool, free for the next call)."""
+        return len(self._idle)
+
+    async def acquire(self) -> Lease:
+        """A connection for one call; give it back with :meth:`release`.
+
+        Raises:
+            PoolExhaustedError: no slot became free within ``timeout``.
+        """
+        await self._take_slot()
+        try:
+            return await self._lease()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def release(self, lease: Lease, *, reusable: bool) -> None:
+        """Give ``lease`` back: kept idle, returned to the pool, or discarded
+        (``reusable`` False: its connection failed or its state is unknown)."""
+        self._slots.release()
+        if reusable and not self._closed and len(self._idle) < self._keep:
+            self._idle.append(lease)
+            return
+        await self._retire(lease, discard=not reusable)
+
+    def discard_idle(self) -> None:
+        """Discard every idle lease (a connection was lost: the server may have
+        restarted, and the others would fail their next statement)."""
+        idle, self._idle = self._idle, []
+        for lease in idle:
+            self._chore(self._give_back(lease, discard=True))
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """A slot for work that checks a connection out of the pool itself, with an
+        idle lease given back first when the pool has no free connection."""
+        await self._take_slot()
+        try:
+            pool = self._engine.pool
+            if self._idle and isinstance(pool, QueuePool) and pool.checkedin() == 0:
+                await self._retire(self._idle.pop(), discard=False)
+            yield
+        finally:
+            self._slots.release()
+
+    async def close(self) -> None:
+        """Give every idle lease back and wait for the ones on their way."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for lease in idle:
+            self._chore(self._give_back(lease, discard=False))
+        if self._chores:
+            await asyncio.wait(self._chores, timeout=5.0)
+
+    async def attempt(
+        self,
+        work: Callable[[Executor], Awaitable[T]],
+        write: bool,
+        autocommit: bool,
+        progress: Progress,
+    ) -> T:
+        """One attempt of ``work`` on a lease: BEGIN and COMMIT around it for a
+        write (none for a read or an ``autocommit`` write), ``progress`` kept
+        for the caller's retry decision. A connection whose statement failed is
+        rolled back and kept; a lost, hung or cancelled one is discarded."""
+        lease = await self.acquire()
+        wire = lease.wire
+        reusable = False
+        in_transaction = False
+        try:
+            if write and not autocommit:
+                await wire.begin()
+                in_transaction = True
+            # an autocommit write commits as it runs: from here on a lost
+            # connection leaves its outcome unknown
+            progress.committing = write and not in_transaction
+            progress.sent = True
+            result = await work(lease.executor)
+            if in_transaction:
+                progress.committing = True
+                await wire.commit()
+                in_transaction = False
+            reusable = True
+            return result
+        except Exception as error:
+            kind = classify(self._recipe, error)
+            if kind in _LOST_KINDS:
+                if kind is ErrorKind.DISCONNECT:
+                    self.discard_idle()
+            else:
+                # the statement failed (or the work raised): the connection is
+                # fine once its transaction is rolled back
+                with contextlib.suppress(Exception):
+                    if in_transaction:
+                        await wire.rollback()
+                    reusable = True
+            raise
+        finally:
+            await self.release(lease, reusable=reusable)
+
+    async def _take_slot(self) -> None:
+        if not self._slots.locked():
+            await self._slots.acquire()
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            # the pool's own error, so both paths report exhaustion alike
+            raise sa_exc.TimeoutError(
+                f"all {self._capacity} connections in use, timed out after {self._timeout:g} s"
+            ) from None
+
+    async def _lease(self) -> Lease:
+        now = asyncio.get_running_loop().time()
+        while self._idle:
+            lease = self._idle.pop()
+            if self._recycle is not None and now - lease.since > self._recycle:
+                await self._retire(lease, discard=False)
+                continue
+            if self._pre_ping:
+                try:
+                    await lease.wire.ping()
+                except Exception:
+                    await self._retire(lease, discard=True)
+                    continue
+            return lease
+        fairy = await self._engine.raw_connection()
+        return Lease(fairy, self._recipe.wire(fairy.driver_connection), self._engine.dialect, now)
+
+    async def _retire(self, lease: Lease, *, discard: bool) -> None:
+        # shielded: a cancelled caller must not leave the connection half given back
+        await asyncio.shield(self._chore(self._give_back(lease, discard=discard)))
+
+    def _chore(self, work: Any) -> asyncio.Future[Any]:
+        task: asyncio.Future[Any] = asyncio.ensure_future(work)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+        return task
+
+    @staticmethod
+    async def _give_back(lease: Lease, *, discard: bool) -> None:
+        fairy = lease.fairy
+        try:
+            if discard:
+                lease.wire.abort()
+                await greenlet_spawn(fairy.invalidate)
+            else:
+                await greenlet_spawn(fairy.close)
+        except Exception:
+            # a connection that cannot even be closed is gone already; the pool
+            # has forgotten it either way
+            pass
