@@ -30,7 +30,9 @@ class LoseAcks:
         # both attempt boundaries: the execution core's (a held driver
         # connection) and the one on SQLAlchemy Connections
         for name in ("_attempt_leased", "_attempt"):
-            monkeypatch.setattr(ConnectionManager, name, self._lossy(getattr(ConnectionManager, name)))
+            monkeypatch.setattr(
+                ConnectionManager, name, self._lossy(getattr(ConnectionManager, name))
+            )
 
     def _lossy(self, real: Any) -> Any:
         async def attempt(manager: Any, *args: Any) -> Any:
