@@ -91,8 +91,30 @@ def dialect_name(empty_url: str) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[Any]) -> None:
-    """Run fault tests after everything else."""
+    """Run fault tests after everything else, all on one pytest-xdist worker: they
+    share that worker's private servers, and do not compete with each other."""
     items.sort(key=lambda item: item.get_closest_marker("faults") is not None)
+    for item in items:
+        if item.get_closest_marker("faults") is not None:
+            item.add_marker(pytest.mark.xdist_group("faults"))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the figures every fault test measured (kills, restarts, latencies...),
+    carried on the test reports (``tests/faults/conftest.py``)."""
+    figures = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        for name, value in getattr(report, "user_properties", ())
+        if name == "fault figures"
+    ]
+    if not figures:
+        return
+    terminalreporter.section("fault-injection figures")
+    for test_id, measured in figures:
+        line = ", ".join(f"{name}={value}" for name, value in measured.items())
+        terminalreporter.write_line(f"{test_id}: {line}")
 
 
 BACKENDS = [

@@ -430,8 +430,10 @@ class EngineWatch:
         }
 
 
-#: (test id, figures) of every fault test, printed at the end of the run.
+#: (test id, figures) a fault test measured, moved onto its report when it ends.
 FIGURES: list[tuple[str, dict[str, Any]]] = []
+#: the report's user property that carries them to the terminal summary
+FIGURES_PROPERTY = "fault figures"
 
 
 def report(test_id: str, figures: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from contextstore import Settings
 
 from ._instances import Admin, Instance, PrivateMariaDB, PrivatePostgres, connect_admin
-from ._workload import FIGURES
+from ._workload import FIGURES, FIGURES_PROPERTY
 
 #: short timeouts, so a fault shows within seconds.
 CONNECT_TIMEOUT = 2.0
@@ -119,11 +119,13 @@ async def admin(instance: Instance) -> AsyncIterator[Admin]:
         await session.close()
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Print the figures every fault test measured (kills, restarts, latencies...)."""
-    if not FIGURES:
-        return
-    terminalreporter.section("fault-injection figures")
-    for test_id, figures in FIGURES:
-        line = ", ".join(f"{name}={value}" for name, value in figures.items())
-        terminalreporter.write_line(f"{test_id}: {line}")
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Carry the figures a test measured on its report: pytest-xdist sends
+    reports to the controller, whose terminal summary prints them
+    (``tests/conftest.py``)."""
+    report = yield
+    while FIGURES:
+        test_id, figures = FIGURES.pop(0)
+        report.user_properties.append((FIGURES_PROPERTY, [test_id, figures]))
+    return report
