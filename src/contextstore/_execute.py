@@ -63,6 +63,8 @@ _LOST_KINDS = {ErrorKind.DISCONNECT, ErrorKind.HUNG, ErrorKind.UNAVAILABLE}
 
 #: a bind parameter the caller must give (no value in the statement)
 _REQUIRED: Any = object()
+#: a parameter of ``args_many`` that is not shared by every set
+_SHARED: Any = object()
 _ENGINE_LOGGER = logging.getLogger("sqlalchemy.engine.Engine")
 
 
@@ -122,6 +124,36 @@ class Form:
             values.append(value if process is None else process(value))
         return values
 
+    def args_many(
+        self, params: Sequence[Mapping[str, Any]], shared: Mapping[str, Any]
+    ) -> list[list[Any]]:
+        """:meth:`args` of each of ``params``, with the parameters in ``shared``
+        (the same value in every set: a batch's timestamp) processed once."""
+        done = {
+            name: value if process is None else process(value)
+            for name, _, process in self._plan
+            if name in shared
+            for value in (shared[name],)
+        }
+        plan = [
+            (name, done.get(name, _SHARED), default, process)
+            for name, default, process in self._plan
+        ]
+        batch: list[list[Any]] = []
+        for each in params:
+            get = each.get
+            values: list[Any] = []
+            for name, fixed, default, process in plan:
+                if fixed is not _SHARED:
+                    values.append(fixed)
+                    continue
+                value = get(name, default)
+                if value is _REQUIRED:
+                    raise KeyError(f"bind parameter {name!r} needs a value")
+                values.append(value if process is None else process(value))
+            batch.append(values)
+        return batch
+
     def rows(self, raw: Sequence[Row]) -> Sequence[Row]:
         """``raw`` driver rows through the result processors."""
         if not self._results or not raw:
@@ -166,6 +198,25 @@ class Query:
 class Executor(ABC):
     """Runs queries on one connection: what a repository's work is given."""
 
+    @property
+    @abstractmethod
+    def dialect(self) -> SADialect:
+        """The connected SQLAlchemy dialect (the forms are compiled for it)."""
+
+    @abstractmethod
+    async def send(self, sql: str, args: Sequence[Any] | None = None) -> Sequence[Row]:
+        """SQL built for this dialect, in the driver's paramstyle, with positional
+        ``args`` already through the bind processors; its rows as the driver
+        gives them (empty for a statement that returns none)."""
+
+    @abstractmethod
+    async def send_many(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
+        """``sql`` once per argument list (the driver's ``executemany``)."""
+
+    @abstractmethod
+    async def driver_connection(self) -> Any:
+        """The driver's own connection (asyncpg's, for COPY)."""
+
     @abstractmethod
     async def rows(self, query: Query, params: Mapping[str, Any] | None = None) -> Sequence[Row]:
         """Every row of ``query``, values in the statement's column order."""
@@ -198,6 +249,19 @@ class DriverExecutor(Executor):
         self.wire = wire
         self._dialect = dialect
 
+    @property
+    def dialect(self) -> SADialect:
+        return self._dialect
+
+    async def send(self, sql: str, args: Sequence[Any] | None = None) -> Sequence[Row]:
+        return await self.wire.fetch(sql, args)
+
+    async def send_many(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
+        await self.wire.execute_many(sql, args)
+
+    async def driver_connection(self) -> Any:
+        return self.wire.driver_connection
+
     async def rows(self, query: Query, params: Mapping[str, Any] | None = None) -> Sequence[Row]:
         form = query.form(self._dialect)
         return form.rows(await self.wire.fetch(form.sql, form.args(params)))
@@ -222,6 +286,23 @@ class ConnectionExecutor(Executor):
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+
+    @property
+    def dialect(self) -> SADialect:
+        return self._conn.dialect
+
+    async def send(self, sql: str, args: Sequence[Any] | None = None) -> Sequence[Row]:
+        if args is None:
+            result = await self._conn.exec_driver_sql(sql)
+        else:
+            result = await self._conn.exec_driver_sql(sql, tuple(args))
+        return result.all() if result.returns_rows else ()
+
+    async def send_many(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
+        await self._conn.exec_driver_sql(sql, [tuple(each) for each in args])
+
+    async def driver_connection(self) -> Any:
+        return (await self._conn.get_raw_connection()).driver_connection
 
     async def rows(self, query: Query, params: Mapping[str, Any] | None = None) -> Sequence[Row]:
         form = query.form(self._conn.dialect)

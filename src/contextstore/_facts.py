@@ -11,15 +11,20 @@ legacy package both import it, and neither imports the other.
   layout of a stored DATETIME and of its time buckets, the full-text table,
   which URLs are in-memory databases;
 * search: which words of a query are searched for, and the FTS5 expression
-  that finds them.
+  that finds them;
+* JSON: how a JSON column's value becomes text and back (orjson, with the
+  standard library where orjson would differ from it).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
+
+import orjson
 
 __all__ = [
     "BUCKET_LAYOUT",
@@ -28,10 +33,40 @@ __all__ = [
     "SqliteErrorKind",
     "fts5_query",
     "is_memory_database",
+    "json_loads",
+    "json_text",
     "search_words",
     "sqlite_error_kind",
     "utcnow",
 ]
+
+
+def json_text(value: Any) -> str:
+    """A JSON column's value as text: orjson's compact UTF-8, or the standard
+    library's for what orjson refuses (integers beyond 64 bits) so that every
+    value validation admits is stored."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def json_loads(text: str | bytes) -> Any:
+    """A JSON column's text as its value. orjson reads integers beyond 64 bits as
+    floats and refuses ``NaN``: a document with a run of 19 digits, or one
+    orjson refuses, is read by the standard library, exactly."""
+    if isinstance(text, bytes):
+        text = text.decode()
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
+#: an integer literal that may not fit 64 bits (or digits inside a string: harmless)
+_LONG_DIGITS = re.compile(r"\d{19}")
 
 
 def utcnow() -> datetime:

@@ -19,6 +19,8 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from .errors import ValidationError
 from .models import VISIBILITIES, NewMessage, Viewer
 
@@ -43,8 +45,9 @@ def _text(field: str, value: Any, max_length: int) -> str:
         raise ValidationError(f"{field}: expected a string, got {type(value).__name__}")
     if "\x00" in value:
         raise ValidationError(f"{field}: NUL characters are not allowed")
-    _unicode(field, value)
-    if not value.strip():
+    if not value.isascii():  # O(1): CPython knows; only other text can hold a surrogate
+        _unicode(field, value)
+    if not value or value.isspace():
         raise ValidationError(f"{field}: must not be empty or blank")
     if len(value) > max_length:
         raise ValidationError(f"{field}: at most {max_length} characters, got {len(value)}")
@@ -75,39 +78,83 @@ def _unicode(field: str, text: str) -> None:
         ) from None
 
 
-def _walk(field: str, value: Any) -> None:
-    """Check every string and key of a JSON value, and its nesting, without recursion."""
+def _walk(field: str, value: Any, *, unicode: bool = True) -> bool:
+    """Check every string and key of a JSON value, and its nesting, without recursion.
+
+    Returns whether the value holds only the plain JSON types (str, int,
+    float, bool, None, dict, list, tuple) and finite floats: what orjson
+    serialises exactly as the standard library would. ``unicode=False``
+    leaves lone surrogates to orjson, which refuses them.
+    """
+    plain = True
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, str):
-            _json_text(field, item)
+        kind = type(item)
+        if kind is str:
+            _json_text(field, item, unicode)
             continue
-        if isinstance(item, dict):
+        if kind is dict:
             children: Any = item.values()
             for key in item:
-                if isinstance(key, str):
-                    _json_text(field, key)
-        elif isinstance(item, list | tuple):
+                if type(key) is str:
+                    _json_text(field, key, unicode)
+                else:
+                    plain = False
+        elif kind is list or kind is tuple:
             children = item
-        else:
+        elif kind is int or kind is bool or item is None:
             continue
+        elif kind is float:
+            plain = plain and math.isfinite(item)
+            continue
+        else:
+            # a subclass or another type: the standard library decides (and
+            # the containers among them are still walked)
+            plain = False
+            if isinstance(item, str):
+                _json_text(field, item, unicode)
+                continue
+            if isinstance(item, dict):
+                children = item.values()
+                for key in item:
+                    if isinstance(key, str):
+                        _json_text(field, key, unicode)
+            elif isinstance(item, list | tuple):
+                children = item
+            else:
+                continue
         if depth > MAX_JSON_DEPTH:
             # a container that contains itself ends up here too
             raise ValidationError(f"{field}: nested deeper than {MAX_JSON_DEPTH} arrays/objects")
-        stack.extend((child, depth + 1) for child in children)
+        depth += 1
+        for child in children:
+            stack.append((child, depth))
+    return plain
 
 
-def _json_text(field: str, text: str) -> None:
+def _json_text(field: str, text: str, unicode: bool = True) -> None:
     # checked on the strings themselves: in the serialised text a literal
     # backslash followed by "u0000" would look like an escaped NUL
     if "\x00" in text:
         raise ValidationError(f"{field}: NUL characters are not allowed")
-    _unicode(field, text)
+    if unicode and not text.isascii():
+        _unicode(field, text)
 
 
 def _serialised_size(field: str, value: Any) -> int:
-    """Bytes of ``value`` as UTF-8 JSON; ValidationError if it is not storable JSON."""
+    """Bytes of ``value`` as stored (UTF-8 JSON); ValidationError if it is not
+    storable JSON.
+
+    Plain values are measured with orjson, which stores them; anything else
+    (subclasses, other types, integers beyond 64 bits, lone surrogates) is
+    judged by the standard library's ``json``, as before orjson.
+    """
+    if _walk(field, value, unicode=False):
+        try:
+            return len(orjson.dumps(value))
+        except TypeError:
+            pass
     _walk(field, value)
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, StaticPool
 
 from ._dialects import dialect_for
+from ._facts import json_loads, json_text
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -35,6 +36,10 @@ def engine_options(url: URL, settings: Settings) -> dict[str, Any]:
         Keyword arguments for ``sqlalchemy.ext.asyncio.create_async_engine``.
     """
     options = dialect_for(url).engine_options(url, settings)
+    # JSON columns (metadata, memory values) through orjson: 3-8 times faster
+    # than the standard library both ways, the same values
+    options.setdefault("json_serializer", json_text)
+    options.setdefault("json_deserializer", json_loads)
     if settings.echo_sql:
         options["echo"] = True
     return options

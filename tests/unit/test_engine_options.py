@@ -12,6 +12,7 @@ from contextstore._dialects import dialect_for
 from contextstore._dialects._drivers.aiomysql import READ_TIMEOUT_ARG, connect_within_timeout
 from contextstore._dialects._drivers.aiosqlite import STATEMENT_TIMEOUT_ARG
 from contextstore._dialects._drivers.aiosqlite import connect as one_hop_connect
+from contextstore._facts import json_loads, json_text
 from contextstore.engine import create_engine, engine_options
 
 #: MySQL/MariaDB's default wait_timeout: a pooled connection idle longer is dead.
@@ -20,7 +21,11 @@ MYSQL_WAIT_TIMEOUT = 28_800
 
 def options(url: str, **values: Any) -> dict[str, Any]:
     settings = Settings(database_url=url, **values)
-    return engine_options(settings.effective_database_url, settings)
+    found = engine_options(settings.effective_database_url, settings)
+    # every dialect: JSON columns through the codec both backends share
+    assert found.pop("json_serializer") is json_text
+    assert found.pop("json_deserializer") is json_loads
+    return found
 
 
 # -- SQLite ------------------------------------------------------------------

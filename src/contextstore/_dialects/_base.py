@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from sqlalchemy import Select, Table
     from sqlalchemy.engine import URL, Engine
     from sqlalchemy.engine.interfaces import Dialect as SADialect
-    from sqlalchemy.ext.asyncio import AsyncConnection
     from sqlalchemy.sql import Executable
     from sqlalchemy.sql.elements import ColumnElement
     from sqlalchemy.types import TypeEngine
@@ -51,6 +50,19 @@ class ErrorKind(enum.Enum):
     UNAVAILABLE = "unavailable"  # cannot connect at all (refused, auth, unknown db)
 
 
+class Channel(Protocol):
+    """What a bulk insert needs of the execution core's executor."""
+
+    @property
+    def dialect(self) -> SADialect: ...
+
+    async def send(self, sql: str, args: Sequence[Any] | None = None) -> Sequence[Any]: ...
+
+    async def send_many(self, sql: str, args: Sequence[Sequence[Any]]) -> None: ...
+
+    async def driver_connection(self) -> Any: ...
+
+
 class Wire(ABC):
     """One pooled driver connection, spoken to directly: the execution core's hot path.
 
@@ -59,7 +71,13 @@ class Wire(ABC):
     processors, or None for a statement without parameters. Rows come back as
     the driver gives them (tuples, or asyncpg's ``Record``). A wire never
     retries and never translates errors: the driver's own exceptions leave it.
+
+    Args:
+        connection: the driver's connection (kept as :attr:`driver_connection`).
     """
+
+    def __init__(self, connection: Any) -> None:
+        self.driver_connection = connection
 
     @abstractmethod
     async def fetch(self, sql: str, args: Sequence[Any] | None) -> Sequence[Sequence[Any]]:
@@ -221,28 +239,59 @@ class Dialect(ABC):
         pick that index's range by itself (default: ``stmt`` unchanged)."""
         return stmt
 
-    async def bulk_insert(
-        self, conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]
-    ) -> list[int] | None:
-        """Insert ``rows`` (same keys each) by the driver's fastest bulk path inside
-        the open transaction of ``conn``; return their new ids in input order.
+    #: bind parameters one statement may carry (SQLite's and PostgreSQL's limit)
+    max_binds: ClassVar[int] = 32_766
 
-        None means the dialect has no faster path than ``INSERT ... RETURNING``
-        with ``insertmanyvalues``, which the caller then uses.
+    async def insert_many(
+        self,
+        channel: Channel,
+        table: Table,
+        names: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> list[int]:
+        """Insert ``rows`` into ``table`` inside the open transaction, by the
+        driver's fastest bulk path; their new ids, in input order.
+
+        ``rows`` hold the values of the columns ``names`` in that order, through
+        the bind processors; ``names`` includes ``client_token``, whose value is
+        unique per row. The default: multi-row ``INSERT ... RETURNING id,
+        client_token`` statements, matched back to the input by token (the
+        order of RETURNING rows is not guaranteed).
         """
-        return None
+        token_at = list(names).index("client_token")
+        ids: dict[str, int] = {}
+        for batch in await self.insert_batches(channel, rows, len(names)):
+            sql = values_insert(channel.dialect, table, names, len(batch))
+            flat = [value for row in batch for value in row]
+            for row_id, token in await channel.send(sql, flat):
+                ids[token] = row_id
+        if len(ids) != len(rows):
+            raise RuntimeError("the database returned no id for some inserted rows")
+        return [ids[row[token_at]] for row in rows]
+
+    async def insert_batches(
+        self, channel: Channel, rows: Sequence[Sequence[Any]], width: int
+    ) -> Sequence[Sequence[Sequence[Any]]]:
+        """``rows`` cut into statements of at most :attr:`max_binds` values."""
+        size = max(1, self.max_binds // width)
+        return [rows[start : start + size] for start in range(0, len(rows), size)]
+
+    @abstractmethod
+    def search_terms(self, query: str) -> str | None:
+        """The value of a search statement's ``terms`` parameter for a user's
+        query text; None when the query has no searchable words."""
 
     @abstractmethod
     def search_statement(
         self,
         table: Table,
         columns: Sequence[ColumnElement[Any]],
-        query: str,
+        terms: ColumnElement[Any],
         filters: Sequence[ColumnElement[bool]],
-        limit: int,
-    ) -> Select[Any] | None:
-        """Full-text search over ``table.content``: ``columns`` plus a float ``score``
-        (higher is better), best first; None when the query has no searchable words."""
+    ) -> Select[Any]:
+        """Full-text search over ``table.content`` for ``terms`` (a bind parameter
+        given :meth:`search_terms`' value): ``columns`` plus a float score,
+        higher is better, best first; the caller adds the LIMIT."""
 
     @abstractmethod
     def time_bucket(self, column: ColumnElement[Any], bucket: str) -> ColumnElement[Any]:
@@ -295,3 +344,25 @@ def on_conflict_upsert(
         )
     # RETURNING of an upsert returns the row as stored (inserted or updated)
     return done.returning(*returning) if returning else done  # type: ignore[no-any-return]
+
+
+def values_insert(sa_dialect: SADialect, table: Table, names: Sequence[str], count: int) -> str:
+    """``INSERT INTO table (names) VALUES (...), ... RETURNING id, client_token``
+    for ``count`` rows, in ``sa_dialect``'s paramstyle and quoting."""
+    quote = sa_dialect.identifier_preparer.quote
+    width = len(names)
+    style = sa_dialect.paramstyle
+    if style == "numeric_dollar":
+        groups = (
+            "(" + ", ".join(f"${row * width + column + 1}" for column in range(width)) + ")"
+            for row in range(count)
+        )
+        values = ", ".join(groups)
+    else:
+        marker = {"qmark": "?", "format": "%s"}[style]
+        values = ", ".join(["(" + ", ".join([marker] * width) + ")"] * count)
+    columns = ", ".join(quote(name) for name in names)
+    return (
+        f"INSERT INTO {quote(table.name)} ({columns}) VALUES {values} "
+        f"RETURNING {quote('id')}, {quote('client_token')}"
+    )

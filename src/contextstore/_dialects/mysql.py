@@ -39,6 +39,7 @@ from sqlalchemy.dialects.mysql import match as mysql_match
 from .._facts import search_words
 from ._base import (
     WRITE_INTENT,
+    Channel,
     Dialect,
     ErrorKind,
     Wire,
@@ -106,6 +107,12 @@ EXACT_COLLATION_MYSQL = "utf8mb4_0900_bin"
 MIGRATION_LOCK_WAIT = 60
 
 _DEFAULT_POOL_SIZE = 10
+#: bytes of a multi-row INSERT besides its values (the column list, RETURNING)
+_STATEMENT_HEADROOM = 64 * 1024
+#: a row's parentheses and commas
+_ROW_OVERHEAD = 4
+#: the longest literal a number, a date or NULL is written as
+_SCALAR_SIZE = 40
 _DEFAULT_MAX_OVERFLOW = 10
 _DEFAULT_POOL_TIMEOUT = 30.0
 #: well below the server's default wait_timeout of 28,800 s.
@@ -122,6 +129,7 @@ class AiomysqlWire(Wire):
     the read timeout of the shim bounds every reply."""
 
     def __init__(self, connection: Any) -> None:
+        super().__init__(connection)
         self._connection = connection
 
     async def fetch(self, sql: str, args: Sequence[Any] | None) -> Sequence[Sequence[Any]]:
@@ -230,6 +238,32 @@ class MySQLDialect(Dialect):
     def wire(self, driver_connection: Any) -> Wire:
         return AiomysqlWire(driver_connection)
 
+    async def insert_batches(
+        self, channel: Channel, rows: Sequence[Sequence[Any]], width: int
+    ) -> Sequence[Sequence[Sequence[Any]]]:
+        # one statement is one packet: cut where the worst case of the escaped
+        # values (every character 4 bytes, every byte escaped) would pass the
+        # server's max_allowed_packet
+        ((packet,),) = await channel.send("SELECT @@max_allowed_packet")
+        budget = int(packet) - _STATEMENT_HEADROOM
+        batches: list[Sequence[Sequence[Any]]] = []
+        start, used = 0, 0
+        for index, row in enumerate(rows):
+            size = _ROW_OVERHEAD
+            for value in row:
+                if isinstance(value, str):
+                    size += (len(value) if value.isascii() else 4 * len(value)) * 2 + 2
+                elif isinstance(value, bytes):
+                    size += 2 * len(value) + 3
+                else:
+                    size += _SCALAR_SIZE
+            if used + size > budget and index > start:
+                batches.append(rows[start:index])
+                start, used = index, 0
+            used += size
+        batches.append(rows[start:])
+        return batches
+
     def classify_error(self, orig: BaseException) -> ErrorKind | None:
         args = getattr(orig, "args", ())
         if (
@@ -312,25 +346,24 @@ class MySQLDialect(Dialect):
         # reading every row of the session before a keyset cursor
         return stmt.with_hint(table, f"FORCE INDEX ({index})", dialect_name="mysql")
 
+    def search_terms(self, query: str) -> str | None:
+        words = search_words(query)
+        # natural-language mode has no operators; the words are plain anyway
+        return " ".join(words) if words else None
+
     def search_statement(
         self,
         table: Table,
         columns: Sequence[ColumnElement[Any]],
-        query: str,
+        terms: ColumnElement[Any],
         filters: Sequence[ColumnElement[bool]],
-        limit: int,
-    ) -> Select[Any] | None:
-        words = search_words(query)
-        if not words:
-            return None
-        # natural-language mode has no operators; the words are plain anyway
-        relevance = mysql_match(table.c.content, against=" ".join(words)).in_natural_language_mode()
+    ) -> Select[Any]:
+        relevance = mysql_match(table.c.content, against=terms).in_natural_language_mode()
         score = relevance.label("score")
         return (
             select(*columns, score)
             .where(relevance > 0, *filters)
             .order_by(score.desc(), table.c.id.desc())
-            .limit(limit)
         )
 
     def time_bucket(self, column: ColumnElement[Any], bucket: str) -> ColumnElement[Any]:

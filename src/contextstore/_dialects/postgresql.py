@@ -32,6 +32,7 @@ from .._facts import search_words
 from ._base import (
     SNAPSHOT,
     WRITE_INTENT,
+    Channel,
     Dialect,
     ErrorKind,
     Wire,
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
     from sqlalchemy import Select, Table
     from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext
     from sqlalchemy.engine.interfaces import Dialect as SADialect
-    from sqlalchemy.ext.asyncio import AsyncConnection
     from sqlalchemy.sql import Executable
     from sqlalchemy.sql.elements import ColumnElement
     from sqlalchemy.types import TypeEngine
@@ -105,6 +105,7 @@ class AsyncpgWire(Wire):
     per connection; ``command_timeout`` (connect_args) bounds every call."""
 
     def __init__(self, connection: Any) -> None:
+        super().__init__(connection)
         self._connection = connection
 
     async def fetch(self, sql: str, args: Sequence[Any] | None) -> Sequence[Sequence[Any]]:
@@ -178,38 +179,27 @@ class PostgreSQLDialect(Dialect):
             "connect_args": connect_args,
         }
 
-    async def bulk_insert(
-        self, conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]
-    ) -> list[int] | None:
+    async def insert_many(
+        self,
+        channel: Channel,
+        table: Table,
+        names: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> list[int]:
+        if len(rows) < COPY_MIN_ROWS:
+            return await super().insert_many(channel, table, names, rows)
         # COPY is asyncpg's fastest path but returns nothing: the ids are drawn
         # from the table's sequence first (one round trip), then sent with the rows
-        if len(rows) < COPY_MIN_ROWS:
-            return None
-        id_column = table.c.id
-        sequence = func.pg_get_serial_sequence(table.name, id_column.name)
-        drawn = await conn.execute(
-            select(func.nextval(sequence)).select_from(func.generate_series(1, len(rows)))
+        quote = channel.dialect.identifier_preparer.quote
+        drawn = await channel.send(
+            f"SELECT nextval(pg_get_serial_sequence('{quote(table.name)}', 'id')) "
+            "FROM generate_series(1, $1::integer)",
+            [len(rows)],
         )
-        ids = sorted(drawn.scalars())
-        names = list(rows[0])
-        sa_dialect = conn.dialect
-        convert = [
-            table.c[name].type.dialect_impl(sa_dialect).bind_processor(sa_dialect) for name in names
-        ]
-        records = [
-            (
-                row_id,
-                *[
-                    row[name] if f is None else f(row[name])
-                    for name, f in zip(names, convert, strict=True)
-                ],
-            )
-            for row_id, row in zip(ids, rows, strict=True)
-        ]
-        raw = await conn.get_raw_connection()
-        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-            table.name, records=records, columns=[id_column.name, *names]
-        )
+        ids = sorted(row[0] for row in drawn)
+        records = [(row_id, *row) for row_id, row in zip(ids, rows, strict=True)]
+        driver = await channel.driver_connection()
+        await driver.copy_records_to_table(table.name, records=records, columns=["id", *names])
         return ids
 
     def install_hooks(self, sync_engine: Engine, settings: Settings) -> None:
@@ -303,28 +293,27 @@ class PostgreSQLDialect(Dialect):
     ) -> Executable:
         return on_conflict_upsert(pg_insert, table, values, conflict, update, returning)
 
-    def search_statement(
-        self,
-        table: Table,
-        columns: Sequence[ColumnElement[Any]],
-        query: str,
-        filters: Sequence[ColumnElement[bool]],
-        limit: int,
-    ) -> Select[Any] | None:
+    def search_terms(self, query: str) -> str | None:
         words = search_words(query)
         if not words:
             return None
         # words are letters and digits only, so quoting each as a lexeme is safe
-        tsquery = func.to_tsquery(
-            literal_column(f"'{TEXT_SEARCH_CONFIG}'"), " | ".join(f"'{w.lower()}'" for w in words)
-        )
+        return " | ".join(f"'{word.lower()}'" for word in words)
+
+    def search_statement(
+        self,
+        table: Table,
+        columns: Sequence[ColumnElement[Any]],
+        terms: ColumnElement[Any],
+        filters: Sequence[ColumnElement[bool]],
+    ) -> Select[Any]:
+        tsquery = func.to_tsquery(literal_column(f"'{TEXT_SEARCH_CONFIG}'"), terms)
         vector: ColumnElement[Any] = literal_column(f"{table.name}.{SEARCH_VECTOR_COLUMN}")
         score = func.ts_rank(vector, tsquery).label("score")
         return (
             select(*columns, score)
             .where(vector.op("@@")(tsquery), *filters)
             .order_by(score.desc(), table.c.id.desc())
-            .limit(limit)
         )
 
     def time_bucket(self, column: ColumnElement[Any], bucket: str) -> ColumnElement[Any]:

@@ -40,6 +40,7 @@ from .._facts import (
 )
 from ._base import (
     WRITE_INTENT,
+    Channel,
     Dialect,
     ErrorKind,
     Wire,
@@ -131,6 +132,35 @@ class SQLiteDialect(Dialect):
     def wire(self, driver_connection: Any) -> Wire:
         return SQLiteWire(driver_connection)
 
+    async def insert_many(
+        self,
+        channel: Channel,
+        table: Table,
+        names: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> list[int]:
+        # executemany of one prepared INSERT: SQLite's fastest path. The write
+        # transaction excludes every other writer, so each row gets the rowid
+        # after the largest one: the ids are consecutive up to last_insert_rowid()
+        quote = channel.dialect.identifier_preparer.quote
+        name = quote(table.name)
+        columns = ", ".join(quote(column) for column in names)
+        markers = ", ".join("?" * len(names))
+        await channel.send_many(f"INSERT INTO {name} ({columns}) VALUES ({markers})", rows)
+        ((last,),) = await channel.send("SELECT last_insert_rowid()")
+        first = last - len(rows) + 1
+        # proof rather than trust: the first and last rows are where they must be
+        # (rowids only grow within the transaction, so the rest lie between them)
+        token_at = list(names).index("client_token")
+        ends = dict(
+            await channel.send(
+                f"SELECT id, client_token FROM {name} WHERE id IN (?, ?)", [first, last]
+            )
+        )
+        if ends.get(first) != rows[0][token_at] or ends.get(last) != rows[-1][token_at]:
+            raise RuntimeError("the inserted rows did not get consecutive ids")
+        return list(range(first, last + 1))
+
     def classify_error(self, orig: BaseException) -> ErrorKind | None:
         if not isinstance(orig, sqlite3.Error):
             return None
@@ -160,17 +190,16 @@ class SQLiteDialect(Dialect):
     ) -> Executable:
         return on_conflict_upsert(sqlite_insert, table, values, conflict, update, returning)
 
+    def search_terms(self, query: str) -> str | None:
+        return fts5_query(query)
+
     def search_statement(
         self,
         table: Table,
         columns: Sequence[ColumnElement[Any]],
-        query: str,
+        terms: ColumnElement[Any],
         filters: Sequence[ColumnElement[bool]],
-        limit: int,
-    ) -> Select[Any] | None:
-        match = fts5_query(query)
-        if match is None:
-            return None
+    ) -> Select[Any]:
         fts: ColumnElement[Any] = literal_column(FTS_TABLE)
         score = (-func.bm25(fts)).label("score")
         return (
@@ -181,9 +210,8 @@ class SQLiteDialect(Dialect):
                     literal_column(f"{FTS_TABLE}.rowid") == table.c.id,
                 )
             )
-            .where(fts.op("MATCH")(match), *filters)
+            .where(fts.op("MATCH")(terms), *filters)
             .order_by(score.desc(), table.c.id.desc())
-            .limit(limit)
         )
 
     def time_bucket(self, column: ColumnElement[Any], bucket: str) -> ColumnElement[Any]:

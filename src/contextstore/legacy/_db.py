@@ -20,7 +20,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import threading
 import time
@@ -31,7 +30,7 @@ from typing import Any
 
 import aiosqlite
 
-from .._facts import BUSY_TIMEOUT_MS, sqlite_error_kind
+from .._facts import BUSY_TIMEOUT_MS, json_loads, json_text, sqlite_error_kind
 from .._unit import UnitState, savepoint
 from ..errors import (
     ConflictError,
@@ -67,8 +66,8 @@ def optional_time(text: str | None) -> datetime | None:
 
 
 def to_db_json(value: Any) -> str:
-    """A JSON value as SQLAlchemy's JSON type serialises it (``json.dumps`` defaults)."""
-    return json.dumps(value)
+    """A JSON value as core's engine serialises it (the shared codec)."""
+    return json_text(value)
 
 
 def from_db_json(stored: str | float | None) -> Any:
@@ -82,7 +81,7 @@ def from_db_json(stored: str | float | None) -> Any:
         return None
     if isinstance(stored, int | float):
         return stored
-    return json.loads(stored)
+    return json_loads(stored)
 
 
 def to_db_bool(value: bool | None) -> int | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, true
+from sqlalchemy import String, and_, bindparam, literal_column, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..models import Viewer
@@ -25,11 +25,17 @@ __all__ = ["VISIBLE_TO_VIEWER", "viewer_params", "visible_to"]
 
 def _rule(viewer_id: Any, viewer_type: Any) -> ColumnElement[bool]:
     """The rule for a non-admin viewer; the arguments are values or bind parameters."""
+    # the rule's own constants are written into the SQL, not bound: with only
+    # the viewer bound, PostgreSQL can cache one generic plan per statement
     return or_(
-        messages.c.visibility == "public",
+        messages.c.visibility == _PUBLIC,
         messages.c.sender == viewer_id,
-        and_(messages.c.visibility == "agent_only", messages.c.sender_type == viewer_type),
+        and_(messages.c.visibility == _AGENT_ONLY, messages.c.sender_type == viewer_type),
     )
+
+
+_PUBLIC = literal_column("'public'", String)
+_AGENT_ONLY = literal_column("'agent_only'", String)
 
 
 #: the rule for a non-admin viewer, with bind parameters ``viewer_id`` and

@@ -115,7 +115,6 @@ class CoreMemoryRepository(CoreRepository):
             "updated_at": now,
             "expires_at": None if lifetime is None else now + lifetime,
         }
-        where = [*_scope(agent_id, session_id), agent_memory.c.key == key]
         if overwrite:
             # the upsert is idempotent by construction: repeating it after a
             # lost acknowledgement writes the same row again
@@ -136,6 +135,8 @@ class CoreMemoryRepository(CoreRepository):
                 return entry_from(_one(await executor.rows(_STORED, key_params)))
 
             return await self._db.perform(upserted, write=True, idempotent=True)
+
+        where = [*_scope(agent_id, session_id), agent_memory.c.key == key]
 
         async def inserted(conn: AsyncConnection) -> MemoryEntry:
             # an expired entry counts as absent: clear it, then a live one

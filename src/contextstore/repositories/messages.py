@@ -8,21 +8,19 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Integer, Select, bindparam, func, insert, select, true
+from sqlalchemy import Integer, Select, bindparam, func, insert, literal_column, select, true
 
 from .. import _cursor, _validate
 from .._execute import Query
 from .._facts import utcnow
 from ..errors import NotFoundError, ValidationError
-from ..models import Message, NewMessage, Page, SearchHit, Viewer
+from ..models import Message, NewMessage, Page, SearchHit, Viewer, trusted
 from ..schema import messages, session_participants
 from ._common import CoreRepository, after, after_param
-from ._records import MESSAGE_COLUMNS, first_key, message_from, to_message
+from ._records import MESSAGE_COLUMNS, message_from, to_message
 from ._visibility import VISIBLE_TO_VIEWER, viewer_params, visible_to
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
-
     from .._dialects import Dialect
     from .._execute import Executor
 
@@ -69,53 +67,36 @@ class CoreMessageRepository(CoreRepository):
 
     async def _insert(self, session_id: str, rows: list[dict[str, Any]]) -> builtins.list[Message]:
         """Insert ``rows`` in one transaction, idempotently: each row carries a token
-        generated once, so a retry after a lost COMMIT finds the rows instead of
-        inserting them twice."""
+        made once per call (one random prefix, the row's index), so a retry after
+        a lost COMMIT finds the rows instead of inserting them twice."""
         now = utcnow()
-        for row in rows:
+        prefix = uuid.uuid4().hex[:_PREFIX_LENGTH]
+        for index, row in enumerate(rows):
             row["timestamp"] = now
-            row["client_token"] = uuid.uuid4().hex
-        tokens = [row["client_token"] for row in rows]
-        parents = {row["parent_message_id"] for row in rows} - {None}
+            row["client_token"] = f"{prefix}{index:08x}"
+        if len(rows) == 1 and rows[0]["parent_message_id"] is None:
+            return [await self._insert_one(rows[0])]
+        parents = sorted({row["parent_message_id"] for row in rows} - {None})
+        dialect = self._dialect
 
-        async def work(conn: AsyncConnection) -> builtins.list[Message]:
+        async def work(executor: Executor) -> builtins.list[Message]:
             if parents:
-                found = (
-                    await conn.execute(
-                        select(messages.c.id).where(
-                            messages.c.id.in_(parents), messages.c.session_id == session_id
-                        )
-                    )
-                ).scalars()
-                missing = parents - set(found)
-                if missing:
-                    raise NotFoundError(
-                        f"parent message {min(missing)} does not exist in session {session_id!r}"
-                    )
-            bulk = await self._dialect.bulk_insert(conn, messages, rows)
-            if bulk is not None:
-                ids = bulk
-            elif len(rows) == 1:
-                result = await conn.execute(insert(messages), rows[0])
-                ids = [first_key(result.inserted_primary_key)]
-            else:
-                # RETURNING without sort_by_parameter_order: SQLite cannot batch
-                # an ordered RETURNING (one INSERT per row); the rows come back
-                # in any order and are matched to their input by token instead
-                result = await conn.execute(_INSERT_RETURNING_TOKEN, rows)
-                by_token = {token: row_id for row_id, token in result.all()}
-                if len(by_token) != len(rows):
-                    raise RuntimeError("the database returned no id for some inserted rows")
-                ids = [by_token[token] for token in tokens]
+                await _check_parents(executor, session_id, parents)
+            form = _INSERT_ROW.form(executor.dialect)
+            values = form.args_many(rows, {"timestamp": now})
+            ids = await dialect.insert_many(executor, messages, form.names, values)
             return [_message(row_id, row) for row_id, row in zip(ids, rows, strict=True)]
 
-        if len(rows) == 1 and not parents:
-            return [await self._insert_one(rows[0])]
+        async def recover(executor: Executor) -> builtins.list[Message] | None:
+            found = await executor.rows(
+                _BY_TOKEN_RANGE, {"low": f"{prefix}00000000", "high": f"{prefix}ffffffff"}
+            )
+            if not found:
+                return None
+            by_token = {row[-1]: message_from(row) for row in found}
+            return [by_token[row["client_token"]] for row in rows]
 
-        async def recover(conn: AsyncConnection) -> builtins.list[Message] | None:
-            return await self._by_tokens(conn, tokens)
-
-        return await self._db.run(work, write=True, recover=recover)
+        return await self._db.perform(work, write=True, recover=recover)
 
     async def _insert_one(self, row: dict[str, Any]) -> Message:
         """One message: one INSERT that commits itself; a retry after a lost
@@ -133,21 +114,6 @@ class CoreMessageRepository(CoreRepository):
             return None if found is None else message_from(found)
 
         return await self._db.perform(work, write=True, autocommit=True, recover=recover)
-
-    @staticmethod
-    async def _by_tokens(conn: AsyncConnection, tokens: list[str]) -> builtins.list[Message] | None:
-        """The rows of an earlier attempt that did commit, in input order; None if absent."""
-        found: dict[str, Message] = {}
-        for start in range(0, len(tokens), 500):
-            chunk = tokens[start : start + 500]
-            stmt = select(*_COLUMNS, messages.c.client_token).where(
-                messages.c.client_token.in_(chunk)
-            )
-            for row in (await conn.execute(stmt)).mappings():
-                found[row["client_token"]] = to_message(row)
-        if not found:
-            return None
-        return [found[token] for token in tokens]
 
     async def get(self, message_id: int, *, viewer: Viewer) -> Message | None:
         _validate.row_id("message_id", message_id)
@@ -174,11 +140,16 @@ class CoreMessageRepository(CoreRepository):
         _validate.optional_name("sender", sender)
         scope = _cursor.scope(session_id, order, sender)
         params = viewer_params(viewer)
-        params.update(session_id=session_id, sender=sender, limit=limit + 1)
+        params.update(session_id=session_id, sender=sender)
         if cursor is not None:
             params["after_time"], params["after_id"] = _cursor.decode(cursor, "messages", scope)
         query = _list_query(
-            self._dialect, viewer.is_admin, sender is not None, cursor is not None, order == "desc"
+            self._dialect,
+            viewer.is_admin,
+            sender is not None,
+            cursor is not None,
+            order == "desc",
+            limit + 1,
         )
         items = [message_from(row) for row in await self._db.read_rows(query, params)]
         return _cursor.page(items, limit, "messages", scope, lambda m: (m.timestamp, m.id))
@@ -205,14 +176,18 @@ class CoreMessageRepository(CoreRepository):
         _validate.viewer(viewer)
         _validate.optional_name("session_id", session_id)
         _validate.limit(limit)
-        filters = [visible_to(viewer)]
-        if session_id is not None:
-            filters.append(messages.c.session_id == session_id)
-        stmt = self._dialect.search_statement(messages, _COLUMNS, query, filters, limit)
-        if stmt is None:
+        terms = self._dialect.search_terms(query)
+        if terms is None:
             return []  # no searchable words in the query
-        rows = await self._db.fetch_all(stmt)
-        return [SearchHit(message=to_message(row), score=float(row["score"])) for row in rows]
+        params = viewer_params(viewer)
+        params.update(terms=terms, session_id=session_id)
+        found = await self._db.read_rows(
+            _search_query(self._dialect, viewer.is_admin, session_id is not None, limit), params
+        )
+        return [
+            trusted(SearchHit, {"message": message_from(row), "score": float(row[-1])})
+            for row in found
+        ]
 
     async def feed(
         self, *, viewer: Viewer, limit: int = 50, cursor: str | None = None
@@ -240,8 +215,44 @@ class CoreMessageRepository(CoreRepository):
 
 
 def _message(row_id: int, row: dict[str, Any]) -> Message:
-    """The record of a row just written (the values as validated, and its new id)."""
-    return Message(id=row_id, **{k: v for k, v in row.items() if k != "client_token"})
+    """The record of a row just written: the values as validated, and its new id
+    (built as a trusted record; the metadata dict copied, as validation would)."""
+    return trusted(
+        Message,
+        {
+            "id": row_id,
+            "session_id": row["session_id"],
+            "sender": row["sender"],
+            "sender_type": row["sender_type"],
+            "content": row["content"],
+            "visibility": row["visibility"],
+            "message_type": row["message_type"],
+            "metadata": dict(row["metadata"]),
+            "parent_message_id": row["parent_message_id"],
+            "timestamp": row["timestamp"],
+        },
+    )
+
+
+async def _check_parents(executor: Executor, session_id: str, parents: builtins.list[int]) -> None:
+    """NotFoundError unless every parent is a message of ``session_id``."""
+    found: set[int] = set()
+    for start in range(0, len(parents), 500):
+        # validated ints, written into the statement (a precompiled query has no IN lists)
+        chunk: builtins.list[Any] = [
+            literal_column(str(int(parent))) for parent in parents[start : start + 500]
+        ]
+        query = Query(
+            select(messages.c.id).where(
+                messages.c.session_id == bindparam("session_id"), messages.c.id.in_(chunk)
+            )
+        )
+        found.update(row[0] for row in await executor.rows(query, {"session_id": session_id}))
+    missing = set(parents) - found
+    if missing:
+        raise NotFoundError(
+            f"parent message {min(missing)} does not exist in session {session_id!r}"
+        )
 
 
 @functools.cache
@@ -260,8 +271,16 @@ _INSERT_ONE = Query(insert(messages).returning(messages.c.id), column_keys=_WRIT
 _BY_TOKEN = Query(select(*_COLUMNS).where(messages.c.client_token == bindparam("token")))
 
 
-#: every row a single INSERT: its new id and its token (see ``_insert``).
-_INSERT_RETURNING_TOKEN = insert(messages).returning(messages.c.id, messages.c.client_token)
+#: one new message (its positional form is what ``insert_many`` sends per row)
+_INSERT_ROW = Query(insert(messages), column_keys=_WRITTEN)
+#: the messages of one call: their tokens share its prefix (rows end with the token)
+_BY_TOKEN_RANGE = Query(
+    select(*_COLUMNS, messages.c.client_token).where(
+        messages.c.client_token >= bindparam("low"), messages.c.client_token <= bindparam("high")
+    )
+)
+#: hex digits of a call's random token prefix (then 8 of the row's index)
+_PREFIX_LENGTH = 24
 
 #: the index every listing of a session walks: equality on the session, then
 #: the keyset range on (timestamp, id).
@@ -272,11 +291,15 @@ _SESSION_INDEX = next(
 )
 
 
-@functools.cache
+@functools.lru_cache(maxsize=512)
 def _list_query(
-    dialect: Dialect, admin: bool, by_sender: bool, resumed: bool, descending: bool
+    dialect: Dialect, admin: bool, by_sender: bool, resumed: bool, descending: bool, limit: int
 ) -> Query:
-    """``list``'s statement, built and compiled once per dialect and shape."""
+    """``list``'s statement, built and compiled once per dialect, shape and limit.
+
+    The limit is written into the SQL: PostgreSQL plans a bound LIMIT as
+    "10% of the rows" and never settles on a generic plan for it.
+    """
     stmt: Select[Any] = select(*_COLUMNS).where(
         messages.c.session_id == bindparam("session_id"),
         true() if admin else VISIBLE_TO_VIEWER,
@@ -290,4 +313,15 @@ def _list_query(
     else:
         stmt = stmt.order_by(messages.c.timestamp, messages.c.id)
     stmt = dialect.prefer_index(stmt, messages, _SESSION_INDEX)
-    return Query(stmt.limit(bindparam("limit", type_=Integer)))
+    return Query(stmt.limit(literal_column(str(int(limit)), Integer)))
+
+
+@functools.lru_cache(maxsize=512)
+def _search_query(dialect: Dialect, admin: bool, in_session: bool, limit: int) -> Query:
+    """``search``'s statement, per dialect, shape and limit (bind parameters: the
+    dialect's ``terms``, the viewer, ``session_id``)."""
+    filters = [true() if admin else VISIBLE_TO_VIEWER]
+    if in_session:
+        filters.append(messages.c.session_id == bindparam("session_id"))
+    stmt = dialect.search_statement(messages, _COLUMNS, bindparam("terms"), filters)
+    return Query(stmt.limit(literal_column(str(int(limit)), Integer)))

@@ -261,6 +261,7 @@ class SQLiteWire(Wire):
     """
 
     def __init__(self, connection: _Connection) -> None:
+        super().__init__(connection)
         self._connection = connection
         self._pending_begin = False
 

@@ -1,0 +1,59 @@
+"""The JSON codec of JSON columns (both backends): orjson's speed, the standard
+library's values."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+
+from contextstore._facts import json_loads, json_text
+
+PLAIN: list[Any] = [
+    None,
+    True,
+    0,
+    -7,
+    2.5,
+    1e16,
+    "",
+    "snow ☃ \u2028 \x7f",
+    "quote \" backslash \\ newline \n",
+    [],
+    {},
+    {"a": [1, {"b": None}], "ü": "é"},
+    2**63 - 1,
+    -(2**63),
+]
+
+
+@pytest.mark.parametrize("value", PLAIN, ids=repr)
+def test_every_plain_value_reads_back_equal(value: Any) -> None:
+    text = json_text(value)
+    assert json_loads(text) == value
+    assert json.loads(text) == value  # the standard library reads what we write
+
+
+@pytest.mark.parametrize("value", [2**64, -(2**70), {"n": [10**30]}], ids=repr)
+def test_integers_beyond_64_bits_keep_every_digit(value: Any) -> None:
+    text = json_text(value)
+    assert json_loads(text) == value
+    assert json_loads(text.encode()) == value
+
+
+def test_text_that_orjson_refuses_is_read_by_the_standard_library() -> None:
+    # NaN is never written (validation refuses it) but a foreign writer may have
+    assert math.isnan(json_loads('{"x": NaN}')["x"])
+
+
+def test_compact_utf8_text() -> None:
+    assert json_text({"ü": [1, 2.5]}) == '{"ü":[1,2.5]}'
+
+
+def test_tuples_are_arrays_and_str_subclasses_are_strings() -> None:
+    class Name(str):
+        pass
+
+    assert json_loads(json_text({"t": (1, 2), "n": Name("x")})) == {"t": [1, 2], "n": "x"}
