@@ -20,7 +20,7 @@ PLAIN: list[Any] = [
     1e16,
     "",
     "snow ☃ \u2028 \x7f",
-    "quote \" backslash \\ newline \n",
+    'quote " backslash \\ newline \n',
     [],
     {},
     {"a": [1, {"b": None}], "ü": "é"},
