@@ -72,11 +72,13 @@ class Form:
     """One statement compiled for one SQLAlchemy dialect.
 
     Attributes:
-        sql: the statement in the driver's paramstyle.
+        sql: the statement in the driver's paramstyle, as a wire sends it.
+        connection_sql: the same for ``exec_driver_sql``, which %-formats even
+            a statement without parameters (``%%`` stays escaped).
         names: the bind parameter names in positional order.
     """
 
-    __slots__ = ("_plan", "_results", "names", "sql")
+    __slots__ = ("_plan", "_results", "connection_sql", "names", "sql")
 
     def __init__(
         self,
@@ -98,8 +100,10 @@ class Form:
         sql = compiled.string
         if "__[POSTCOMPILE" in sql:
             raise ValueError("the statement renders values at execution time")
+        # SQLAlchemy's cursor always formats (it passes an empty tuple), a wire
+        # sends a statement without parameters as it is
+        self.connection_sql = sql
         if not plan and dialect.paramstyle in ("format", "pyformat"):
-            # executed without parameters, the driver does no %-formatting
             sql = sql.replace("%%", "%")
         results: list[tuple[int, Any]] = []
         for index, column in enumerate(getattr(statement, "exported_columns", ())):
@@ -314,15 +318,15 @@ class ConnectionExecutor(Executor):
     async def _send(self, form: Form, params: Mapping[str, Any] | None) -> CursorResult[Any]:
         args = form.args(params)
         if args is None:
-            return await self._conn.exec_driver_sql(form.sql)
-        return await self._conn.exec_driver_sql(form.sql, tuple(args))
+            return await self._conn.exec_driver_sql(form.connection_sql)
+        return await self._conn.exec_driver_sql(form.connection_sql, tuple(args))
 
     async def execute_many(self, query: Query, params: Sequence[Mapping[str, Any]]) -> int:
         if not params:
             return 0
         form = query.form(self._conn.dialect)
         batch = [tuple(form.args(p) or ()) for p in params]
-        count = (await self._conn.exec_driver_sql(form.sql, batch)).rowcount
+        count = (await self._conn.exec_driver_sql(form.connection_sql, batch)).rowcount
         return count if count is not None and count >= 0 else len(batch)
 
 

@@ -57,7 +57,7 @@ def json_loads(text: str | bytes) -> Any:
     orjson refuses, is read by the standard library, exactly."""
     if isinstance(text, bytes):
         text = text.decode()
-    if _LONG_DIGITS.search(text) is None:
+    if len(text) < _LONG_DIGITS_RUN or _LONG_DIGITS.search(text) is None:
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
@@ -66,7 +66,8 @@ def json_loads(text: str | bytes) -> Any:
 
 
 #: an integer literal that may not fit 64 bits (or digits inside a string: harmless)
-_LONG_DIGITS = re.compile(r"\d{19}")
+_LONG_DIGITS_RUN = 19
+_LONG_DIGITS = re.compile(rf"\d{{{_LONG_DIGITS_RUN}}}")
 
 
 def utcnow() -> datetime:

@@ -5,26 +5,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..models import AuditEvent, MemoryEntry, Message, Participant, Session, trusted
-from ..schema import agent_memory, messages, sessions
+from ..schema import agent_memory, audit_log, messages, session_participants, sessions
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from sqlalchemy.engine import RowMapping
 
 __all__ = [
     "ENTRY_COLUMNS",
+    "EVENT_COLUMNS",
     "MESSAGE_COLUMNS",
+    "PARTICIPANT_COLUMNS",
     "SESSION_COLUMNS",
     "entry_from",
-    "first_key",
+    "event_from",
     "message_from",
+    "participant_from",
     "session_from",
-    "to_entry",
-    "to_event",
-    "to_message",
-    "to_participant",
-    "to_session",
 ]
 
 #: the columns a record is read from, in the order of the ``*_from`` mappers
@@ -59,6 +56,24 @@ ENTRY_COLUMNS = (
     agent_memory.c.created_at,
     agent_memory.c.updated_at,
     agent_memory.c.expires_at,
+)
+EVENT_COLUMNS = (
+    audit_log.c.id,
+    audit_log.c.event_type,
+    audit_log.c.agent_id,
+    audit_log.c.session_id,
+    audit_log.c.resource,
+    audit_log.c.action,
+    audit_log.c.result,
+    audit_log.c.metadata,
+    audit_log.c.timestamp,
+)
+PARTICIPANT_COLUMNS = (
+    session_participants.c.session_id,
+    session_participants.c.agent_id,
+    session_participants.c.agent_type,
+    session_participants.c.role,
+    session_participants.c.joined_at,
 )
 
 
@@ -116,72 +131,31 @@ def entry_from(row: Sequence[Any]) -> MemoryEntry:
     )
 
 
-def to_session(row: RowMapping) -> Session:
-    return Session(
-        id=row["id"],
-        purpose=row["purpose"],
-        created_by=row["created_by"],
-        metadata=row["metadata"] or {},
-        is_active=bool(row["is_active"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+def event_from(row: Sequence[Any]) -> AuditEvent:
+    return trusted(
+        AuditEvent,
+        {
+            "id": row[0],
+            "event_type": row[1],
+            "agent_id": row[2],
+            "session_id": row[3],
+            "resource": row[4],
+            "action": row[5],
+            "result": row[6],
+            "metadata": row[7] or {},
+            "timestamp": row[8],
+        },
     )
 
 
-def to_message(row: RowMapping) -> Message:
-    return Message(
-        id=row["id"],
-        session_id=row["session_id"],
-        sender=row["sender"],
-        sender_type=row["sender_type"],
-        content=row["content"],
-        visibility=row["visibility"],
-        message_type=row["message_type"],
-        metadata=row["metadata"] or {},
-        parent_message_id=row["parent_message_id"],
-        timestamp=row["timestamp"],
+def participant_from(row: Sequence[Any]) -> Participant:
+    return trusted(
+        Participant,
+        {
+            "session_id": row[0],
+            "agent_id": row[1],
+            "agent_type": row[2],
+            "role": row[3],
+            "joined_at": row[4],
+        },
     )
-
-
-def to_entry(row: RowMapping) -> MemoryEntry:
-    return MemoryEntry(
-        agent_id=row["agent_id"],
-        session_id=row["session_id"],
-        key=row["key"],
-        value=row["value"],
-        metadata=row["metadata"] or {},
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        expires_at=row["expires_at"],
-    )
-
-
-def to_event(row: RowMapping) -> AuditEvent:
-    return AuditEvent(
-        id=row["id"],
-        timestamp=row["timestamp"],
-        event_type=row["event_type"],
-        agent_id=row["agent_id"],
-        session_id=row["session_id"],
-        resource=row["resource"],
-        action=row["action"],
-        result=row["result"],
-        metadata=row["metadata"] or {},
-    )
-
-
-def to_participant(row: RowMapping) -> Participant:
-    return Participant(
-        session_id=row["session_id"],
-        agent_id=row["agent_id"],
-        agent_type=row["agent_type"],
-        role=row["role"],
-        joined_at=row["joined_at"],
-    )
-
-
-def first_key(key: Any) -> int:
-    """The generated id of a single-row insert."""
-    if key is None or key[0] is None:
-        raise RuntimeError("the database reported no generated id for the insert")
-    return int(key[0])

@@ -3,44 +3,106 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Integer, Select, bindparam, func, insert, literal_column, select
 
 from .. import _cursor, _validate
+from .._execute import Query
 from .._facts import utcnow
-from ..models import ActivityBucket, AuditEvent, Page
+from ..models import ActivityBucket, AuditEvent, Page, trusted
 from ..schema import audit_log
-from ._common import CoreRepository, after
-from ._records import first_key, to_event
+from ._common import CoreRepository, after_param
+from ._records import EVENT_COLUMNS, event_from
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
     from sqlalchemy.sql.elements import ColumnElement
 
+    from .._dialects import Dialect
+    from .._execute import Executor
+
 _KIND = "audit"
-_COLUMNS = (
-    audit_log.c.id,
-    audit_log.c.timestamp,
-    audit_log.c.event_type,
-    audit_log.c.agent_id,
-    audit_log.c.session_id,
-    audit_log.c.resource,
-    audit_log.c.action,
-    audit_log.c.result,
-    audit_log.c.metadata,
-)
+_COLUMNS = EVENT_COLUMNS
+#: the columns a new event is written with
+_WRITTEN = (*(column.name for column in EVENT_COLUMNS[1:]), "client_token")
+
+#: one new event, returning its id (bind parameters: the written columns)
+_INSERT = Query(insert(audit_log).returning(audit_log.c.id), column_keys=_WRITTEN)
+#: the id of the event written by the call with this token
+_BY_TOKEN = Query(select(audit_log.c.id).where(audit_log.c.client_token == bindparam("token")))
 
 
-def _window(since: datetime | None, until: datetime | None) -> builtins.list[ColumnElement[bool]]:
+def _window(since: bool, until: bool) -> builtins.list[ColumnElement[bool]]:
+    """The time window's predicates (bind parameters ``since`` and ``until``)."""
     where = []
-    if since is not None:
-        where.append(audit_log.c.timestamp >= since)
-    if until is not None:
-        where.append(audit_log.c.timestamp < until)
+    if since:
+        where.append(audit_log.c.timestamp >= bindparam("since"))
+    if until:
+        where.append(audit_log.c.timestamp < bindparam("until"))
     return where
+
+
+@functools.lru_cache(maxsize=512)
+def _list_query(
+    since: bool,
+    until: bool,
+    by_agent: bool,
+    in_session: bool,
+    by_type: bool,
+    resumed: bool,
+    limit: int,
+) -> Query:
+    """``list``'s statement, built and compiled once per shape and limit (the
+    limit written into the SQL, as for messages)."""
+    stmt: Select[Any] = select(*_COLUMNS).where(*_window(since, until))
+    if by_agent:
+        stmt = stmt.where(audit_log.c.agent_id == bindparam("agent_id"))
+    if in_session:
+        stmt = stmt.where(audit_log.c.session_id == bindparam("session_id"))
+    if by_type:
+        stmt = stmt.where(audit_log.c.event_type == bindparam("event_type"))
+    if resumed:
+        stmt = stmt.where(after_param(audit_log.c.timestamp, audit_log.c.id, descending=True))
+    stmt = stmt.order_by(audit_log.c.timestamp.desc(), audit_log.c.id.desc())
+    return Query(stmt.limit(literal_column(str(int(limit)), Integer)))
+
+
+@functools.lru_cache(maxsize=512)
+def _activity_query(
+    dialect: Dialect, bucket: str, since: bool, until: bool, by_agent: bool
+) -> Query:
+    """``activity``'s statement, per dialect, bucket and shape; rows are
+    (start, event_type, count)."""
+    start = dialect.time_bucket(audit_log.c.timestamp, bucket).label("start")
+    stmt = select(start, audit_log.c.event_type, func.count().label("count")).where(
+        *_window(since, until)
+    )
+    if by_agent:
+        stmt = stmt.where(audit_log.c.agent_id == bindparam("agent_id"))
+    stmt = stmt.group_by(start, audit_log.c.event_type).order_by(start, audit_log.c.event_type)
+    return Query(stmt)
+
+
+def _event(row_id: int, row: dict[str, Any]) -> AuditEvent:
+    """The record of an event just written: the values as validated, and its new
+    id (built as a trusted record; the metadata dict copied, as validation would)."""
+    return trusted(
+        AuditEvent,
+        {
+            "id": row_id,
+            "event_type": row["event_type"],
+            "agent_id": row["agent_id"],
+            "session_id": row["session_id"],
+            "resource": row["resource"],
+            "action": row["action"],
+            "result": row["result"],
+            "metadata": dict(row["metadata"]),
+            "timestamp": row["timestamp"],
+        },
+    )
 
 
 class CoreAuditRepository(CoreRepository):
@@ -64,20 +126,21 @@ class CoreAuditRepository(CoreRepository):
             "result": _validate.optional_name("result", result),
             "metadata": _validate.metadata(metadata),
             "timestamp": utcnow(),
+            "client_token": uuid.uuid4().hex,
         }
-        token = uuid.uuid4().hex
-        recorded = select(audit_log.c.id).where(audit_log.c.client_token == token)
 
-        async def work(conn: AsyncConnection) -> AuditEvent:
-            inserted = await conn.execute(insert(audit_log), {**row, "client_token": token})
-            return AuditEvent(id=first_key(inserted.inserted_primary_key), **row)
+        async def work(executor: Executor) -> AuditEvent:
+            row_id = await executor.value(_INSERT, row)
+            if row_id is None:
+                raise RuntimeError("the database reported no generated id for the insert")
+            return _event(int(row_id), row)
 
-        async def recover(conn: AsyncConnection) -> AuditEvent | None:
-            done = (await conn.execute(recorded)).scalar()
-            return None if done is None else AuditEvent(id=done, **row)
+        async def recover(executor: Executor) -> AuditEvent | None:
+            done = await executor.value(_BY_TOKEN, {"token": row["client_token"]})
+            return None if done is None else _event(int(done), row)
 
         # one INSERT: it commits itself, and a retry finds it by its token
-        return await self._db.run(work, write=True, autocommit=True, recover=recover)
+        return await self._db.perform(work, write=True, autocommit=True, recover=recover)
 
     async def list(
         self,
@@ -97,20 +160,25 @@ class CoreAuditRepository(CoreRepository):
         _validate.optional_aware("until", until)
         _validate.limit(limit)
         scope = _cursor.scope(agent_id, session_id, event_type, since, until)
-        stmt = select(*_COLUMNS).where(*_window(since, until))
-        if agent_id is not None:
-            stmt = stmt.where(audit_log.c.agent_id == agent_id)
-        if session_id is not None:
-            stmt = stmt.where(audit_log.c.session_id == session_id)
-        if event_type is not None:
-            stmt = stmt.where(audit_log.c.event_type == event_type)
+        params: dict[str, Any] = {
+            "agent_id": agent_id,
+            "session_id": session_id,
+            "event_type": event_type,
+            "since": since,
+            "until": until,
+        }
         if cursor is not None:
-            position = _cursor.decode(cursor, _KIND, scope)
-            stmt = stmt.where(
-                after(position, audit_log.c.timestamp, audit_log.c.id, descending=True)
-            )
-        stmt = stmt.order_by(audit_log.c.timestamp.desc(), audit_log.c.id.desc()).limit(limit + 1)
-        items = [to_event(row) for row in await self._db.fetch_all(stmt)]
+            params["after_time"], params["after_id"] = _cursor.decode(cursor, _KIND, scope)
+        query = _list_query(
+            since is not None,
+            until is not None,
+            agent_id is not None,
+            session_id is not None,
+            event_type is not None,
+            cursor is not None,
+            limit + 1,
+        )
+        items = [event_from(row) for row in await self._db.read_rows(query, params)]
         return _cursor.page(items, limit, _KIND, scope, lambda e: (e.timestamp, e.id))
 
     async def activity(
@@ -125,16 +193,11 @@ class CoreAuditRepository(CoreRepository):
         _validate.optional_aware("since", since)
         _validate.optional_aware("until", until)
         _validate.optional_name("agent_id", agent_id)
-        start = self._dialect.time_bucket(audit_log.c.timestamp, bucket).label("start")
-        stmt = select(start, audit_log.c.event_type, func.count().label("count")).where(
-            *_window(since, until)
+        query = _activity_query(
+            self._dialect, bucket, since is not None, until is not None, agent_id is not None
         )
-        if agent_id is not None:
-            stmt = stmt.where(audit_log.c.agent_id == agent_id)
-        stmt = stmt.group_by(start, audit_log.c.event_type).order_by(start, audit_log.c.event_type)
+        params = {"since": since, "until": until, "agent_id": agent_id}
         return [
-            ActivityBucket(
-                start=row["start"], event_type=row["event_type"], count=int(row["count"])
-            )
-            for row in await self._db.fetch_all(stmt)
+            trusted(ActivityBucket, {"start": row[0], "event_type": row[1], "count": int(row[2])})
+            for row in await self._db.read_rows(query, params)
         ]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, func, or_, select
+from sqlalchemy import Integer, String, bindparam, delete, func, insert, literal_column, or_, select
 
 from .. import _validate
 from .._execute import Query
@@ -22,12 +22,9 @@ from .._facts import utcnow
 from ..models import MemoryEntry
 from ..schema import agent_memory
 from ._common import CoreRepository
-from ._records import ENTRY_COLUMNS, entry_from, to_entry
+from ._records import ENTRY_COLUMNS, entry_from
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
-    from sqlalchemy.ext.asyncio import AsyncConnection
     from sqlalchemy.sql.elements import ColumnElement
 
     from .._dialects import Dialect
@@ -36,23 +33,56 @@ if TYPE_CHECKING:
 _COLUMNS = ENTRY_COLUMNS
 
 
-def _live(now: datetime) -> ColumnElement[bool]:
+def _live(now: ColumnElement[Any]) -> ColumnElement[bool]:
     return or_(agent_memory.c.expires_at.is_(None), agent_memory.c.expires_at > now)
 
 
-def _scope(agent_id: str, session_id: str | None) -> builtins.list[ColumnElement[bool]]:
-    return [agent_memory.c.agent_id == agent_id, agent_memory.c.scope == (session_id or "")]
-
-
+#: the call's time, against which expiry is judged
+_NOW = bindparam("now", type_=agent_memory.c.expires_at.type)
 _BY_KEY = (
     agent_memory.c.agent_id == bindparam("agent_id"),
     agent_memory.c.scope == bindparam("scope"),
     agent_memory.c.key == bindparam("key"),
 )
 #: ``get``'s statement: the live entry of a key.
-_GET = Query(select(*_COLUMNS).where(*_BY_KEY, _live(bindparam("now"))))  # type: ignore[arg-type]
+_GET = Query(select(*_COLUMNS).where(*_BY_KEY, _live(_NOW)))
 #: the stored entry of a key, live or not (read back after an upsert)
 _STORED = Query(select(*_COLUMNS).where(*_BY_KEY))
+#: ``set`` without overwrite: clear the key's expired entry (it counts as absent)
+_CLEAR_EXPIRED = Query(delete(agent_memory).where(*_BY_KEY, agent_memory.c.expires_at <= _NOW))
+#: the entry an earlier attempt of this call wrote (its timestamps are the call's)
+_MINE = Query(
+    select(*_COLUMNS).where(
+        *_BY_KEY, agent_memory.c.created_at == _NOW, agent_memory.c.updated_at == _NOW
+    )
+)
+#: ``delete``'s statement: the live entry of a key
+_DELETE = Query(delete(agent_memory).where(*_BY_KEY, _live(_NOW)))
+#: ``purge_expired``'s statement
+_PURGE = Query(delete(agent_memory).where(agent_memory.c.expires_at <= _NOW))
+
+
+@functools.lru_cache(maxsize=512)
+def _list_query(by_prefix: bool, limit: int) -> Query:
+    """``list``'s statement, per shape and limit (written into the SQL); bind
+    parameters ``agent_id``, ``scope``, ``now`` and, by prefix, ``prefix`` and
+    ``prefix_length``."""
+    stmt = select(*_COLUMNS).where(
+        agent_memory.c.agent_id == bindparam("agent_id"),
+        agent_memory.c.scope == bindparam("scope"),
+        _live(_NOW),
+    )
+    if by_prefix:
+        # a plain, exact comparison: LIKE would treat % and _ as wildcards
+        # and fold case on SQLite and MySQL
+        head = func.substr(
+            agent_memory.c.key,
+            literal_column("1", Integer),
+            bindparam("prefix_length", type_=Integer),
+        )
+        stmt = stmt.where(head == bindparam("prefix", type_=String))
+    stmt = stmt.order_by(agent_memory.c.key)
+    return Query(stmt.limit(literal_column(str(int(limit)), Integer)))
 
 
 #: the columns ``set`` writes, and those an overwrite replaces (``created_at``
@@ -68,6 +98,9 @@ _WRITTEN = (
     "expires_at",
 )
 _OVERWRITTEN = ("value", "metadata", "updated_at", "expires_at")
+#: ``set``'s plain insert (bind parameters: the written columns; ``inline``:
+#: nothing generated is read back, so no RETURNING on PostgreSQL)
+_INSERT = Query(insert(agent_memory).inline(), column_keys=_WRITTEN)
 
 
 @functools.cache
@@ -136,35 +169,27 @@ class CoreMemoryRepository(CoreRepository):
 
             return await self._db.perform(upserted, write=True, idempotent=True)
 
-        where = [*_scope(agent_id, session_id), agent_memory.c.key == key]
+        entry_params: dict[str, Any] = {
+            "agent_id": agent_id,
+            "scope": session_id or "",
+            "key": key,
+            "now": now,
+        }
 
-        async def inserted(conn: AsyncConnection) -> MemoryEntry:
+        async def inserted(executor: Executor) -> MemoryEntry:
             # an expired entry counts as absent: clear it, then a live one
             # makes the insert clash (ConflictError)
-            await conn.execute(delete(agent_memory).where(*where, agent_memory.c.expires_at <= now))
-            await conn.execute(agent_memory.insert().values(row))
-            stored = (await conn.execute(select(*_COLUMNS).where(*where))).mappings().one()
-            return to_entry(stored)
+            await executor.execute(_CLEAR_EXPIRED, entry_params)
+            await executor.execute(_INSERT, row)
+            return entry_from(_one(await executor.rows(_STORED, entry_params)))
 
-        async def recover(conn: AsyncConnection) -> MemoryEntry | None:
+        async def recover(executor: Executor) -> MemoryEntry | None:
             # an earlier attempt that committed left a row carrying this call's
             # timestamp (taken once per call): it is ours, not a conflict
-            mine = (
-                (
-                    await conn.execute(
-                        select(*_COLUMNS).where(
-                            *where,
-                            agent_memory.c.created_at == now,
-                            agent_memory.c.updated_at == now,
-                        )
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            return None if mine is None else to_entry(mine)
+            mine = await executor.row(_MINE, entry_params)
+            return None if mine is None else entry_from(mine)
 
-        return await self._db.run(inserted, write=True, recover=recover)
+        return await self._db.perform(inserted, write=True, recover=recover)
 
     async def get(
         self, agent_id: str, key: str, *, session_id: str | None = None
@@ -187,27 +212,31 @@ class CoreMemoryRepository(CoreRepository):
         _validate.name("agent_id", agent_id)
         _validate.optional_name("session_id", session_id)
         _validate.limit(limit)
-        stmt = select(*_COLUMNS).where(*_scope(agent_id, session_id), _live(utcnow()))
+        params: dict[str, Any] = {"agent_id": agent_id, "scope": session_id or "", "now": utcnow()}
         if prefix is not None:
             _validate.name("prefix", prefix)
-            # a plain, exact comparison: LIKE would treat % and _ as wildcards
-            # and fold case on SQLite and MySQL
-            stmt = stmt.where(func.substr(agent_memory.c.key, 1, len(prefix)) == prefix)
-        stmt = stmt.order_by(agent_memory.c.key).limit(limit)
-        return [to_entry(row) for row in await self._db.fetch_all(stmt)]
+            params.update(prefix=prefix, prefix_length=len(prefix))
+        query = _list_query(prefix is not None, limit)
+        return [entry_from(row) for row in await self._db.read_rows(query, params)]
 
     async def delete(self, agent_id: str, key: str, *, session_id: str | None = None) -> bool:
         _validate.name("agent_id", agent_id)
         _validate.name("key", key)
         _validate.optional_name("session_id", session_id)
-        stmt = delete(agent_memory).where(
-            *_scope(agent_id, session_id), agent_memory.c.key == key, _live(utcnow())
-        )
-        return await self._db.execute(stmt) > 0
+        params = {"agent_id": agent_id, "scope": session_id or "", "key": key, "now": utcnow()}
+
+        async def deleted(executor: Executor) -> int:
+            return await executor.execute(_DELETE, params)
+
+        return await self._db.perform(deleted, write=True) > 0
 
     async def purge_expired(self) -> int:
-        stmt = delete(agent_memory).where(agent_memory.c.expires_at <= utcnow())
-        return await self._db.execute(stmt)
+        params = {"now": utcnow()}
+
+        async def purged(executor: Executor) -> int:
+            return await executor.execute(_PURGE, params)
+
+        return await self._db.perform(purged, write=True)
 
 
 def _one(rows: Sequence[Sequence[Any]]) -> Sequence[Any]:

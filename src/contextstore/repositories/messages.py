@@ -16,9 +16,9 @@ from .._facts import utcnow
 from ..errors import NotFoundError, ValidationError
 from ..models import Message, NewMessage, Page, SearchHit, Viewer, trusted
 from ..schema import messages, session_participants
-from ._common import CoreRepository, after, after_param
-from ._records import MESSAGE_COLUMNS, message_from, to_message
-from ._visibility import VISIBLE_TO_VIEWER, viewer_params, visible_to
+from ._common import CoreRepository, after_param
+from ._records import MESSAGE_COLUMNS, message_from
+from ._visibility import VISIBLE_TO_VIEWER, viewer_params
 
 if TYPE_CHECKING:
     from .._dialects import Dialect
@@ -157,12 +157,9 @@ class CoreMessageRepository(CoreRepository):
     async def count(self, session_id: str, *, viewer: Viewer) -> int:
         _validate.name("session_id", session_id)
         _validate.viewer(viewer)
-        stmt = (
-            select(func.count())
-            .select_from(messages)
-            .where(messages.c.session_id == session_id, visible_to(viewer))
-        )
-        return int(await self._db.fetch_value(stmt) or 0)
+        params = viewer_params(viewer)
+        params["session_id"] = session_id
+        return int(await self._db.read_value(_count_query(viewer.is_admin), params) or 0)
 
     async def search(
         self,
@@ -195,22 +192,11 @@ class CoreMessageRepository(CoreRepository):
         _validate.viewer(viewer)
         _validate.limit(limit)
         scope = _cursor.scope(viewer.agent_id)
-        stmt = (
-            select(*_COLUMNS)
-            .select_from(
-                messages.join(
-                    session_participants,
-                    (session_participants.c.session_id == messages.c.session_id)
-                    & (session_participants.c.agent_id == viewer.agent_id),
-                )
-            )
-            .where(visible_to(viewer))
-        )
+        params = viewer_params(viewer)
         if cursor is not None:
-            position = _cursor.decode(cursor, "feed", scope)
-            stmt = stmt.where(after(position, messages.c.timestamp, messages.c.id, descending=True))
-        stmt = stmt.order_by(messages.c.timestamp.desc(), messages.c.id.desc()).limit(limit + 1)
-        items = [to_message(row) for row in await self._db.fetch_all(stmt)]
+            params["after_time"], params["after_id"] = _cursor.decode(cursor, "feed", scope)
+        query = _feed_query(viewer.is_admin, cursor is not None, limit + 1)
+        items = [message_from(row) for row in await self._db.read_rows(query, params)]
         return _cursor.page(items, limit, "feed", scope, lambda m: (m.timestamp, m.id))
 
 
@@ -253,6 +239,38 @@ async def _check_parents(executor: Executor, session_id: str, parents: builtins.
         raise NotFoundError(
             f"parent message {min(missing)} does not exist in session {session_id!r}"
         )
+
+
+@functools.cache
+def _count_query(admin: bool) -> Query:
+    """``count``'s statement, per shape (bind parameters: ``session_id``, the viewer)."""
+    return Query(
+        select(func.count())
+        .select_from(messages)
+        .where(
+            messages.c.session_id == bindparam("session_id"),
+            true() if admin else VISIBLE_TO_VIEWER,
+        )
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _feed_query(admin: bool, resumed: bool, limit: int) -> Query:
+    """``feed``'s statement, per shape and limit: the messages of every session the
+    viewer takes part in, newest first (bind parameters: the viewer and, resumed,
+    ``after_time`` and ``after_id``)."""
+    joined = messages.join(
+        session_participants,
+        (session_participants.c.session_id == messages.c.session_id)
+        & (session_participants.c.agent_id == bindparam("viewer_id")),
+    )
+    stmt: Select[Any] = (
+        select(*_COLUMNS).select_from(joined).where(true() if admin else VISIBLE_TO_VIEWER)
+    )
+    if resumed:
+        stmt = stmt.where(after_param(messages.c.timestamp, messages.c.id, descending=True))
+    stmt = stmt.order_by(messages.c.timestamp.desc(), messages.c.id.desc())
+    return Query(stmt.limit(literal_column(str(int(limit)), Integer)))
 
 
 @functools.cache

@@ -3,19 +3,67 @@
 from __future__ import annotations
 
 import builtins
-from typing import TYPE_CHECKING
+import functools
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, bindparam, delete, select
 
 from .. import _validate
+from .._execute import Query
 from .._facts import utcnow
 from ..models import Participant, Session
 from ..schema import session_participants, sessions
 from ._common import CoreRepository
-from ._records import to_participant, to_session
+from ._records import PARTICIPANT_COLUMNS, SESSION_COLUMNS, participant_from, session_from
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
+    from .._dialects import Dialect
+    from .._execute import Executor
+
+#: the columns a membership is written with
+_WRITTEN = tuple(column.name for column in PARTICIPANT_COLUMNS)
+
+_MEMBERSHIP = (
+    session_participants.c.session_id == bindparam("session_id"),
+    session_participants.c.agent_id == bindparam("agent_id"),
+)
+#: the stored membership of an agent in a session
+_STORED = Query(select(*PARTICIPANT_COLUMNS).where(*_MEMBERSHIP))
+_LEAVE = Query(delete(session_participants).where(*_MEMBERSHIP))
+_LIST = Query(
+    select(*PARTICIPANT_COLUMNS)
+    .where(session_participants.c.session_id == bindparam("session_id"))
+    .order_by(session_participants.c.joined_at, session_participants.c.agent_id)
+)
+
+
+@functools.cache
+def _join_query(dialect: Dialect) -> Query:
+    """``join``'s insert-if-absent, built once per dialect; bind parameters
+    ``set_<column>`` for every value."""
+    values = {
+        name: bindparam(f"set_{name}", type_=session_participants.c[name].type) for name in _WRITTEN
+    }
+    stmt = dialect.upsert(
+        session_participants, values, conflict=("session_id", "agent_id"), update=()
+    )
+    return Query(stmt)
+
+
+@functools.cache
+def _sessions_query(by_activity: bool) -> Query:
+    """``sessions_for``'s statement, per shape (bind parameters ``agent_id``
+    and, filtering on activity, ``active``)."""
+    stmt: Select[Any] = select(*SESSION_COLUMNS).select_from(
+        sessions.join(
+            session_participants,
+            (session_participants.c.session_id == sessions.c.id)
+            & (session_participants.c.agent_id == bindparam("agent_id")),
+        )
+    )
+    if by_activity:
+        stmt = stmt.where(sessions.c.is_active == bindparam("active"))
+    return Query(stmt.order_by(sessions.c.created_at.desc(), sessions.c.id.desc()))
 
 
 class CoreParticipantRepository(CoreRepository):
@@ -34,59 +82,40 @@ class CoreParticipantRepository(CoreRepository):
             "role": _validate.name("role", role),
             "joined_at": utcnow(),
         }
+        upsert = _join_query(self._dialect)
+        params = {f"set_{name}": row[name] for name in _WRITTEN}
+        key = {"session_id": session_id, "agent_id": agent_id}
 
-        async def work(conn: AsyncConnection) -> Participant:
+        async def work(executor: Executor) -> Participant:
             # insert if absent: joining twice keeps the first membership as it was
-            await conn.execute(
-                self._dialect.upsert(
-                    session_participants, row, conflict=("session_id", "agent_id"), update=()
-                )
-            )
-            stored = (
-                (
-                    await conn.execute(
-                        select(session_participants).where(
-                            session_participants.c.session_id == session_id,
-                            session_participants.c.agent_id == agent_id,
-                        )
-                    )
-                )
-                .mappings()
-                .one()
-            )
-            return to_participant(stored)
+            await executor.execute(upsert, params)
+            stored = await executor.row(_STORED, key)
+            if stored is None:
+                raise RuntimeError("the membership just written could not be read back")
+            return participant_from(stored)
 
-        return await self._db.run(work, write=True, idempotent=True)
+        return await self._db.perform(work, write=True, idempotent=True)
 
     async def leave(self, session_id: str, agent_id: str) -> bool:
         _validate.name("session_id", session_id)
         _validate.name("agent_id", agent_id)
-        stmt = delete(session_participants).where(
-            session_participants.c.session_id == session_id,
-            session_participants.c.agent_id == agent_id,
-        )
-        return await self._db.execute(stmt) > 0
+        key = {"session_id": session_id, "agent_id": agent_id}
+
+        async def work(executor: Executor) -> bool:
+            return await executor.execute(_LEAVE, key) > 0
+
+        return await self._db.perform(work, write=True)
 
     async def list(self, session_id: str) -> builtins.list[Participant]:
         _validate.name("session_id", session_id)
-        stmt = (
-            select(session_participants)
-            .where(session_participants.c.session_id == session_id)
-            .order_by(session_participants.c.joined_at, session_participants.c.agent_id)
-        )
-        return [to_participant(row) for row in await self._db.fetch_all(stmt)]
+        rows = await self._db.read_rows(_LIST, {"session_id": session_id})
+        return [participant_from(row) for row in rows]
 
     async def sessions_for(
         self, agent_id: str, *, active: bool | None = None
     ) -> builtins.list[Session]:
         _validate.name("agent_id", agent_id)
         _validate.optional_flag("active", active)
-        stmt = select(sessions).join(
-            session_participants,
-            (session_participants.c.session_id == sessions.c.id)
-            & (session_participants.c.agent_id == agent_id),
-        )
-        if active is not None:
-            stmt = stmt.where(sessions.c.is_active == active)
-        stmt = stmt.order_by(sessions.c.created_at.desc(), sessions.c.id.desc())
-        return [to_session(row) for row in await self._db.fetch_all(stmt)]
+        params = {"agent_id": agent_id, "active": active}
+        rows = await self._db.read_rows(_sessions_query(active is not None), params)
+        return [session_from(row) for row in rows]

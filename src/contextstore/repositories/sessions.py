@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 
 from .. import _cursor, _validate
 from .._execute import Query
 from .._facts import utcnow
 from ..errors import NotFoundError
-from ..models import Page, Session, SessionActivity
+from ..models import Page, Session, SessionActivity, trusted
 from ..schema import messages, sessions
-from ._common import CoreRepository, after
-from ._records import SESSION_COLUMNS, session_from, to_session
+from ._common import CoreRepository, after_param
+from ._records import SESSION_COLUMNS, session_from
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
+    from collections.abc import Sequence
 
     from .._execute import Executor
 
@@ -25,6 +36,69 @@ _KIND = "sessions"
 
 _GET = Query(select(*SESSION_COLUMNS).where(sessions.c.id == bindparam("session_id")))
 _INSERT = Query(insert(sessions), column_keys=[column.name for column in SESSION_COLUMNS])
+#: one session and everything that belongs to it: messages, memory and
+#: participants go by ON DELETE CASCADE, audit rows keep their row by ON
+#: DELETE SET NULL (one statement, atomic)
+_DELETE = Query(delete(sessions).where(sessions.c.id == bindparam("session_id")))
+#: a session's message counts (no row: no such session)
+_ACTIVITY = Query(
+    select(
+        sessions.c.id,
+        func.count(messages.c.id).label("message_count"),
+        func.count(messages.c.sender.distinct()).label("unique_senders"),
+        func.max(messages.c.timestamp).label("last_message_at"),
+    )
+    .select_from(sessions.outerjoin(messages, messages.c.session_id == sessions.c.id))
+    .where(sessions.c.id == bindparam("session_id"))
+    .group_by(sessions.c.id)
+)
+
+
+@functools.lru_cache(maxsize=512)
+def _list_query(by_creator: bool, by_active: bool, resumed: bool, limit: int) -> Query:
+    """``list``'s statement, built and compiled once per shape and limit (bind
+    parameters ``created_by``, ``active``, ``after_time``/``after_id``)."""
+    stmt: Select[Any] = select(*SESSION_COLUMNS)
+    if by_creator:
+        stmt = stmt.where(sessions.c.created_by == bindparam("created_by"))
+    if by_active:
+        stmt = stmt.where(sessions.c.is_active == bindparam("active"))
+    if resumed:
+        stmt = stmt.where(after_param(sessions.c.created_at, sessions.c.id, descending=True))
+    stmt = stmt.order_by(sessions.c.created_at.desc(), sessions.c.id.desc())
+    return Query(stmt.limit(literal_column(str(int(limit)), Integer)))
+
+
+#: the columns ``update`` may change, in the order of its cache key
+_UPDATABLE = ("purpose", "metadata", "is_active")
+
+
+@functools.lru_cache(maxsize=512)
+def _update_query(purpose: bool, metadata: bool, is_active: bool) -> Query:
+    """``update``'s statement, once per set of changed columns (bind parameters
+    ``set_<column>`` for each, ``set_updated_at`` and ``session_id``)."""
+    changed = [
+        name
+        for name, present in zip(_UPDATABLE, (purpose, metadata, is_active), strict=True)
+        if present
+    ]
+    values = {
+        name: bindparam(f"set_{name}", type_=sessions.c[name].type)
+        for name in (*changed, "updated_at")
+    }
+    return Query(update(sessions).where(sessions.c.id == bindparam("session_id")).values(values))
+
+
+def _activity_from(session_id: str, row: Sequence[Any]) -> SessionActivity:
+    return trusted(
+        SessionActivity,
+        {
+            "session_id": session_id,
+            "message_count": int(row[1]),
+            "unique_senders": int(row[2]),
+            "last_message_at": row[3],
+        },
+    )
 
 
 class CoreSessionRepository(CoreRepository):
@@ -71,18 +145,13 @@ class CoreSessionRepository(CoreRepository):
         _validate.optional_flag("active", active)
         _validate.limit(limit)
         scope = _cursor.scope(created_by, active)
-        stmt = select(sessions)
-        if created_by is not None:
-            stmt = stmt.where(sessions.c.created_by == created_by)
-        if active is not None:
-            stmt = stmt.where(sessions.c.is_active == active)
+        params: dict[str, Any] = {"created_by": created_by, "active": active}
         if cursor is not None:
-            position = _cursor.decode(cursor, _KIND, scope)
-            stmt = stmt.where(
-                after(position, sessions.c.created_at, sessions.c.id, descending=True)
-            )
-        stmt = stmt.order_by(sessions.c.created_at.desc(), sessions.c.id.desc()).limit(limit + 1)
-        items = [to_session(row) for row in await self._db.fetch_all(stmt)]
+            params["after_time"], params["after_id"] = _cursor.decode(cursor, _KIND, scope)
+        query = _list_query(
+            created_by is not None, active is not None, cursor is not None, limit + 1
+        )
+        items = [session_from(row) for row in await self._db.read_rows(query, params)]
         return _cursor.page(items, limit, _KIND, scope, lambda s: (s.created_at, s.id))
 
     async def update(
@@ -101,52 +170,35 @@ class CoreSessionRepository(CoreRepository):
             changes["metadata"] = _validate.metadata(metadata)
         if is_active is not None:
             changes["is_active"] = _validate.flag("is_active", is_active)
+        key = {"session_id": session_id}
 
-        async def work(conn: AsyncConnection) -> Session:
+        async def work(executor: Executor) -> Session:
             if changes:
-                stmt = (
-                    update(sessions)
-                    .where(sessions.c.id == session_id)
-                    .values(**changes, updated_at=utcnow())
-                )
-                if (await conn.execute(stmt)).rowcount == 0:
+                query = _update_query(*(name in changes for name in _UPDATABLE))
+                params = {f"set_{name}": value for name, value in changes.items()}
+                params["set_updated_at"] = utcnow()
+                params["session_id"] = session_id
+                if await executor.execute(query, params) == 0:
                     raise NotFoundError(f"session {session_id!r} does not exist")
-            row = (
-                (await conn.execute(select(sessions).where(sessions.c.id == session_id)))
-                .mappings()
-                .first()
-            )
+            row = await executor.row(_GET, key)
             if row is None:
                 raise NotFoundError(f"session {session_id!r} does not exist")
-            return to_session(row)
+            return session_from(row)
 
-        return await self._db.run(work, write=bool(changes))
+        return await self._db.perform(work, write=bool(changes))
 
     async def delete(self, session_id: str) -> bool:
         _validate.name("session_id", session_id)
-        # messages, memory and participants go by ON DELETE CASCADE, audit rows
-        # keep their row by ON DELETE SET NULL: one statement, atomic.
-        return await self._db.execute(delete(sessions).where(sessions.c.id == session_id)) > 0
+        key = {"session_id": session_id}
+
+        async def work(executor: Executor) -> bool:
+            return await executor.execute(_DELETE, key) > 0
+
+        return await self._db.perform(work, write=True)
 
     async def activity(self, session_id: str) -> SessionActivity:
         _validate.name("session_id", session_id)
-        stmt = (
-            select(
-                sessions.c.id,
-                func.count(messages.c.id).label("message_count"),
-                func.count(messages.c.sender.distinct()).label("unique_senders"),
-                func.max(messages.c.timestamp).label("last_message_at"),
-            )
-            .select_from(sessions.outerjoin(messages, messages.c.session_id == sessions.c.id))
-            .where(sessions.c.id == session_id)
-            .group_by(sessions.c.id)
-        )
-        row = await self._db.fetch_one(stmt)
+        row = await self._db.read_row(_ACTIVITY, {"session_id": session_id})
         if row is None:
             raise NotFoundError(f"session {session_id!r} does not exist")
-        return SessionActivity(
-            session_id=session_id,
-            message_count=int(row["message_count"]),
-            unique_senders=int(row["unique_senders"]),
-            last_message_at=row["last_message_at"],
-        )
+        return _activity_from(session_id, row)
