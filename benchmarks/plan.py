@@ -15,6 +15,9 @@ MEMORY_AGENT = "bench-agent"
 MEMORY_KEYS = 100
 PAGE_SIZE = 50
 SEARCH_LIMIT = 20
+#: calls in one ``unit_of_work`` transaction: add, get of the new message,
+#: memory.set, memory.get, get of a read-session message.
+UNIT_CALLS = 5
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ def operations(plan: Plan) -> list[OpSpec]:
         OpSpec("add_many_small", f"add_many {_count(plan.bulk_small)}", "call", True),
         OpSpec("add_many_large", f"add_many {_count(plan.bulk_large)}", "call", True),
         OpSpec("memory_set", "memory.set", "call", True),
+        OpSpec("unit_of_work", f"unit of work ({UNIT_CALLS} calls)", "call", True),
     ]
 
 

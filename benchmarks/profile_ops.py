@@ -50,7 +50,7 @@ from benchmarks.subjects import (
 )
 from benchmarks.workload import call_for, prepare
 
-OPS = ("get", "add", "list", "memory_get", "memory_set", "search", "add_many")
+OPS = ("get", "add", "list", "memory_get", "memory_set", "search", "add_many", "unit_of_work")
 
 
 class CountingProxy:
@@ -238,11 +238,11 @@ async def trips(dialects: list[str], ops: list[str], calls: int) -> None:
                         cache = dict(log.cache)
                         statements = list(dict.fromkeys(log.statements))
                 print(
-                    f"{op:<11} {unit}: core {per['core']:.2f} / raw {per['raw']:.2f}; "
+                    f"{op:<12} {unit}: core {per['core']:.2f} / raw {per['raw']:.2f}; "
                     f"{counts}; compiled cache {cache}"
                 )
                 for statement in statements:
-                    print(f"{'':<12}{statement}")
+                    print(f"{'':<13}{statement}")
         finally:
             if hops:
                 hops.restore()

@@ -31,7 +31,7 @@ def progress_line(spec: OpSpec, entry: dict[str, Any]) -> str:
         for name in ("core/raw", "core/orm")
         if name in entry["ratios"]
     )
-    return f"{spec.label:<16} {'  '.join(parts)}{tail}  ({entry['wall_s']:.1f} s)"
+    return f"{spec.label:<22} {'  '.join(parts)}{tail}  ({entry['wall_s']:.1f} s)"
 
 
 def _compared(subjects: Sequence[str]) -> list[str]:

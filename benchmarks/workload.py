@@ -111,6 +111,15 @@ def call_for(
     if spec.key == "memory_set":
         values = ctx.memory_values
         return lambda i: subject.memory_set(f"key-{i % MEMORY_KEYS:03d}", values[i % len(values)])
+    if spec.key == "unit_of_work":
+        values = ctx.memory_values
+        return lambda i: subject.unit_of_work(
+            WRITE_SESSION,
+            writes[i % len(writes)],
+            ids[i % len(ids)],
+            f"key-{i % MEMORY_KEYS:03d}",
+            values[i % len(values)],
+        )
     if spec.key == "add":
         return lambda i: subject.add(WRITE_SESSION, writes[i % len(writes)])
     size = plan.bulk_small if spec.key == "add_many_small" else plan.bulk_large

@@ -56,3 +56,15 @@ class Subject(ABC):
     @abstractmethod
     async def pooled_get(self, message_id: int) -> int | None:
         """``get`` on the pool of ``POOL_SIZE`` connections (the concurrent case)."""
+
+    @abstractmethod
+    async def unit_of_work(
+        self, session_id: str, item: MessageData, message_id: int, key: str, value: Any
+    ) -> int:
+        """Five calls in one transaction, committed once; returns the new message's id.
+
+        ``add`` of ``item`` to ``session_id``, ``get`` of that new message,
+        ``memory_set`` of ``key`` to ``value``, ``memory_get`` of ``key`` and
+        ``get`` of ``message_id`` (a read-session id), each as the subject's
+        single-call method does it.
+        """

@@ -17,6 +17,9 @@ expire_on_commit=False)``, on a plain ``create_async_engine``:
 * ``memory.set`` is the ORM "upsert": the dialect's ``insert(Memory)`` with
   ON CONFLICT / ON DUPLICATE KEY UPDATE, ``RETURNING`` the entity where the
   server has it, then ``commit``.
+* the unit of work is one session and ``async with session.begin()``:
+  ``session.add`` and ``flush`` (for the new id), the reads and the upsert
+  above in that session, one COMMIT when the block ends.
 
 The engine gets only what a service needs to read and write these tables
 correctly (utf8mb4 and a UTC session on MySQL/MariaDB; on SQLite the PRAGMAs
@@ -213,11 +216,14 @@ class OrmSubject(Subject):
             await session.commit()
             return len(messages)
 
+    @staticmethod
+    async def _get(session: AsyncSession, message_id: int) -> Message | None:
+        statement = select(Message).where(Message.id == message_id, visible())
+        return (await session.scalars(statement)).first()
+
     async def get(self, message_id: int) -> int | None:
         async with self.sessions() as session:
-            message = (
-                await session.scalars(select(Message).where(Message.id == message_id, visible()))
-            ).first()
+            message = await self._get(session, message_id)
             return None if message is None else message.id
 
     async def list_newest(self, session_id: str) -> list[int]:
@@ -256,6 +262,12 @@ class OrmSubject(Subject):
             return [message.id for message in messages]
 
     async def memory_set(self, key: str, value: Any) -> None:
+        async with self.sessions() as session:
+            await self._upsert(session, key, value)
+            await session.commit()
+
+    async def _upsert(self, session: AsyncSession, key: str, value: Any) -> None:
+        """The ORM upsert of ``memory_set`` in ``session``'s transaction (not committed)."""
         now = utcnow()
         values = {
             "agent_id": MEMORY_AGENT,
@@ -280,15 +292,13 @@ class OrmSubject(Subject):
                 index_elements=[table.c.agent_id, table.c.scope, table.c.key],
                 set_={table.c[name]: stmt.excluded[name] for name in _UPSERT_UPDATES},
             )
-        async with self.sessions() as session:
-            # the stored entry is loaded as a Memory object, as a caller would use it
-            if self._returning:
-                (await session.scalars(statement.returning(Memory))).one()
-            else:
-                # MySQL has no RETURNING: upsert, then read the entry back
-                await session.execute(statement)
-                (await session.scalars(self._memory_select(key, now))).one()
-            await session.commit()
+        # the stored entry is loaded as a Memory object, as a caller would use it
+        if self._returning:
+            (await session.scalars(statement.returning(Memory))).one()
+        else:
+            # MySQL has no RETURNING: upsert, then read the entry back
+            await session.execute(statement)
+            (await session.scalars(self._memory_select(key, now))).one()
 
     @staticmethod
     def _memory_select(key: str, now: datetime) -> Any:
@@ -299,14 +309,32 @@ class OrmSubject(Subject):
             or_(Memory.expires_at.is_(None), Memory.expires_at > now),
         )
 
+    @classmethod
+    async def _memory_get(cls, session: AsyncSession, key: str) -> Any:
+        entry = (await session.scalars(cls._memory_select(key, utcnow()))).first()
+        return None if entry is None else entry.value
+
     async def memory_get(self, key: str) -> Any:
         async with self.sessions() as session:
-            entry = (await session.scalars(self._memory_select(key, utcnow()))).first()
-            return None if entry is None else entry.value
+            return await self._memory_get(session, key)
 
     async def pooled_get(self, message_id: int) -> int | None:
         # every call takes a session, and so a connection, from the engine's pool
         return await self.get(message_id)
+
+    async def unit_of_work(
+        self, session_id: str, item: MessageData, message_id: int, key: str, value: Any
+    ) -> int:
+        # one session, one transaction: what the single-call methods do, committed once
+        async with self.sessions() as session, session.begin():
+            message = self._message(session_id, item)
+            session.add(message)
+            await session.flush()  # the INSERT, which fetches the new id
+            await self._get(session, message.id)
+            await self._upsert(session, key, value)
+            await self._memory_get(session, key)
+            await self._get(session, message_id)
+            return message.id
 
     async def far_position(self, session_id: str, page_number: int) -> PagePosition:
         """The (time, id) of the last visible row before page ``page_number`` (untimed)."""

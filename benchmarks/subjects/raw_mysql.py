@@ -181,25 +181,36 @@ class RawMySQL(RawSubject):
         return [self._message(row)["id"] for row in rows]
 
     async def memory_set(self, key: str, value: Any) -> None:
-        now = self._naive(utcnow())
-        params = (MEMORY_AGENT, key, json.dumps(value), "{}", now, now)
         if self._returning:
             # MariaDB >= 10.5: the upsert returns the stored row, one autocommit statement
-            rows = await self._fetch(self._conn, self._memory_set + self._memory_returning, params)
-            self._entry(rows[0])
+            await self._upsert_memory(key, value)
             return
         # MySQL has no RETURNING: upsert and read back in one transaction
         conn = self._conn
         await conn.begin()
         try:
-            async with conn.cursor() as cursor:
-                await cursor.execute(self._memory_set, params)
-                await cursor.execute(self._memory_get, (MEMORY_AGENT, "", key, now))
-                self._entry((await cursor.fetchall())[0])
+            await self._upsert_memory(key, value)
         except BaseException:
             await conn.rollback()
             raise
         await conn.commit()
+
+    async def _upsert_memory(self, key: str, value: Any) -> None:
+        """The statements of ``memory_set`` without a transaction of their own.
+
+        MariaDB 10.5+: one ``INSERT ... ON DUPLICATE KEY UPDATE ... RETURNING``;
+        MySQL: the upsert, then the ``SELECT`` that reads the stored entry back.
+        """
+        now = self._naive(utcnow())
+        params = (MEMORY_AGENT, key, json.dumps(value), "{}", now, now)
+        if self._returning:
+            rows = await self._fetch(self._conn, self._memory_set + self._memory_returning, params)
+            self._entry(rows[0])
+            return
+        async with self._conn.cursor() as cursor:
+            await cursor.execute(self._memory_set, params)
+            await cursor.execute(self._memory_get, (MEMORY_AGENT, "", key, now))
+            self._entry((await cursor.fetchall())[0])
 
     async def memory_get(self, key: str) -> Any:
         rows = await self._fetch(
@@ -211,6 +222,26 @@ class RawMySQL(RawSubject):
         async with self._pool.acquire() as conn:
             rows = await self._fetch(conn, self._sql["get"], (message_id, VIEWER_ID, VIEWER_TYPE))
         return self._message(rows[0])["id"] if rows else None
+
+    async def unit_of_work(
+        self, session_id: str, item: MessageData, message_id: int, key: str, value: Any
+    ) -> int:
+        # the connection is in autocommit: BEGIN ... COMMIT makes the five calls one
+        # transaction; add, get and memory_get send one statement each on self._conn,
+        # memory.set's statements go without the transaction MySQL's path opens itself
+        conn = self._conn
+        await conn.begin()
+        try:
+            new_id = await self.add(session_id, item)
+            await self.get(new_id)
+            await self._upsert_memory(key, value)
+            await self.memory_get(key)
+            await self.get(message_id)
+        except BaseException:
+            await conn.rollback()
+            raise
+        await conn.commit()
+        return new_id
 
     async def far_position(self, session_id: str, page_number: int) -> PagePosition:
         rows = await self._fetch(

@@ -155,6 +155,19 @@ class RawPostgreSQL(RawSubject):
             row = await conn.fetchrow(self._sql["get"], message_id, VIEWER_ID, VIEWER_TYPE)
         return None if row is None else self._message(row)["id"]
 
+    async def unit_of_work(
+        self, session_id: str, item: MessageData, message_id: int, key: str, value: Any
+    ) -> int:
+        # the single-call methods run on self._conn and never commit themselves: inside
+        # a transaction block they send the same statements, committed once at the end
+        async with self._conn.transaction():
+            new_id = await self.add(session_id, item)
+            await self.get(new_id)
+            await self.memory_set(key, value)
+            await self.memory_get(key)
+            await self.get(message_id)
+        return new_id
+
     async def far_position(self, session_id: str, page_number: int) -> PagePosition:
         row = await self._conn.fetchrow(
             self._sql["position"],

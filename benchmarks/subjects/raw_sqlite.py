@@ -200,6 +200,25 @@ class RawSQLite(RawSubject):
             self._pool.put_nowait(conn)
         return self._message(rows[0])["id"] if rows else None
 
+    async def unit_of_work(
+        self, session_id: str, item: MessageData, message_id: int, key: str, value: Any
+    ) -> int:
+        # the single-call methods run one statement each on self.conn, in autocommit
+        # until a BEGIN: between BEGIN IMMEDIATE and COMMIT they are one transaction
+        conn = self.conn
+        await conn.execute_fetchall("BEGIN IMMEDIATE")
+        try:
+            new_id = await self.add(session_id, item)
+            await self.get(new_id)
+            await self.memory_set(key, value)
+            await self.memory_get(key)
+            await self.get(message_id)
+        except BaseException:
+            await conn.execute_fetchall("ROLLBACK")
+            raise
+        await conn.execute_fetchall("COMMIT")
+        return new_id
+
     async def far_position(self, session_id: str, page_number: int) -> PagePosition:
         rows = list(
             await self.conn.execute_fetchall(

@@ -45,16 +45,20 @@ class StoreSubject(Subject):
         if store is not None:
             await store.close()
 
+    @staticmethod
+    def _fields(item: MessageData) -> dict[str, Any]:
+        """The keyword arguments of ``messages.add`` for ``item``."""
+        return {
+            "sender": item.sender,
+            "content": item.content,
+            "sender_type": item.sender_type,
+            "visibility": item.visibility,
+            "message_type": item.message_type,
+            "metadata": item.metadata,
+        }
+
     async def add(self, session_id: str, item: MessageData) -> int:
-        message = await self.store.messages.add(
-            session_id,
-            sender=item.sender,
-            content=item.content,
-            sender_type=item.sender_type,
-            visibility=item.visibility,
-            message_type=item.message_type,
-            metadata=item.metadata,
-        )
+        message = await self.store.messages.add(session_id, **self._fields(item))
         return message.id
 
     async def add_many(self, session_id: str, items: Sequence[MessageData]) -> int:
@@ -101,6 +105,18 @@ class StoreSubject(Subject):
 
     async def pooled_get(self, message_id: int) -> int | None:
         return await self.get(message_id)
+
+    async def unit_of_work(
+        self, session_id: str, item: MessageData, message_id: int, key: str, value: Any
+    ) -> int:
+        # the single-call methods' calls, on the transaction's repositories
+        async with self.store.transaction() as tx:
+            message = await tx.messages.add(session_id, **self._fields(item))
+            await tx.messages.get(message.id, viewer=self._viewer)
+            await tx.memory.set(MEMORY_AGENT, key, value)
+            await tx.memory.get(MEMORY_AGENT, key)
+            await tx.messages.get(message_id, viewer=self._viewer)
+        return message.id
 
     async def walk_to(self, session_id: str, page_number: int) -> str:
         """The cursor of page ``page_number``, reached by following next_cursor."""

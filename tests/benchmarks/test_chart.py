@@ -38,6 +38,7 @@ def test_the_chart_is_a_png_with_and_without_measured_dialects(tmp_path: Path) -
         "operations": {
             "get": {"label": "get", "ratios": {"core/raw": 0.4, "core/orm": 2.5}},
             "add_many_small": {"label": "add_many 1k", "ratios": {"core/raw": 0.9}},
+            "unit_of_work": {"label": "unit of work (5 calls)", "ratios": {"core/raw": 0.7}},
         },
     }
     report = _report(
