@@ -16,7 +16,7 @@ from .._facts import utcnow
 from ..errors import NotFoundError, ValidationError
 from ..models import Message, NewMessage, Page, SearchHit, Viewer, trusted
 from ..schema import messages, session_participants
-from ._common import CoreRepository, after_param
+from ._common import CoreRepository, after_param, collection_paused
 from ._records import MESSAGE_COLUMNS, message_from
 from ._visibility import VISIBLE_TO_VIEWER, viewer_params
 
@@ -60,7 +60,8 @@ class CoreMessageRepository(CoreRepository):
         _validate.name("session_id", session_id)
         if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
             raise ValidationError("messages: expected a sequence of NewMessage")
-        rows = [_validate.new_message(session_id, item) for item in messages]
+        with collection_paused():
+            rows = [_validate.new_message(session_id, item) for item in messages]
         if not rows:
             return []
         return await self._insert(session_id, rows)
@@ -83,9 +84,11 @@ class CoreMessageRepository(CoreRepository):
             if parents:
                 await _check_parents(executor, session_id, parents)
             form = _INSERT_ROW.form(executor.dialect)
-            values = form.args_many(rows, {"timestamp": now})
+            with collection_paused():
+                values = form.args_many(rows, {"timestamp": now})
             ids = await dialect.insert_many(executor, messages, form.names, values)
-            return [_message(row_id, row) for row_id, row in zip(ids, rows, strict=True)]
+            with collection_paused():
+                return [_message(row_id, row) for row_id, row in zip(ids, rows, strict=True)]
 
         async def recover(executor: Executor) -> builtins.list[Message] | None:
             found = await executor.rows(
