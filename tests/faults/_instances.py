@@ -325,12 +325,19 @@ class PrivateMariaDB(Instance):
         base = Path(tempfile.mkdtemp(prefix="cs-faults-my-"))
         os.chmod(base, 0o755)
         instance = cls(base)
+        # temporary tables of its own: in the shared /tmp, another MariaDB
+        # starting up (a private one, or the shared server) may remove a
+        # bootstrap's temporary table files ("Unknown table
+        # 'mysql.tmp_proxies_priv'")
+        instance.tmp.mkdir()
         if _is_root():
             shutil.chown(base, "mysql", "mysql")  # the server writes its log and socket here
+            shutil.chown(instance.tmp, "mysql", "mysql")
         command = [
             MARIADB_INSTALL_DB,
             "--no-defaults",  # never the machine's my.cnf (the shared server's)
             f"--datadir={instance.data}",
+            f"--tmpdir={instance.tmp}",
             "--auth-root-authentication-method=normal",  # root, empty password, over TCP
             "--skip-test-db",
             "--skip-name-resolve",
@@ -345,6 +352,10 @@ class PrivateMariaDB(Instance):
         return self.base / "data"
 
     @property
+    def tmp(self) -> Path:
+        return self.base / "tmp"
+
+    @property
     def admin_url(self) -> str:
         return f"mysql://root@127.0.0.1:{self.port}/mysql"
 
@@ -353,6 +364,7 @@ class PrivateMariaDB(Instance):
             MARIADBD,
             "--no-defaults",
             f"--datadir={self.data}",
+            f"--tmpdir={self.tmp}",
             f"--port={self.port}",
             "--bind-address=127.0.0.1",
             f"--socket={self.base / 'mysqld.sock'}",
