@@ -78,6 +78,10 @@ def _unicode(field: str, text: str) -> None:
         ) from None
 
 
+#: the types orjson writes exactly as the standard library does
+_PLAIN_TYPES = frozenset({str, dict, list, tuple, int, float, bool, type(None)})
+
+
 def _walk(field: str, value: Any, *, unicode: bool = True) -> bool:
     """Check every string and key of a JSON value, and its nesting, without recursion.
 
@@ -90,40 +94,24 @@ def _walk(field: str, value: Any, *, unicode: bool = True) -> bool:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        kind = type(item)
-        if kind is str:
+        if type(item) not in _PLAIN_TYPES:
+            plain = False  # a subclass or another type: the standard library decides
+        if isinstance(item, str):
             _json_text(field, item, unicode)
             continue
-        if kind is dict:
+        if isinstance(item, dict):
             children: Any = item.values()
             for key in item:
-                if type(key) is str:
-                    _json_text(field, key, unicode)
-                else:
+                if type(key) is not str:
                     plain = False
-        elif kind is list or kind is tuple:
+                if isinstance(key, str):
+                    _json_text(field, key, unicode)
+        elif isinstance(item, list | tuple):
             children = item
-        elif kind is int or kind is bool or item is None:
-            continue
-        elif kind is float:
-            plain = plain and math.isfinite(item)
-            continue
         else:
-            # a subclass or another type: the standard library decides (and
-            # the containers among them are still walked)
-            plain = False
-            if isinstance(item, str):
-                _json_text(field, item, unicode)
-                continue
-            if isinstance(item, dict):
-                children = item.values()
-                for key in item:
-                    if isinstance(key, str):
-                        _json_text(field, key, unicode)
-            elif isinstance(item, list | tuple):
-                children = item
-            else:
-                continue
+            if type(item) is float and not math.isfinite(item):
+                plain = False
+            continue
         if depth > MAX_JSON_DEPTH:
             # a container that contains itself ends up here too
             raise ValidationError(f"{field}: nested deeper than {MAX_JSON_DEPTH} arrays/objects")

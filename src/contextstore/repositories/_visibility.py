@@ -20,36 +20,28 @@ from sqlalchemy.sql.elements import ColumnElement
 from ..models import Viewer
 from ..schema import messages
 
-__all__ = ["VISIBLE_TO_VIEWER", "viewer_params", "visible_to"]
+__all__ = ["viewer_params", "visible"]
 
-
-def _rule(viewer_id: Any, viewer_type: Any) -> ColumnElement[bool]:
-    """The rule for a non-admin viewer; the arguments are values or bind parameters."""
-    # the rule's own constants are written into the SQL, not bound: with only
-    # the viewer bound, PostgreSQL can cache one generic plan per statement
-    return or_(
-        messages.c.visibility == _PUBLIC,
-        messages.c.sender == viewer_id,
-        and_(messages.c.visibility == _AGENT_ONLY, messages.c.sender_type == viewer_type),
-    )
-
-
+# the rule's own constants are written into the SQL, not bound: with only the
+# viewer bound, PostgreSQL can cache one generic plan per statement
 _PUBLIC = literal_column("'public'", String)
 _AGENT_ONLY = literal_column("'agent_only'", String)
 
-
 #: the rule for a non-admin viewer, with bind parameters ``viewer_id`` and
-#: ``viewer_type`` (see :func:`viewer_params`), for prepared statements.
-VISIBLE_TO_VIEWER: ColumnElement[bool] = _rule(bindparam("viewer_id"), bindparam("viewer_type"))
+#: ``viewer_type`` (see :func:`viewer_params`)
+_VISIBLE_TO_VIEWER: ColumnElement[bool] = or_(
+    messages.c.visibility == _PUBLIC,
+    messages.c.sender == bindparam("viewer_id"),
+    and_(messages.c.visibility == _AGENT_ONLY, messages.c.sender_type == bindparam("viewer_type")),
+)
+
+
+def visible(admin: bool) -> ColumnElement[bool]:
+    """The WHERE clause of a statement built once per shape: everything for an
+    admin, else the rule with the viewer's bind parameters."""
+    return true() if admin else _VISIBLE_TO_VIEWER
 
 
 def viewer_params(viewer: Viewer) -> dict[str, Any]:
-    """The values :data:`VISIBLE_TO_VIEWER` needs (admins need none)."""
+    """The values the rule needs (an admin's statement ignores them)."""
     return {"viewer_id": viewer.agent_id, "viewer_type": viewer.agent_type}
-
-
-def visible_to(viewer: Viewer) -> ColumnElement[bool]:
-    """A WHERE clause selecting the messages ``viewer`` may read."""
-    if viewer.is_admin:
-        return true()
-    return _rule(viewer.agent_id, viewer.agent_type)

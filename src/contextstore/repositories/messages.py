@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Integer, Select, bindparam, func, insert, literal_column, select, true
+from sqlalchemy import Integer, Select, bindparam, func, insert, literal_column, select
 
 from .. import _cursor, _validate
 from .._execute import Query
@@ -18,7 +18,7 @@ from ..models import Message, NewMessage, Page, SearchHit, Viewer, trusted
 from ..schema import messages, session_participants
 from ._common import CoreRepository, after_param, collection_paused
 from ._records import MESSAGE_COLUMNS, message_from
-from ._visibility import VISIBLE_TO_VIEWER, viewer_params
+from ._visibility import viewer_params, visible
 
 if TYPE_CHECKING:
     from .._dialects import Dialect
@@ -252,7 +252,7 @@ def _count_query(admin: bool) -> Query:
         .select_from(messages)
         .where(
             messages.c.session_id == bindparam("session_id"),
-            true() if admin else VISIBLE_TO_VIEWER,
+            visible(admin),
         )
     )
 
@@ -267,9 +267,7 @@ def _feed_query(admin: bool, resumed: bool, limit: int) -> Query:
         (session_participants.c.session_id == messages.c.session_id)
         & (session_participants.c.agent_id == bindparam("viewer_id")),
     )
-    stmt: Select[Any] = (
-        select(*_COLUMNS).select_from(joined).where(true() if admin else VISIBLE_TO_VIEWER)
-    )
+    stmt: Select[Any] = select(*_COLUMNS).select_from(joined).where(visible(admin))
     if resumed:
         stmt = stmt.where(after_param(messages.c.timestamp, messages.c.id, descending=True))
     stmt = stmt.order_by(messages.c.timestamp.desc(), messages.c.id.desc())
@@ -279,11 +277,7 @@ def _feed_query(admin: bool, resumed: bool, limit: int) -> Query:
 @functools.cache
 def _get_query(admin: bool) -> Query:
     """``get``'s statement, built and compiled once per shape."""
-    return Query(
-        select(*_COLUMNS).where(
-            messages.c.id == bindparam("message_id"), true() if admin else VISIBLE_TO_VIEWER
-        )
-    )
+    return Query(select(*_COLUMNS).where(messages.c.id == bindparam("message_id"), visible(admin)))
 
 
 #: one new message, returning its id (bind parameters: the written columns)
@@ -323,7 +317,7 @@ def _list_query(
     """
     stmt: Select[Any] = select(*_COLUMNS).where(
         messages.c.session_id == bindparam("session_id"),
-        true() if admin else VISIBLE_TO_VIEWER,
+        visible(admin),
     )
     if by_sender:
         stmt = stmt.where(messages.c.sender == bindparam("sender"))
@@ -341,7 +335,7 @@ def _list_query(
 def _search_query(dialect: Dialect, admin: bool, in_session: bool, limit: int) -> Query:
     """``search``'s statement, per dialect, shape and limit (bind parameters: the
     dialect's ``terms``, the viewer, ``session_id``)."""
-    filters = [true() if admin else VISIBLE_TO_VIEWER]
+    filters = [visible(admin)]
     if in_session:
         filters.append(messages.c.session_id == bindparam("session_id"))
     stmt = dialect.search_statement(messages, _COLUMNS, bindparam("terms"), filters)
