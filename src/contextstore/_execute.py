@@ -53,13 +53,13 @@ if TYPE_CHECKING:
 
     from ._dialects import Dialect, Wire
 
-__all__ = ["Executor", "Form", "Leases", "Query", "observed", "writes"]
+__all__ = ["LOST_KINDS", "Executor", "Form", "Lease", "Leases", "Query", "observed", "writes"]
 
 Row = Sequence[Any]
 T = TypeVar("T")
 
 #: failures after which a connection is not used again
-_LOST_KINDS = {ErrorKind.DISCONNECT, ErrorKind.HUNG, ErrorKind.UNAVAILABLE}
+LOST_KINDS = {ErrorKind.DISCONNECT, ErrorKind.HUNG, ErrorKind.UNAVAILABLE}
 
 #: a bind parameter the caller must give (no value in the statement)
 _REQUIRED: Any = object()
@@ -503,7 +503,7 @@ class Leases:
             return result
         except Exception as error:
             kind = classify(self._recipe, error)
-            if kind in _LOST_KINDS:
+            if kind in LOST_KINDS:
                 if kind is ErrorKind.DISCONNECT:
                     self.discard_idle()
             else:
@@ -560,6 +560,10 @@ class Leases:
     @staticmethod
     async def _give_back(lease: Lease, *, discard: bool) -> None:
         fairy = lease.fairy
+        if not fairy.is_valid:
+            # a SQLAlchemy Connection over it (a unit of work's own statements)
+            # found it lost and invalidated it: it is back in the pool already
+            return
         try:
             if discard:
                 lease.wire.abort()

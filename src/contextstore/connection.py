@@ -22,16 +22,19 @@ import contextlib
 import functools
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from abc import abstractmethod
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import text
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import QueuePool
 
 from ._dialects import SNAPSHOT, WRITE_INTENT, ErrorKind, dialect_for
-from ._execute import ConnectionExecutor, Executor, Leases, Query, observed, writes
+from ._execute import LOST_KINDS, ConnectionExecutor, Executor, Lease, Leases, observed
+from ._statements import Statements
 from ._translate import Progress, translate, translating
 from ._unit import UnitState, savepoint
 from .engine import create_engine
@@ -40,7 +43,7 @@ from .models import HealthReport, PoolStats
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncTransaction
     from sqlalchemy.sql import Executable
 
 __all__ = ["ConnectionManager", "Statements", "UnitOfWork"]
@@ -52,205 +55,6 @@ MAX_ATTEMPTS = 4
 RETRY_WINDOW = 10.0
 _BACKOFF_BASE = 0.02
 _RETRY_KINDS = {ErrorKind.RETRYABLE, ErrorKind.BUSY, ErrorKind.DISCONNECT, ErrorKind.UNAVAILABLE}
-
-
-class Statements:
-    """The statement methods, written once over ``run``: the ConnectionManager's,
-    and those of a unit of work (which runs them on its one connection)."""
-
-    async def run(
-        self,
-        work: Callable[[AsyncConnection], Awaitable[T]],
-        *,
-        write: bool = True,
-        idempotent: bool = False,
-        autocommit: bool = False,
-        recover: Callable[[AsyncConnection], Awaitable[T | None]] | None = None,
-    ) -> T:
-        raise NotImplementedError
-
-    async def perform(
-        self,
-        work: Callable[[Executor], Awaitable[T]],
-        *,
-        write: bool = True,
-        idempotent: bool = False,
-        autocommit: bool = False,
-        recover: Callable[[Executor], Awaitable[T | None]] | None = None,
-    ) -> T:
-        """``run`` for work written on the execution core: ``work`` gets an
-        :class:`~contextstore._execute.Executor` instead of a Connection. The
-        options mean what they mean for ``run``."""
-        raise NotImplementedError
-
-    async def read_rows(self, query: Query, params: dict[str, Any] | None = None) -> Any:
-        """Every row of a precompiled read ``query`` (a single read, retried where safe)."""
-
-        async def work(executor: Executor) -> Any:
-            return await executor.rows(query, params)
-
-        return await self.perform(work, write=False)
-
-    async def read_row(self, query: Query, params: dict[str, Any] | None = None) -> Any:
-        """The first row of a precompiled read ``query``, or None."""
-
-        async def work(executor: Executor) -> Any:
-            return await executor.row(query, params)
-
-        return await self.perform(work, write=False)
-
-    async def read_value(self, query: Query, params: dict[str, Any] | None = None) -> Any:
-        """The first value of a precompiled read ``query``, or None."""
-
-        async def work(executor: Executor) -> Any:
-            return await executor.value(query, params)
-
-        return await self.perform(work, write=False)
-
-    async def fetch_all(
-        self, stmt: Executable, params: dict[str, Any] | None = None
-    ) -> list[RowMapping]:
-        """Every row of ``stmt`` (with bind ``params``, if any) as mappings.
-
-        A plain SELECT runs as a read, anything else in a transaction;
-        retried as a whole where that is safe.
-
-        Args:
-            stmt: a Core statement.
-            params: values for its bind parameters.
-
-        Returns:
-            The rows, each a ``RowMapping`` (column name to value).
-
-        Raises:
-            QueryTimeoutError: the statement ran past ``statement_timeout``.
-            DatabaseUnavailableError: the database could not be reached
-                (``PoolExhaustedError``: no free connection within
-                ``pool_timeout``); ``may_have_committed`` tells whether a
-                write may have landed.
-            ContextStoreError: the manager is closed, or the statement failed
-                (``ConflictError``, ``NotFoundError`` and ``ValidationError``
-                where the database refused it for those reasons).
-        """
-
-        async def work(conn: AsyncConnection) -> list[RowMapping]:
-            return list((await conn.execute(stmt, params)).mappings().all())
-
-        return await self.run(work, write=writes(stmt))
-
-    async def fetch_one(
-        self, stmt: Executable, params: dict[str, Any] | None = None
-    ) -> RowMapping | None:
-        """The first row of ``stmt``, or None.
-
-        Args:
-            stmt: a Core statement.
-            params: values for its bind parameters.
-
-        Returns:
-            The first row as a ``RowMapping``, or None when there is none.
-
-        Raises:
-            QueryTimeoutError: the statement ran past ``statement_timeout``.
-            DatabaseUnavailableError: the database could not be reached
-                (``PoolExhaustedError``: no free connection within
-                ``pool_timeout``); ``may_have_committed`` tells whether a
-                write may have landed.
-            ContextStoreError: the manager is closed, or the statement failed
-                (``ConflictError``, ``NotFoundError`` and ``ValidationError``
-                where the database refused it for those reasons).
-        """
-
-        async def work(conn: AsyncConnection) -> RowMapping | None:
-            return (await conn.execute(stmt, params)).mappings().first()
-
-        return await self.run(work, write=writes(stmt))
-
-    async def fetch_value(self, stmt: Executable, params: dict[str, Any] | None = None) -> Any:
-        """The first column of the first row of ``stmt``, or None.
-
-        Args:
-            stmt: a Core statement.
-            params: values for its bind parameters.
-
-        Returns:
-            The value, or None when there is no row.
-
-        Raises:
-            QueryTimeoutError: the statement ran past ``statement_timeout``.
-            DatabaseUnavailableError: the database could not be reached
-                (``PoolExhaustedError``: no free connection within
-                ``pool_timeout``); ``may_have_committed`` tells whether a
-                write may have landed.
-            ContextStoreError: the manager is closed, or the statement failed
-                (``ConflictError``, ``NotFoundError`` and ``ValidationError``
-                where the database refused it for those reasons).
-        """
-
-        async def work(conn: AsyncConnection) -> Any:
-            return (await conn.execute(stmt, params)).scalar()
-
-        return await self.run(work, write=writes(stmt))
-
-    async def execute(self, stmt: Executable, params: dict[str, Any] | None = None) -> int:
-        """Run one statement in its own transaction; return the rows affected.
-
-        Retried only while nothing can have been committed.
-
-        Args:
-            stmt: a Core statement (INSERT, UPDATE, DELETE, DDL...).
-            params: values for its bind parameters.
-
-        Returns:
-            The number of rows affected, as the driver reports it.
-
-        Raises:
-            QueryTimeoutError: the statement ran past ``statement_timeout``.
-            DatabaseUnavailableError: the database could not be reached
-                (``PoolExhaustedError``: no free connection within
-                ``pool_timeout``); ``may_have_committed`` tells whether a
-                write may have landed.
-            ContextStoreError: the manager is closed, or the statement failed
-                (``ConflictError``, ``NotFoundError`` and ``ValidationError``
-                where the database refused it for those reasons).
-        """
-
-        async def work(conn: AsyncConnection) -> int:
-            return (await conn.execute(stmt, params)).rowcount
-
-        return await self.run(work, write=True)
-
-    async def execute_many(self, stmt: Executable, rows: Sequence[dict[str, Any]]) -> int:
-        """Run ``stmt`` for every parameter set in one transaction (batched round trips).
-
-        All or nothing; an empty ``rows`` returns 0 without touching the database.
-
-        Args:
-            stmt: a Core statement with bind parameters.
-            rows: one dict of parameter values per execution.
-
-        Returns:
-            The rows affected (``len(rows)`` where the driver does not report it).
-
-        Raises:
-            QueryTimeoutError: the statement ran past ``statement_timeout``.
-            DatabaseUnavailableError: the database could not be reached
-                (``PoolExhaustedError``: no free connection within
-                ``pool_timeout``); ``may_have_committed`` tells whether a
-                write may have landed.
-            ContextStoreError: the manager is closed, or the statement failed
-                (``ConflictError``, ``NotFoundError`` and ``ValidationError``
-                where the database refused it for those reasons).
-        """
-        if not rows:
-            return 0
-        batch = list(rows)
-
-        async def work(conn: AsyncConnection) -> int:
-            count = (await conn.execute(stmt, batch)).rowcount
-            return count if count is not None and count >= 0 else len(batch)
-
-        return await self.run(work, write=True)
 
 
 class ConnectionManager(Statements):
@@ -525,7 +329,11 @@ class ConnectionManager(Statements):
 
         The body runs once and is never retried here (``store.run_transaction``
         re-runs whole units where that is safe). Exceptions of the body leave
-        unchanged after the rollback.
+        unchanged after the rollback. The unit holds one connection of the
+        execution core (the repositories run on its driver connection, the
+        caller's own statements on a SQLAlchemy Connection over it), or a
+        SQLAlchemy Connection throughout while the engine's statements are
+        watched (see :func:`contextstore._execute.observed`).
 
         Args:
             state: the unit's lifetime rules, created by the caller when it
@@ -545,18 +353,16 @@ class ConnectionManager(Statements):
         state = state if state is not None else UnitState()
         engine = self.engine
         progress = Progress(write=True)
+        opening = self._unit_on_connection if observed(engine) else self._unit_on_lease
         unit: UnitOfWork | None = None
         try:
-            async with self._leases.slot(), engine.connect() as conn:
-                with translating(self._dialect, progress):
-                    await conn.execution_options(**{WRITE_INTENT: True})
-                    await conn.begin()
-                progress.sent = True
-                unit = UnitOfWork(self, conn, state, progress)
+            async with opening(engine, state, progress) as unit:
                 try:
                     yield unit
-                except BaseException:
-                    await unit.roll_back()
+                except BaseException as error:
+                    # a cancelled or interrupted body: its connection may be
+                    # mid-statement, and is abandoned rather than reused
+                    await unit.roll_back(abandon=not isinstance(error, Exception))
                     raise
                 if state.failure is not None:
                     await unit.roll_back()
@@ -566,7 +372,7 @@ class ConnectionManager(Statements):
                     ) from state.failure
                 progress.committing = True
                 with translating(self._dialect, progress):
-                    await conn.commit()
+                    await unit.commit()
         except ContextStoreError as error:
             if unit is None or progress.committing:  # checkout, BEGIN or COMMIT failed
                 state.fail(error, retry_safe=_retry_safe(error, progress))
@@ -579,6 +385,37 @@ class ConnectionManager(Statements):
             raise translated from error
         finally:
             state.closed = True
+
+    @asynccontextmanager
+    async def _unit_on_lease(
+        self, engine: AsyncEngine, state: UnitState, progress: Progress
+    ) -> AsyncIterator[UnitOfWork]:
+        lease = await self._leases.acquire()
+        unit = LeasedUnit(self, engine, lease, state, progress)
+        try:
+            try:
+                with translating(self._dialect, progress):
+                    await lease.wire.begin()
+            except ContextStoreError:
+                # a BEGIN refused (SQLite's lock not granted in busy_timeout)
+                # leaves the connection as it was
+                unit.reusable = progress.kind not in LOST_KINDS
+                raise
+            progress.sent = True
+            yield unit
+        finally:
+            await self._leases.release(lease, reusable=unit.reusable)
+
+    @asynccontextmanager
+    async def _unit_on_connection(
+        self, engine: AsyncEngine, state: UnitState, progress: Progress
+    ) -> AsyncIterator[UnitOfWork]:
+        async with self._leases.slot(), engine.connect() as conn:
+            with translating(self._dialect, progress):
+                await conn.execution_options(**{WRITE_INTENT: True})
+                await conn.begin()
+            progress.sent = True
+            yield ConnectionUnit(self, conn, state, progress)
 
     async def stream(
         self, stmt: Executable, *, batch_size: int = 500
@@ -800,17 +637,13 @@ class UnitOfWork(Statements):
     Built by :meth:`ConnectionManager.unit_of_work`; the core repositories of a
     unit of work run on it instead of the manager. Nothing is retried here, and
     each call goes through the unit's :class:`~contextstore._unit.UnitState`.
+    ``write``, ``idempotent``, ``autocommit`` and ``recover`` change nothing
+    in a unit: its transaction holds every write and commits them together,
+    and a unit is never retried from inside.
     """
 
-    def __init__(
-        self,
-        manager: ConnectionManager,
-        conn: AsyncConnection,
-        state: UnitState,
-        progress: Progress,
-    ) -> None:
+    def __init__(self, manager: ConnectionManager, state: UnitState, progress: Progress) -> None:
         self._manager = manager
-        self._conn = conn
         self._state = state
         self._progress = progress
         self._dialect = dialect_for(manager.settings.effective_database_url)
@@ -825,6 +658,58 @@ class UnitOfWork(Statements):
         """The manager's engine (its dialect knows the server's capabilities)."""
         return self._manager.engine
 
+    async def _call(self, work: Callable[[Any], Awaitable[T]], target: Any) -> T:
+        """``work(target)`` once, as one call of the unit."""
+        self._state.begin_statement()
+        self._progress.kind = None
+        try:
+            with translating(self._dialect, self._progress):
+                return await work(target)
+        except BaseException as error:
+            self._state.fail(error, retry_safe=_retry_safe(error, self._progress))
+            raise
+
+    @abstractmethod
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A nested part of the unit (``SAVEPOINT``); see :func:`contextstore._unit.savepoint`."""
+
+    @abstractmethod
+    async def commit(self) -> None:
+        """COMMIT the unit's transaction (errors are the driver's, untranslated)."""
+
+    @abstractmethod
+    async def roll_back(self, *, abandon: bool = False) -> None:
+        """Roll the whole transaction back; never raises (the exception that caused
+        the rollback is the one the caller must see). ``abandon``: the body was
+        cancelled, and its connection is discarded instead (the server rolls
+        the transaction back when it goes)."""
+
+
+class LeasedUnit(UnitOfWork):
+    """A unit of work on a connection held by the execution core.
+
+    The repositories' statements go to the driver connection; the caller's own
+    Core statements (``tx.execute`` and the other statement methods) run on a
+    SQLAlchemy Connection made over the same pooled connection on first use,
+    inside the same transaction.
+    """
+
+    def __init__(
+        self,
+        manager: ConnectionManager,
+        engine: AsyncEngine,
+        lease: Lease,
+        state: UnitState,
+        progress: Progress,
+    ) -> None:
+        super().__init__(manager, state, progress)
+        self._engine = engine
+        self._lease = lease
+        self._conn: AsyncConnection | None = None
+        self._savepoints = 0
+        #: the connection may serve the next call: a COMMIT or ROLLBACK got through
+        self.reusable = False
+
     async def run(
         self,
         work: Callable[[AsyncConnection], Awaitable[T]],
@@ -834,20 +719,8 @@ class UnitOfWork(Statements):
         autocommit: bool = False,
         recover: Callable[[AsyncConnection], Awaitable[T | None]] | None = None,
     ) -> T:
-        """Run ``work(conn)`` on the transaction's connection, once.
-
-        ``write``, ``idempotent``, ``autocommit`` and ``recover`` change nothing
-        here: the unit's transaction holds every write and commits them
-        together, and a unit is never retried from inside.
-        """
-        self._state.begin_statement()
-        self._progress.kind = None
-        try:
-            with translating(self._dialect, self._progress):
-                return await work(self._conn)
-        except BaseException as error:
-            self._state.fail(error, retry_safe=_retry_safe(error, self._progress))
-            raise
+        """Run ``work(conn)`` in the unit's transaction, once."""
+        return await self._call(work, self._connection())
 
     async def perform(
         self,
@@ -858,15 +731,91 @@ class UnitOfWork(Statements):
         autocommit: bool = False,
         recover: Callable[[Executor], Awaitable[T | None]] | None = None,
     ) -> T:
-        """Run ``work(executor)`` on the transaction's connection, once (see ``run``)."""
+        """Run ``work(executor)`` in the unit's transaction, once."""
+        return await self._call(work, self._lease.executor)
 
-        async def on_connection(conn: AsyncConnection) -> T:
-            return await work(ConnectionExecutor(conn))
-
-        return await self.run(on_connection)
+    def _connection(self) -> AsyncConnection:
+        if self._conn is None:
+            sync = Connection(self._engine.sync_engine, connection=self._lease.fairy)
+            # the unit's transaction was begun on the wire: without write intent
+            # SQLAlchemy's autobegin sends no BEGIN of its own (see each
+            # dialect's begin hook). This Connection is never committed nor
+            # closed: either would end the unit's transaction or give the held
+            # connection back to the pool
+            sync.execution_options(**{WRITE_INTENT: False})
+            self._conn = AsyncConnection(self._engine, sync)
+        return self._conn
 
     def savepoint(self) -> AbstractAsyncContextManager[None]:
-        """A nested part of the unit (``SAVEPOINT``); see :func:`contextstore._unit.savepoint`."""
+        self._savepoints += 1
+        name = f"contextstore_savepoint_{self._savepoints}"
+
+        async def begin() -> None:
+            await self._step(f"SAVEPOINT {name}")
+
+        async def release() -> None:
+            await self._step(f"RELEASE SAVEPOINT {name}")
+
+        async def undo() -> None:
+            await self._step(f"ROLLBACK TO SAVEPOINT {name}")
+
+        return savepoint(self._state, begin, release, undo)
+
+    async def _step(self, sql: str) -> None:
+        self._progress.kind = None
+        with translating(self._dialect, self._progress):
+            await self._lease.wire.execute(sql, None)
+
+    async def commit(self) -> None:
+        await self._lease.wire.commit()
+        self.reusable = self._lease.fairy.is_valid
+
+    async def roll_back(self, *, abandon: bool = False) -> None:
+        if abandon or self._progress.kind in LOST_KINDS or not self._lease.fairy.is_valid:
+            return  # discarded when given back
+        with contextlib.suppress(Exception):
+            await self._lease.wire.rollback()
+            self.reusable = True
+
+
+class ConnectionUnit(UnitOfWork):
+    """A unit of work on a SQLAlchemy ``AsyncConnection`` (statements watched)."""
+
+    def __init__(
+        self,
+        manager: ConnectionManager,
+        conn: AsyncConnection,
+        state: UnitState,
+        progress: Progress,
+    ) -> None:
+        super().__init__(manager, state, progress)
+        self._conn = conn
+
+    async def run(
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        write: bool = True,
+        idempotent: bool = False,
+        autocommit: bool = False,
+        recover: Callable[[AsyncConnection], Awaitable[T | None]] | None = None,
+    ) -> T:
+        """Run ``work(conn)`` on the transaction's connection, once."""
+        return await self._call(work, self._conn)
+
+    async def perform(
+        self,
+        work: Callable[[Executor], Awaitable[T]],
+        *,
+        write: bool = True,
+        idempotent: bool = False,
+        autocommit: bool = False,
+        recover: Callable[[Executor], Awaitable[T | None]] | None = None,
+    ) -> T:
+        """Run ``work(executor)`` on the transaction's connection, once."""
+        return await self._call(work, ConnectionExecutor(self._conn))
+
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
         nested: list[AsyncTransaction] = []
 
         async def begin() -> None:
@@ -883,9 +832,10 @@ class UnitOfWork(Statements):
 
         return savepoint(self._state, begin, release, undo)
 
-    async def roll_back(self) -> None:
-        """Roll the whole transaction back; a lost connection is discarded, never raised
-        (the exception that caused the rollback is the one the caller must see)."""
+    async def commit(self) -> None:
+        await self._conn.commit()
+
+    async def roll_back(self, *, abandon: bool = False) -> None:
         try:
             await self._conn.rollback()
         except Exception:
