@@ -9,7 +9,6 @@ inside the database, until a savepoint rolls back to before it.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
@@ -76,11 +75,14 @@ class _Guarded:
             return method
         state = self._state
 
-        @functools.wraps(method)
         async def guarded(*args: Any, **kwargs: Any) -> Any:
             with state.guarded():
                 return await method(*args, **kwargs)
 
+        # kept on the instance: the next call of this method skips __getattr__
+        guarded.__name__ = name
+        guarded.__doc__ = method.__doc__
+        setattr(self, name, guarded)
         return guarded
 
 

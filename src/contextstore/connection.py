@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncTransaction
     from sqlalchemy.sql import Executable
 
+    from ._dialects import Dialect
+
 __all__ = ["ConnectionManager", "Statements", "UnitOfWork"]
 
 T = TypeVar("T")
@@ -112,6 +114,11 @@ class ConnectionManager(Statements):
     def dialect(self) -> str:
         """``"sqlite"``, ``"postgresql"`` or ``"mysql"``."""
         return self._dialect.name
+
+    @property
+    def recipe(self) -> Dialect:
+        """The dialect recipe the repositories build their statements with."""
+        return self._dialect
 
     @property
     def engine(self) -> AsyncEngine:
@@ -646,7 +653,7 @@ class UnitOfWork(Statements):
         self._manager = manager
         self._state = state
         self._progress = progress
-        self._dialect = dialect_for(manager.settings.effective_database_url)
+        self._dialect = manager.recipe
 
     @property
     def settings(self) -> Settings:
@@ -657,6 +664,11 @@ class UnitOfWork(Statements):
     def engine(self) -> AsyncEngine:
         """The manager's engine (its dialect knows the server's capabilities)."""
         return self._manager.engine
+
+    @property
+    def recipe(self) -> Dialect:
+        """The manager's dialect recipe."""
+        return self._dialect
 
     async def _call(self, work: Callable[[Any], Awaitable[T]], target: Any) -> T:
         """``work(target)`` once, as one call of the unit."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, bindparam, or_
 
-from .._dialects import Dialect, dialect_for
+from .._dialects import Dialect
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
@@ -75,4 +75,4 @@ class CoreRepository:
 
     def __init__(self, db: ConnectionManager | UnitOfWork) -> None:
         self._db = db
-        self._dialect: Dialect = dialect_for(db.settings.effective_database_url)
+        self._dialect: Dialect = db.recipe
