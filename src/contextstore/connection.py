@@ -670,6 +670,38 @@ class UnitOfWork(Statements):
         """The manager's dialect recipe."""
         return self._dialect
 
+    async def run(
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        write: bool = True,
+        idempotent: bool = False,
+        autocommit: bool = False,
+        recover: Callable[[AsyncConnection], Awaitable[T | None]] | None = None,
+    ) -> T:
+        """Run ``work(conn)`` in the unit's transaction, once."""
+        return await self._call(work, self._connection())
+
+    async def perform(
+        self,
+        work: Callable[[Executor], Awaitable[T]],
+        *,
+        write: bool = True,
+        idempotent: bool = False,
+        autocommit: bool = False,
+        recover: Callable[[Executor], Awaitable[T | None]] | None = None,
+    ) -> T:
+        """Run ``work(executor)`` in the unit's transaction, once."""
+        return await self._call(work, self._executor())
+
+    @abstractmethod
+    def _connection(self) -> AsyncConnection:
+        """The SQLAlchemy Connection the caller's own statements run on."""
+
+    @abstractmethod
+    def _executor(self) -> Executor:
+        """The executor the repositories' statements run on."""
+
     async def _call(self, work: Callable[[Any], Awaitable[T]], target: Any) -> T:
         """``work(target)`` once, as one call of the unit."""
         self._state.begin_statement()
@@ -722,29 +754,8 @@ class LeasedUnit(UnitOfWork):
         #: the connection may serve the next call: a COMMIT or ROLLBACK got through
         self.reusable = False
 
-    async def run(
-        self,
-        work: Callable[[AsyncConnection], Awaitable[T]],
-        *,
-        write: bool = True,
-        idempotent: bool = False,
-        autocommit: bool = False,
-        recover: Callable[[AsyncConnection], Awaitable[T | None]] | None = None,
-    ) -> T:
-        """Run ``work(conn)`` in the unit's transaction, once."""
-        return await self._call(work, self._connection())
-
-    async def perform(
-        self,
-        work: Callable[[Executor], Awaitable[T]],
-        *,
-        write: bool = True,
-        idempotent: bool = False,
-        autocommit: bool = False,
-        recover: Callable[[Executor], Awaitable[T | None]] | None = None,
-    ) -> T:
-        """Run ``work(executor)`` in the unit's transaction, once."""
-        return await self._call(work, self._lease.executor)
+    def _executor(self) -> Executor:
+        return self._lease.executor
 
     def _connection(self) -> AsyncConnection:
         if self._conn is None:
@@ -803,29 +814,11 @@ class ConnectionUnit(UnitOfWork):
         super().__init__(manager, state, progress)
         self._conn = conn
 
-    async def run(
-        self,
-        work: Callable[[AsyncConnection], Awaitable[T]],
-        *,
-        write: bool = True,
-        idempotent: bool = False,
-        autocommit: bool = False,
-        recover: Callable[[AsyncConnection], Awaitable[T | None]] | None = None,
-    ) -> T:
-        """Run ``work(conn)`` on the transaction's connection, once."""
-        return await self._call(work, self._conn)
+    def _connection(self) -> AsyncConnection:
+        return self._conn
 
-    async def perform(
-        self,
-        work: Callable[[Executor], Awaitable[T]],
-        *,
-        write: bool = True,
-        idempotent: bool = False,
-        autocommit: bool = False,
-        recover: Callable[[Executor], Awaitable[T | None]] | None = None,
-    ) -> T:
-        """Run ``work(executor)`` on the transaction's connection, once."""
-        return await self._call(work, ConnectionExecutor(self._conn))
+    def _executor(self) -> Executor:
+        return ConnectionExecutor(self._conn)
 
     def savepoint(self) -> AbstractAsyncContextManager[None]:
         nested: list[AsyncTransaction] = []
