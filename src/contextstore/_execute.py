@@ -449,6 +449,12 @@ class Leases:
         for lease in idle:
             self._chore(self._give_back(lease, discard=True))
 
+    def lost(self, kind: ErrorKind | None) -> None:
+        """A held connection failed with ``kind``: after a disconnect the idle
+        ones go too (see :meth:`discard_idle`)."""
+        if kind is ErrorKind.DISCONNECT:
+            self.discard_idle()
+
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """A slot for work that checks a connection out of the pool itself, with an
@@ -504,8 +510,7 @@ class Leases:
         except Exception as error:
             kind = classify(self._recipe, error)
             if kind in LOST_KINDS:
-                if kind is ErrorKind.DISCONNECT:
-                    self.discard_idle()
+                self.lost(kind)
             else:
                 # the statement failed (or the work raised): the connection is
                 # fine once its transaction is rolled back

@@ -411,6 +411,8 @@ class ConnectionManager(Statements):
             progress.sent = True
             yield unit
         finally:
+            if not unit.reusable:
+                self._leases.lost(progress.kind)
             await self._leases.release(lease, reusable=unit.reusable)
 
     @asynccontextmanager

@@ -90,6 +90,14 @@ parents = Table(
     Column("name", String(100), nullable=False, unique=True),
 )
 
+#: a column whose default SQLAlchemy computes in Python at execution time
+defaulted = Table(
+    "scratch_defaulted",
+    meta,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("label", String(100), nullable=False, default=lambda: "from python"),
+)
+
 children = Table(
     "scratch_children",
     meta,

@@ -7,7 +7,7 @@ from sqlalchemy import func, insert, select
 
 from contextstore import Settings, Store
 
-from ._scratch import create_tables, parents
+from ._scratch import create_tables, defaulted, parents
 
 
 class Boom(Exception):
@@ -42,4 +42,25 @@ async def test_own_statements_share_the_units_transaction(empty_url: str) -> Non
             await tx.sessions.create(purpose="plan", created_by="planner", session_id="s1")
             await tx.execute(insert(parents).values(id=1, name="mine"))
         assert await store.db.fetch_value(count) == 1
+        assert await store.sessions.get("s1") is not None
+
+
+async def test_own_statements_get_python_defaults_and_savepoints_in_a_unit(
+    empty_url: str,
+) -> None:
+    async with Store(Settings(database_url=empty_url)) as store:
+        await create_tables(store.db)
+        async with store.transaction() as tx:
+            # the column's default is computed in Python: SQLAlchemy's execution
+            # context must run for the caller's own statement inside the unit
+            await tx.execute(insert(defaulted).values(id=1))
+            with pytest.raises(Boom):  # noqa: PT012 - the savepoint block is under test
+                async with tx.savepoint():
+                    await tx.execute(insert(defaulted).values(id=2, label="undone"))
+                    raise Boom
+            await tx.sessions.create(purpose="plan", created_by="planner", session_id="s1")
+            rows = await tx.fetch_all(select(defaulted).order_by(defaulted.c.id))
+            assert [(row["id"], row["label"]) for row in rows] == [(1, "from python")]
+        rows = await store.db.fetch_all(select(defaulted))
+        assert [(row["id"], row["label"]) for row in rows] == [(1, "from python")]
         assert await store.sessions.get("s1") is not None
