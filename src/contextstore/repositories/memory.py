@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 import functools
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, String, bindparam, delete, func, insert, literal_column, or_, select
@@ -35,6 +35,10 @@ _COLUMNS = ENTRY_COLUMNS
 
 def _live(now: ColumnElement[Any]) -> ColumnElement[bool]:
     return or_(agent_memory.c.expires_at.is_(None), agent_memory.c.expires_at > now)
+
+
+def _expired(entry: MemoryEntry, now: datetime) -> bool:
+    return entry.expires_at is not None and entry.expires_at <= now
 
 
 #: the call's time, against which expiry is judged
@@ -178,8 +182,13 @@ class CoreMemoryRepository(CoreRepository):
 
         async def inserted(executor: Executor) -> MemoryEntry:
             # an expired entry counts as absent: clear it, then a live one
-            # makes the insert clash (ConflictError)
-            await executor.execute(_CLEAR_EXPIRED, entry_params)
+            # makes the insert clash (ConflictError). The plain read first
+            # locks nothing: a DELETE of an absent key would take a gap lock
+            # on InnoDB (REPEATABLE READ), and concurrent callers' gap locks
+            # block each other's inserts into a deadlock.
+            stored = await executor.row(_STORED, entry_params)
+            if stored is not None and _expired(entry_from(stored), now):
+                await executor.execute(_CLEAR_EXPIRED, entry_params)
             await executor.execute(_INSERT, row)
             return entry_from(_one(await executor.rows(_STORED, entry_params)))
 
