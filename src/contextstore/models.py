@@ -55,11 +55,15 @@ def trusted(model: type[R], values: dict[str, Any]) -> R:
     of the cost. ``values`` holds every field, in declaration order.
     """
     record = model.__new__(model)
-    object.__setattr__(record, "__dict__", values)
-    object.__setattr__(record, "__pydantic_fields_set__", set(values))
-    object.__setattr__(record, "__pydantic_extra__", None)
-    object.__setattr__(record, "__pydantic_private__", None)
+    _set(record, "__dict__", values)
+    _set(record, "__pydantic_fields_set__", set(values))
+    _set(record, "__pydantic_extra__", None)
+    _set(record, "__pydantic_private__", None)
     return record
+
+
+#: the frozen models refuse their own ``__setattr__``
+_set = object.__setattr__
 
 
 class _Input(_Record):

@@ -10,6 +10,7 @@ aiomysql offers the bound itself.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 __all__ = ["CR_CONN_HOST_ERROR", "CR_SERVER_LOST", "READ_TIMEOUT_ARG", "connect_within_timeout"]
@@ -38,22 +39,29 @@ def _bounded_connection_class() -> type[Any]:
     class BoundedConnection(aiomysql.Connection):  # type: ignore[misc]
         read_timeout: float | None = None
 
-        async def _read_bytes(self, num_bytes: int) -> bytes:
+        def _read_bytes(self, num_bytes: int) -> Awaitable[bytes]:
+            # a plain method handing back aiomysql's own coroutine when the
+            # bytes are buffered already (most reads of a reply): a row's
+            # reply is read in dozens of pieces, and a wrapping coroutine
+            # would cost a frame for each
             reader = self._reader
             if (
                 self.read_timeout is None
                 or reader is None
                 or len(reader._buffer) >= num_bytes  # already here: no timer needed
             ):
-                return await super()._read_bytes(num_bytes)  # type: ignore[no-any-return]
+                return super()._read_bytes(num_bytes)  # type: ignore[no-any-return]
+            return self._read_bytes_within(num_bytes, self.read_timeout)
+
+        async def _read_bytes_within(self, num_bytes: int, timeout: float) -> bytes:
             try:
-                async with asyncio.timeout(self.read_timeout):
+                async with asyncio.timeout(timeout):
                     return await super()._read_bytes(num_bytes)  # type: ignore[no-any-return]
             except TimeoutError as exc:
                 self.close()
                 raise OperationalError(
                     CR_SERVER_LOST,
-                    f"Lost connection to MySQL server: no reply within {self.read_timeout:g} s",
+                    f"Lost connection to MySQL server: no reply within {timeout:g} s",
                 ) from exc
 
     return BoundedConnection
