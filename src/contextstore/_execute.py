@@ -31,6 +31,7 @@ import collections
 import contextlib
 import itertools
 import logging
+import time
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -409,6 +410,13 @@ class Slots:
         self._waiters: collections.deque[tuple[asyncio.Future[None], float]] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
 
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free and nobody waits for it (no await)."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
     async def acquire(self) -> None:
         """Take a slot, waiting at most ``timeout`` seconds for one.
 
@@ -507,7 +515,8 @@ class Leases:
         Raises:
             PoolExhaustedError: no slot became free within ``timeout``.
         """
-        await self._take_slot()
+        if not self._slots.try_acquire():
+            await self._take_slot()
         try:
             return await self._lease()
         except BaseException:
@@ -613,7 +622,7 @@ class Leases:
             ) from None
 
     async def _lease(self) -> Lease:
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         while self._idle:
             lease = self._idle.pop()
             if self._recycle is not None and now - lease.since > self._recycle:

@@ -9,7 +9,9 @@ inside the database, until a savepoint rolls back to before it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
@@ -63,31 +65,47 @@ class _StatementRunner(Protocol):
 
 
 class _Guarded:
-    """A repository whose every method call goes through the unit's rules."""
+    """A repository whose every method call goes through the unit's rules.
+
+    Made per unit of work, so it costs nothing to make: each repository class
+    gets one subclass (see :func:`_guarded_class`) whose methods are written
+    once, instead of a closure per method per unit.
+    """
+
+    __slots__ = ("_state", "_target")
 
     def __init__(self, target: Any, state: UnitState) -> None:
         self._target = target
         self._state = state
 
     def __getattr__(self, name: str) -> Any:
-        method = getattr(self._target, name)
-        if not callable(method):
-            return method
-        state = self._state
+        # what is not a coroutine method (an attribute, a property) is the target's
+        return getattr(self._target, name)
 
-        async def guarded(*args: Any, **kwargs: Any) -> Any:
-            with state.guarded():
-                return await method(*args, **kwargs)
 
-        # kept on the instance: the next call of this method skips __getattr__
-        guarded.__name__ = name
-        guarded.__doc__ = method.__doc__
-        setattr(self, name, guarded)
-        return guarded
+def _guarded_method(name: str, doc: str | None) -> Callable[..., Awaitable[Any]]:
+    async def guarded(self: _Guarded, *args: Any, **kwargs: Any) -> Any:
+        return await self._state.call(getattr(self._target, name), *args, **kwargs)
+
+    guarded.__name__ = guarded.__qualname__ = name
+    guarded.__doc__ = doc
+    return guarded
+
+
+@functools.cache
+def _guarded_class(cls: type) -> type[_Guarded]:
+    """The :class:`_Guarded` subclass for repositories of class ``cls``."""
+    methods = {
+        name: _guarded_method(name, getattr(cls, name).__doc__)
+        for name in dir(cls)
+        if not name.startswith("_") and inspect.iscoroutinefunction(getattr(cls, name))
+    }
+    return type(f"Guarded{cls.__name__}", (_Guarded,), {"__slots__": (), **methods})
 
 
 def _guard(target: R, state: UnitState) -> R:
-    return cast("R", _Guarded(target, state))
+    kind: type = type(target)
+    return cast("R", _guarded_class(kind)(target, state))
 
 
 class Transaction:
@@ -96,13 +114,6 @@ class Transaction:
     Made by ``store.transaction()``; use it only inside that ``async with``
     block. Reads inside it see its own writes; nobody else sees them before
     COMMIT, which happens when the block ends without an exception.
-
-    Attributes:
-        sessions: the sessions repository, in this transaction.
-        messages: the messages repository, in this transaction.
-        memory: the agent memory repository, in this transaction.
-        audit: the audit log repository, in this transaction.
-        participants: the participants repository, in this transaction.
     """
 
     def __init__(self, parts: UnitParts, statements: _StatementRunner | None) -> None:
@@ -110,11 +121,40 @@ class Transaction:
         self._parts = parts
         self._state = state
         self._statements = None if statements is None else _guard(statements, state)
-        self.sessions: SessionRepository = _guard(parts.sessions, state)
-        self.messages: MessageRepository = _guard(parts.messages, state)
-        self.memory: MemoryRepository = _guard(parts.memory, state)
-        self.audit: AuditRepository = _guard(parts.audit, state)
-        self.participants: ParticipantRepository = _guard(parts.participants, state)
+        #: the guarded repositories made so far (a unit uses few of the five)
+        self._repositories: dict[str, Any] = {}
+
+    def _repository(self, name: str) -> Any:
+        repository = self._repositories.get(name)
+        if repository is None:
+            repository = _guard(getattr(self._parts, name), self._state)
+            self._repositories[name] = repository
+        return repository
+
+    @property
+    def sessions(self) -> SessionRepository:
+        """The sessions repository, in this transaction."""
+        return cast("SessionRepository", self._repository("sessions"))
+
+    @property
+    def messages(self) -> MessageRepository:
+        """The messages repository, in this transaction."""
+        return cast("MessageRepository", self._repository("messages"))
+
+    @property
+    def memory(self) -> MemoryRepository:
+        """The agent memory repository, in this transaction."""
+        return cast("MemoryRepository", self._repository("memory"))
+
+    @property
+    def audit(self) -> AuditRepository:
+        """The audit log repository, in this transaction."""
+        return cast("AuditRepository", self._repository("audit"))
+
+    @property
+    def participants(self) -> ParticipantRepository:
+        """The participants repository, in this transaction."""
+        return cast("ParticipantRepository", self._repository("participants"))
 
     def __repr__(self) -> str:
         state = "closed" if self._state.closed else "failed" if self._state.failure else "open"

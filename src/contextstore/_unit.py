@@ -21,10 +21,13 @@ rules with this one state object:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 from .errors import ContextStoreError
+
+T = TypeVar("T")
 
 __all__ = ["UnitState", "savepoint"]
 
@@ -69,14 +72,13 @@ class UnitState:
             self.failure = error
             self.retry_safe = retry_safe
 
-    @contextmanager
-    def guarded(self) -> Iterator[None]:
-        """Around one repository or statement call: check first, and fail the unit
-        when the call raises after reaching the database."""
+    async def call(self, method: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
+        """One repository or statement call of the unit: check first, and fail
+        the unit when the call raises after reaching the database."""
         self.check()
         before = self.statements
         try:
-            yield
+            return await method(*args, **kwargs)
         except BaseException as error:
             if self.statements != before:
                 self.fail(error)

@@ -309,13 +309,43 @@ def new_message(session_id: str, item: Any) -> dict[str, Any]:
         item = NewMessage(**item)
     elif not isinstance(item, NewMessage):
         raise ValidationError(f"messages: expected NewMessage items, got {type(item).__name__}")
+    return message_row(
+        session_id,
+        sender=item.sender,
+        sender_type=item.sender_type,
+        content=item.content,
+        visibility=item.visibility,
+        message_type=item.message_type,
+        metadata=item.metadata,
+        parent_message_id=item.parent_message_id,
+    )
+
+
+def message_row(
+    session_id: str,
+    *,
+    sender: Any,
+    sender_type: Any,
+    content: Any,
+    visibility: Any,
+    message_type: Any,
+    metadata: Any,
+    parent_message_id: Any,
+) -> dict[str, Any]:
+    """The fields of ``messages.add`` (or of one :class:`NewMessage`) checked, as
+    the row to insert (no id, timestamp or token yet)."""
     return {
         "session_id": session_id,
-        "sender": name("sender", item.sender),
-        "sender_type": name("sender_type", item.sender_type),
-        "content": content(item.content),
-        "visibility": visibility(item.visibility),
-        "message_type": name("message_type", item.message_type),
-        "metadata": metadata(item.metadata),
-        "parent_message_id": optional_row_id("parent_message_id", item.parent_message_id),
+        "sender": name("sender", sender),
+        "sender_type": name("sender_type", sender_type),
+        "content": _text("content", content, MAX_CONTENT),
+        "visibility": _visibility(visibility),
+        "message_type": name("message_type", message_type),
+        "metadata": _metadata(metadata),
+        "parent_message_id": optional_row_id("parent_message_id", parent_message_id),
     }
+
+
+# the keyword arguments of message_row shadow these
+_visibility = visibility
+_metadata = metadata

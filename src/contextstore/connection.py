@@ -194,7 +194,7 @@ class ConnectionManager(Statements):
 
             return await self._run(engine, on_connection, write, idempotent, autocommit, found)
         return await self._retrying(
-            self._attempt_leased, work, write, idempotent, autocommit, recover
+            self._leases.attempt, work, write, idempotent, autocommit, recover
         )
 
     async def _run(
@@ -234,8 +234,8 @@ class ConnectionManager(Statements):
 
         if autocommit and not idempotent:
             raise ValueError("autocommit writes must be idempotent")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + RETRY_WINDOW
+        # the loop's clock, read without looking the loop up on every call
+        deadline = time.monotonic() + RETRY_WINDOW
         #: an earlier attempt's write may have committed: the outcome stays
         #: unknown until an attempt gets through (idempotent work reads it back)
         unknown = False
@@ -243,14 +243,19 @@ class ConnectionManager(Statements):
             attempt += 1
             progress = Progress(write=write)
             try:
-                with translating(self._dialect, progress):
+                # what ``translating`` does, written out: this is every call's path
+                try:
                     return await attempt_once(work, write, autocommit, progress)
+                except ContextStoreError:
+                    raise
+                except Exception as error:
+                    raise translate(self._dialect, error, progress) from error
             except DatabaseUnavailableError as exc:
                 delay = _BACKOFF_BASE * (2 ** (attempt - 1)) * (0.5 + random.random())
                 if (
                     isinstance(exc, PoolExhaustedError)
                     or attempt >= MAX_ATTEMPTS
-                    or loop.time() + delay > deadline
+                    or time.monotonic() + delay > deadline
                     or not _safe_to_retry(progress, idempotent)
                 ):
                     if unknown and not exc.may_have_committed:
@@ -261,16 +266,6 @@ class ConnectionManager(Statements):
                     raise
                 unknown = unknown or exc.may_have_committed
             await asyncio.sleep(delay)
-
-    async def _attempt_leased(
-        self,
-        work: Callable[[Executor], Awaitable[T]],
-        write: bool,
-        autocommit: bool,
-        progress: Progress,
-    ) -> T:
-        """One attempt on a held driver connection (the hot path)."""
-        return await self._leases.attempt(work, write, autocommit, progress)
 
     def _slot(self, engine: AsyncEngine) -> AbstractAsyncContextManager[None]:
         """A slot of the shared limit for a checkout from this manager's pool."""

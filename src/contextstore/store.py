@@ -18,6 +18,11 @@ from ._unit import UnitState
 from .connection import MAX_ATTEMPTS, RETRY_WINDOW, ConnectionManager, UnitOfWork
 from .errors import ConfigurationError, ContextStoreError
 from .models import HealthReport
+from .repositories.audit import CoreAuditRepository
+from .repositories.memory import CoreMemoryRepository
+from .repositories.messages import CoreMessageRepository
+from .repositories.participants import CoreParticipantRepository
+from .repositories.sessions import CoreSessionRepository
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -54,35 +59,39 @@ class _Backend(Protocol):
 
 
 class _CoreParts:
-    """The core repositories of one unit of work, on its connection."""
+    """The core repositories of one unit of work, on its connection, each made
+    when the unit first uses it."""
 
     def __init__(self, unit: UnitOfWork, state: UnitState) -> None:
-        from .repositories.audit import CoreAuditRepository
-        from .repositories.memory import CoreMemoryRepository
-        from .repositories.messages import CoreMessageRepository
-        from .repositories.participants import CoreParticipantRepository
-        from .repositories.sessions import CoreSessionRepository
-
         self.state = state
         self.statements = unit
         self.savepoint = unit.savepoint
-        self.sessions: SessionRepository = CoreSessionRepository(unit)
-        self.messages: MessageRepository = CoreMessageRepository(unit)
-        self.memory: MemoryRepository = CoreMemoryRepository(unit)
-        self.audit: AuditRepository = CoreAuditRepository(unit)
-        self.participants: ParticipantRepository = CoreParticipantRepository(unit)
+
+    @property
+    def sessions(self) -> SessionRepository:
+        return CoreSessionRepository(self.statements)
+
+    @property
+    def messages(self) -> MessageRepository:
+        return CoreMessageRepository(self.statements)
+
+    @property
+    def memory(self) -> MemoryRepository:
+        return CoreMemoryRepository(self.statements)
+
+    @property
+    def audit(self) -> AuditRepository:
+        return CoreAuditRepository(self.statements)
+
+    @property
+    def participants(self) -> ParticipantRepository:
+        return CoreParticipantRepository(self.statements)
 
 
 class _CoreBackend:
     """The SQLAlchemy Core repositories on one ConnectionManager."""
 
     def __init__(self, db: ConnectionManager) -> None:
-        from .repositories.audit import CoreAuditRepository
-        from .repositories.memory import CoreMemoryRepository
-        from .repositories.messages import CoreMessageRepository
-        from .repositories.participants import CoreParticipantRepository
-        from .repositories.sessions import CoreSessionRepository
-
         self.db = db
         self.sessions: SessionRepository = CoreSessionRepository(db)
         self.messages: MessageRepository = CoreMessageRepository(db)

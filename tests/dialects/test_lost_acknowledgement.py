@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from contextstore import ConnectionManager, NewMessage, Settings, Store
+from contextstore._execute import Leases
 from contextstore.schema import agent_memory, audit_log, messages
 
 
@@ -29,13 +30,11 @@ class LoseAcks:
         self.drops = 0
         # both attempt boundaries: the execution core's (a held driver
         # connection) and the one on SQLAlchemy Connections
-        for name in ("_attempt_leased", "_attempt"):
-            monkeypatch.setattr(
-                ConnectionManager, name, self._lossy(getattr(ConnectionManager, name))
-            )
+        for owner, name in ((Leases, "attempt"), (ConnectionManager, "_attempt")):
+            monkeypatch.setattr(owner, name, self._lossy(getattr(owner, name)))
 
     def _lossy(self, real: Any) -> Any:
-        async def attempt(manager: Any, *args: Any) -> Any:
+        async def attempt(owner: Any, *args: Any) -> Any:
             # the work is the fourth argument from the end (write, autocommit, progress follow)
             *before, work, write, autocommit, progress = args
             if self.drops:
@@ -45,8 +44,8 @@ class LoseAcks:
                     await work(conn)
                     raise OperationalError("INSERT", {}, ConnectionResetError("dropped"))
 
-                return await real(manager, *before, dropped, write, autocommit, progress)
-            result = await real(manager, *args)
+                return await real(owner, *before, dropped, write, autocommit, progress)
+            result = await real(owner, *args)
             if self.pending:
                 self.pending -= 1
                 self.lost += 1

@@ -278,16 +278,17 @@ class LegacyMessageRepository(_Repository):
         parent_message_id: int | None = None,
     ) -> Message:
         _validate.name("session_id", session_id)
-        item = NewMessage.model_construct(
+        row = _validate.message_row(
+            session_id,
             sender=sender,
-            content=content,
             sender_type=sender_type,
+            content=content,
             visibility=visibility,
             message_type=message_type,
             metadata=metadata,
             parent_message_id=parent_message_id,
         )
-        return (await self._insert(session_id, [_validate.new_message(session_id, item)]))[0]
+        return (await self._insert(session_id, [row]))[0]
 
     async def add_many(self, session_id: str, messages: Sequence[NewMessage]) -> list[Message]:
         _validate.name("session_id", session_id)
