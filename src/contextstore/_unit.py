@@ -21,15 +21,19 @@ rules with this one state object:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
+from typing import Any, Generic, TypeVar
 
 from .errors import ContextStoreError
 
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
 
-__all__ = ["UnitState", "savepoint"]
+__all__ = ["Mapped", "UnitState", "savepoint"]
 
 
 class UnitState:
@@ -143,3 +147,35 @@ async def _undone(state: UnitState, undo: Step) -> bool:
         state.fail(error)
         return False
     return True
+
+
+class Mapped(Generic[A, B]):
+    """``inner`` with what it yields passed through ``wrap``: the same enter and
+    exit as ``inner``.
+
+    A class rather than an ``asynccontextmanager``: every unit of work goes
+    through these layers, and each async generator costs the event loop's
+    bookkeeping of async generators on top of the generator itself.
+    """
+
+    __slots__ = ("_inner", "_wrap")
+
+    def __init__(self, inner: AbstractAsyncContextManager[A], wrap: Callable[[A], B]) -> None:
+        self._inner = inner
+        self._wrap = wrap
+
+    async def __aenter__(self) -> B:
+        value = await self._inner.__aenter__()
+        try:
+            return self._wrap(value)
+        except BaseException:
+            await self._inner.__aexit__(*sys.exc_info())
+            raise
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> bool | None:
+        return await self._inner.__aexit__(kind, error, trace)

@@ -25,6 +25,7 @@ import time
 from abc import abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import text
@@ -388,27 +389,10 @@ class ConnectionManager(Statements):
         finally:
             state.closed = True
 
-    @asynccontextmanager
-    async def _unit_on_lease(
+    def _unit_on_lease(
         self, engine: AsyncEngine, state: UnitState, progress: Progress
-    ) -> AsyncIterator[UnitOfWork]:
-        lease = await self._leases.acquire()
-        unit = LeasedUnit(self, engine, lease, state, progress)
-        try:
-            try:
-                with translating(self._dialect, progress):
-                    await lease.wire.begin()
-            except ContextStoreError:
-                # a BEGIN refused (SQLite's lock not granted in busy_timeout)
-                # leaves the connection as it was
-                unit.reusable = progress.kind not in LOST_KINDS
-                raise
-            progress.sent = True
-            yield unit
-        finally:
-            if not unit.reusable:
-                self._leases.lost(progress.kind)
-            await self._leases.release(lease, reusable=unit.reusable)
+    ) -> AbstractAsyncContextManager[UnitOfWork]:
+        return _LeasedOpening(self, engine, state, progress)
 
     @asynccontextmanager
     async def _unit_on_connection(
@@ -726,6 +710,57 @@ class UnitOfWork(Statements):
         the transaction back when it goes)."""
 
 
+class _LeasedOpening:
+    """A unit of work's lease: taken and BEGIN sent on entry, given back on exit
+    (reusable when its transaction ended cleanly). A class, not an async
+    generator: every unit of work opens one."""
+
+    __slots__ = ("_engine", "_manager", "_progress", "_state", "_unit")
+
+    def __init__(
+        self, manager: ConnectionManager, engine: AsyncEngine, state: UnitState, progress: Progress
+    ) -> None:
+        self._manager = manager
+        self._engine = engine
+        self._state = state
+        self._progress = progress
+        self._unit: LeasedUnit | None = None
+
+    async def __aenter__(self) -> LeasedUnit:
+        manager, progress = self._manager, self._progress
+        lease = await manager._leases.acquire()
+        unit = self._unit = LeasedUnit(manager, self._engine, lease, self._state, progress)
+        try:
+            try:
+                with translating(manager._dialect, progress):
+                    await lease.wire.begin()
+            except ContextStoreError:
+                # a BEGIN refused (SQLite's lock not granted in busy_timeout)
+                # leaves the connection as it was
+                unit.reusable = progress.kind not in LOST_KINDS
+                raise
+        except BaseException:
+            await self._give_back(unit)
+            raise
+        progress.sent = True
+        return unit
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._unit is not None:
+            await self._give_back(self._unit)
+
+    async def _give_back(self, unit: LeasedUnit) -> None:
+        leases = self._manager._leases
+        if not unit.reusable:
+            leases.lost(self._progress.kind)
+        await leases.release(unit.lease, reusable=unit.reusable)
+
+
 class LeasedUnit(UnitOfWork):
     """A unit of work on a connection held by the execution core.
 
@@ -750,6 +785,11 @@ class LeasedUnit(UnitOfWork):
         self._savepoints = 0
         #: the connection may serve the next call: a COMMIT or ROLLBACK got through
         self.reusable = False
+
+    @property
+    def lease(self) -> Lease:
+        """The held connection."""
+        return self._lease
 
     def _executor(self) -> Executor:
         return self._lease.executor

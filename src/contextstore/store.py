@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._transaction import Transaction
-from ._unit import UnitState
+from ._unit import Mapped, UnitState
 from .connection import MAX_ATTEMPTS, RETRY_WINDOW, ConnectionManager, UnitOfWork
 from .errors import ConfigurationError, ContextStoreError
 from .models import HealthReport
@@ -102,10 +102,8 @@ class _CoreBackend:
     async def health(self, timeout: float) -> HealthReport:
         return await self.db.health_check(timeout=timeout)
 
-    @asynccontextmanager
-    async def unit_of_work(self, state: UnitState) -> AsyncIterator[_CoreParts]:
-        async with self.db.unit_of_work(state) as unit:
-            yield _CoreParts(unit, state)
+    def unit_of_work(self, state: UnitState) -> AbstractAsyncContextManager[_CoreParts]:
+        return Mapped(self.db.unit_of_work(state), lambda unit: _CoreParts(unit, state))
 
     async def close(self) -> None:
         await self.db.dispose()
@@ -288,10 +286,13 @@ class Store:
         """
         return self._transaction(self._open(), UnitState())
 
-    @asynccontextmanager
-    async def _transaction(self, backend: _Backend, state: UnitState) -> AsyncIterator[Transaction]:
-        async with backend.unit_of_work(state) as parts:
-            yield Transaction(parts, getattr(parts, "statements", None))
+    def _transaction(
+        self, backend: _Backend, state: UnitState
+    ) -> AbstractAsyncContextManager[Transaction]:
+        def wrap(parts: Any) -> Transaction:
+            return Transaction(parts, getattr(parts, "statements", None))
+
+        return Mapped(backend.unit_of_work(state), wrap)
 
     async def run_transaction(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
         """Run ``work(tx)`` in a fresh transaction, again from the start when that is safe.

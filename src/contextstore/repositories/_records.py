@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..models import AuditEvent, MemoryEntry, Message, Participant, Session, trusted
+from ..models import AuditEvent, MemoryEntry, Message, Participant, Session, trusted, trusted_all
 from ..schema import agent_memory, audit_log, messages, session_participants, sessions
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ __all__ = [
     "entry_from",
     "event_from",
     "message_from",
+    "messages_from",
     "participant_from",
     "session_from",
 ]
@@ -94,6 +95,28 @@ def session_from(row: Sequence[Any]) -> Session:
             "created_at": row[5],
             "updated_at": row[6],
         },
+    )
+
+
+def messages_from(rows: Sequence[Sequence[Any]]) -> list[Message]:
+    """:func:`message_from` of every row (a page), without a call per row."""
+    return trusted_all(
+        Message,
+        (
+            {
+                "id": row[0],
+                "session_id": row[1],
+                "sender": row[2],
+                "sender_type": row[3],
+                "content": row[4],
+                "visibility": row[5],
+                "message_type": row[6],
+                "metadata": row[7] or {},
+                "parent_message_id": row[8],
+                "timestamp": row[9],
+            }
+            for row in rows
+        ),
     )
 
 

@@ -17,7 +17,7 @@ from ..errors import NotFoundError, ValidationError
 from ..models import Message, NewMessage, Page, SearchHit, Viewer, trusted
 from ..schema import messages, session_participants
 from ._common import CoreRepository, after_param, collection_paused
-from ._records import MESSAGE_COLUMNS, message_from
+from ._records import MESSAGE_COLUMNS, message_from, messages_from
 from ._visibility import viewer_params, visible
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ class CoreMessageRepository(CoreRepository):
             order == "desc",
             limit + 1,
         )
-        items = [message_from(row) for row in await self._db.read_rows(query, params)]
+        items = messages_from(await self._db.read_rows(query, params))
         return _cursor.page(items, limit, "messages", scope, lambda m: (m.timestamp, m.id))
 
     async def count(self, session_id: str, *, viewer: Viewer) -> int:
@@ -200,7 +200,7 @@ class CoreMessageRepository(CoreRepository):
         if cursor is not None:
             params["after_time"], params["after_id"] = _cursor.decode(cursor, "feed", scope)
         query = _feed_query(viewer.is_admin, cursor is not None, limit + 1)
-        items = [message_from(row) for row in await self._db.read_rows(query, params)]
+        items = messages_from(await self._db.read_rows(query, params))
         return _cursor.page(items, limit, "feed", scope, lambda m: (m.timestamp, m.id))
 
 
