@@ -225,6 +225,11 @@ class Executor(ABC):
         """``sql`` once per argument list (the driver's ``executemany``)."""
 
     @abstractmethod
+    async def send_insert(self, sql: str, args: Sequence[Any]) -> int:
+        """An INSERT without RETURNING, as :meth:`send`; the first id it generated
+        (the DB-API ``lastrowid``: MySQL's ``LAST_INSERT_ID()``)."""
+
+    @abstractmethod
     async def driver_connection(self) -> Any:
         """The driver's own connection (asyncpg's, for COPY)."""
 
@@ -270,6 +275,9 @@ class DriverExecutor(Executor):
     async def send_many(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
         await self.wire.execute_many(sql, args)
 
+    async def send_insert(self, sql: str, args: Sequence[Any]) -> int:
+        return await self.wire.insert(sql, args)
+
     async def driver_connection(self) -> Any:
         return self.wire.driver_connection
 
@@ -311,6 +319,10 @@ class ConnectionExecutor(Executor):
 
     async def send_many(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
         await self._conn.exec_driver_sql(sql, [tuple(each) for each in args])
+
+    async def send_insert(self, sql: str, args: Sequence[Any]) -> int:
+        result = await self._conn.exec_driver_sql(sql, tuple(args))
+        return int(result.lastrowid)
 
     async def driver_connection(self) -> Any:
         return (await self._conn.get_raw_connection()).driver_connection

@@ -686,12 +686,18 @@ class UnitOfWork(Statements):
     async def _call(self, work: Callable[[Any], Awaitable[T]], target: Any) -> T:
         """``work(target)`` once, as one call of the unit."""
         self._state.begin_statement()
-        self._progress.kind = None
+        progress = self._progress
+        progress.kind = None
         try:
-            with translating(self._dialect, self._progress):
+            # what ``translating`` does, written out: this is every call's path
+            try:
                 return await work(target)
+            except ContextStoreError:
+                raise
+            except Exception as error:
+                raise translate(self._dialect, error, progress) from error
         except BaseException as error:
-            self._state.fail(error, retry_safe=_retry_safe(error, self._progress))
+            self._state.fail(error, retry_safe=_retry_safe(error, progress))
             raise
 
     @abstractmethod

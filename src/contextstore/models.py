@@ -94,7 +94,9 @@ class _Input(_Record):
     def __init__(self, **values: Any) -> None:
         problem: str | None = None
         try:
-            super().__init__(**values)
+            # what BaseModel.__init__ does, without its frame: a bulk write
+            # makes one of these per row
+            self.__pydantic_validator__.validate_python(values, self_instance=self)
         except pydantic.ValidationError as exc:
             problem = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"

@@ -4,6 +4,7 @@ and MariaDB's batches stay under the server's max_allowed_packet."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -72,3 +73,72 @@ async def test_mariadb_cuts_a_batch_larger_than_max_allowed_packet(mysql_empty_u
             select(messages.c.id, messages.c.content).order_by(messages.c.id)
         )
         assert [(row["id"], row["content"]) for row in rows] == [(r.id, r.content) for r in records]
+
+
+@pytest.mark.mysql
+async def test_mariadb_ids_follow_auto_increment_increment(mysql_empty_url: str) -> None:
+    # a multi-row INSERT draws consecutive ids in steps of auto_increment_increment
+    # (what a Galera node or a multi-primary setup uses): the records say the
+    # ids their rows got, not first + n
+    from sqlalchemy import text
+
+    async with Store(Settings(database_url=mysql_empty_url)) as store:
+        await store.sessions.create(purpose="bulk", created_by="a", session_id="s1")
+        items = [NewMessage(sender="a", content=f"row {n}") for n in range(40)]
+        async with store.transaction() as tx:
+            await tx.execute(text("SET SESSION auto_increment_increment = 3"))
+            try:
+                records = await tx.messages.add_many("s1", items)
+            finally:
+                await tx.execute(text("SET SESSION auto_increment_increment = 1"))
+        ids = [r.id for r in records]
+        assert [b - a for a, b in zip(ids, ids[1:], strict=False)] == [3] * 39
+        rows = await store.db.fetch_all(
+            select(messages.c.id, messages.c.content).order_by(messages.c.id)
+        )
+        assert [(row["id"], row["content"]) for row in rows] == [(r.id, r.content) for r in records]
+
+
+@pytest.mark.mysql
+async def test_mariadb_returning_path_gives_each_row_its_id(mysql_empty_url: str) -> None:
+    # innodb_autoinc_lock_mode 2 (Galera's) sends the ids back instead: the same
+    # statements a server in that mode gets, on this server
+    from contextstore._dialects import dialect_for
+    from contextstore._dialects._base import returning_ids
+    from contextstore.repositories.messages import _INSERT_ROW
+
+    async with Store(Settings(database_url=mysql_empty_url)) as store:
+        await store.sessions.create(purpose="bulk", created_by="a", session_id="s1")
+        recipe = dialect_for(store.db.engine.url)
+        form = _INSERT_ROW.form(store.db.engine.dialect)
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "session_id": "s1",
+                "sender": "a",
+                "sender_type": "generic",
+                "content": f"row {n}",
+                "visibility": "public",
+                "message_type": "agent_response",
+                "metadata": {},
+                "parent_message_id": None,
+                "timestamp": now,
+                "client_token": f"{'ab' * 12}{n:08x}",
+            }
+            for n in range(30)
+        ]
+        values = form.args_many(rows, {})
+
+        async def work(executor: Any) -> list[int]:
+            batches = [values[:7], values[7:]]
+            return await returning_ids(executor, messages, form.names, batches)
+
+        ids = await store.db.perform(work)
+        assert recipe.name == "mysql"
+        stored = {
+            row["id"]: row["client_token"]
+            for row in await store.db.fetch_all(select(messages.c.id, messages.c.client_token))
+        }
+        assert {
+            row_id: row["client_token"] for row_id, row in zip(ids, rows, strict=True)
+        } == stored

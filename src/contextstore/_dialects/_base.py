@@ -60,6 +60,8 @@ class Channel(Protocol):
 
     async def send_many(self, sql: str, args: Sequence[Sequence[Any]]) -> None: ...
 
+    async def send_insert(self, sql: str, args: Sequence[Any]) -> int: ...
+
     async def driver_connection(self) -> Any: ...
 
 
@@ -90,6 +92,11 @@ class Wire(ABC):
     @abstractmethod
     async def execute_many(self, sql: str, args: Sequence[Sequence[Any]]) -> int:
         """Run ``sql`` once per parameter set (batched where the driver can)."""
+
+    async def insert(self, sql: str, args: Sequence[Any]) -> int:
+        """Run an INSERT; the first id it generated (the DB-API ``lastrowid``).
+        Only the dialects that use it implement it."""
+        raise NotImplementedError
 
     @abstractmethod
     async def begin(self) -> None:
@@ -254,20 +261,15 @@ class Dialect(ABC):
 
         ``rows`` hold the values of the columns ``names`` in that order, through
         the bind processors; ``names`` includes ``client_token``, whose value is
-        unique per row. The default: multi-row ``INSERT ... RETURNING id,
-        client_token`` statements, matched back to the input by token (the
-        order of RETURNING rows is not guaranteed).
+        unique per row. The default: multi-row ``INSERT ... RETURNING id``
+        statements. A statement inserts its rows in the order of its VALUES and
+        draws each one's id after the last one's (a sequence, InnoDB's
+        AUTO_INCREMENT in every lock mode): its ids sorted are its rows' ids in
+        input order, whatever order RETURNING gives them in, and whatever
+        other writers draw in between.
         """
-        token_at = list(names).index("client_token")
-        ids: dict[str, int] = {}
-        for batch in await self.insert_batches(channel, rows, len(names)):
-            sql = values_insert(channel.dialect, table, names, len(batch))
-            flat = [value for row in batch for value in row]
-            for row_id, token in await channel.send(sql, flat):
-                ids[token] = row_id
-        if len(ids) != len(rows):
-            raise RuntimeError("the database returned no id for some inserted rows")
-        return [ids[row[token_at]] for row in rows]
+        batches = await self.insert_batches(channel, rows, len(names))
+        return await returning_ids(channel, table, names, batches)
 
     async def insert_batches(
         self, channel: Channel, rows: Sequence[Sequence[Any]], width: int
@@ -346,9 +348,36 @@ def on_conflict_upsert(
     return done.returning(*returning) if returning else done  # type: ignore[no-any-return]
 
 
-def values_insert(sa_dialect: SADialect, table: Table, names: Sequence[str], count: int) -> str:
-    """``INSERT INTO table (names) VALUES (...), ... RETURNING id, client_token``
-    for ``count`` rows, in ``sa_dialect``'s paramstyle and quoting."""
+async def returning_ids(
+    channel: Channel,
+    table: Table,
+    names: Sequence[str],
+    batches: Sequence[Sequence[Sequence[Any]]],
+) -> list[int]:
+    """Each batch as one ``INSERT ... RETURNING id``; the ids in input order (see
+    :meth:`Dialect.insert_many`)."""
+    ids: list[int] = []
+    for batch in batches:
+        sql = values_insert(channel.dialect, table, names, len(batch))
+        flat = [value for row in batch for value in row]
+        drawn = sorted(row[0] for row in await channel.send(sql, flat))
+        if len(drawn) != len(batch):
+            raise RuntimeError("the database returned no id for some inserted rows")
+        ids.extend(drawn)
+    return ids
+
+
+def values_insert(
+    sa_dialect: SADialect,
+    table: Table,
+    names: Sequence[str],
+    count: int,
+    *,
+    returning: bool = True,
+) -> str:
+    """``INSERT INTO table (names) VALUES (...), ... RETURNING id`` for ``count``
+    rows, in ``sa_dialect``'s paramstyle and quoting (without ``returning``, no
+    RETURNING)."""
     quote = sa_dialect.identifier_preparer.quote
     width = len(names)
     style = sa_dialect.paramstyle
@@ -362,7 +391,5 @@ def values_insert(sa_dialect: SADialect, table: Table, names: Sequence[str], cou
         marker = {"qmark": "?", "format": "%s"}[style]
         values = ", ".join(["(" + ", ".join([marker] * width) + ")"] * count)
     columns = ", ".join(quote(name) for name in names)
-    return (
-        f"INSERT INTO {quote(table.name)} ({columns}) VALUES {values} "
-        f"RETURNING {quote('id')}, {quote('client_token')}"
-    )
+    sql = f"INSERT INTO {quote(table.name)} ({columns}) VALUES {values}"
+    return f"{sql} RETURNING {quote('id')}" if returning else sql

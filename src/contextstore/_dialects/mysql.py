@@ -29,6 +29,7 @@ words; changes become searchable at COMMIT).
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import cast, event, func, literal_column, select, type_coerce
@@ -44,6 +45,8 @@ from ._base import (
     ErrorKind,
     Wire,
     queue_pool_options,
+    returning_ids,
+    values_insert,
 )
 from ._drivers.aiomysql import (
     CR_CONN_HOST_ERROR,
@@ -149,6 +152,14 @@ class AiomysqlWire(Wire):
         finally:
             await cursor.close()
 
+    async def insert(self, sql: str, args: Sequence[Any]) -> int:
+        cursor = await self._connection.cursor()
+        try:
+            await cursor.execute(sql, args)
+            return int(cursor.lastrowid)
+        finally:
+            await cursor.close()
+
     async def execute_many(self, sql: str, args: Sequence[Sequence[Any]]) -> int:
         cursor = await self._connection.cursor()
         try:
@@ -173,6 +184,48 @@ class AiomysqlWire(Wire):
 
     def abort(self) -> None:
         self._connection.close()
+
+
+def _cut(rows: Sequence[Sequence[Any]], budget: int) -> list[Sequence[Sequence[Any]]]:
+    """``rows`` cut into statements of one packet each: where the worst case of
+    the escaped values (every character 4 bytes, every byte escaped) would pass
+    ``budget`` (the server's max_allowed_packet, less a margin)."""
+    if _worst_case(rows) <= budget:
+        return [rows]
+    batches: list[Sequence[Sequence[Any]]] = []
+    start, used = 0, 0
+    for index, row in enumerate(rows):
+        size = _ROW_OVERHEAD
+        for value in row:
+            if isinstance(value, str):
+                size += (len(value) if value.isascii() else 4 * len(value)) * 2 + 2
+            elif isinstance(value, bytes):
+                size += 2 * len(value) + 3
+            else:
+                size += _SCALAR_SIZE
+        if used + size > budget and index > start:
+            batches.append(rows[start:index])
+            start, used = index, 0
+        used += size
+    batches.append(rows[start:])
+    return batches
+
+
+def _worst_case(rows: Sequence[Sequence[Any]]) -> int:
+    """An upper bound of the escaped size of all ``rows``, column by column: a
+    bulk write that fits one packet needs no cut, and no loop over every value
+    in Python (``insert_batches`` then cuts only the batches this refuses)."""
+    total = _ROW_OVERHEAD * len(rows)
+    for column in zip(*rows, strict=True):
+        texts = [value for value in column if type(value) is str]
+        others = len(column) - len(texts)
+        if others and any(isinstance(value, str | bytes) for value in column):
+            return sys.maxsize  # bytes or str subclasses: measured row by row
+        joined = "".join(texts)
+        # every character 4 bytes unless all are ASCII, every byte escaped
+        total += (len(joined) if joined.isascii() else 4 * len(joined)) * 2
+        total += 2 * len(texts) + _SCALAR_SIZE * others
+    return total
 
 
 class MySQLDialect(Dialect):
@@ -238,31 +291,52 @@ class MySQLDialect(Dialect):
     def wire(self, driver_connection: Any) -> Wire:
         return AiomysqlWire(driver_connection)
 
+    async def insert_many(
+        self,
+        channel: Channel,
+        table: Table,
+        names: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> list[int]:
+        # InnoDB gives a multi-row INSERT consecutive ids (step
+        # auto_increment_increment) unless innodb_autoinc_lock_mode is 2
+        # ("interleaved", a Galera requirement): then the first id, which the
+        # server sends with its OK, stands for all of them, and no row comes
+        # back to be read. In mode 2 the rows come back (RETURNING id).
+        ((packet, lock_mode, step),) = await channel.send(
+            "SELECT @@max_allowed_packet, @@innodb_autoinc_lock_mode, @@auto_increment_increment"
+        )
+        batches = _cut(rows, int(packet) - _STATEMENT_HEADROOM)
+        if int(lock_mode) == 2:
+            return await returning_ids(channel, table, names, batches)
+        step = int(step)
+        ids: list[int] = []
+        ends: list[int] = []
+        for batch in batches:
+            sql = values_insert(channel.dialect, table, names, len(batch), returning=False)
+            first = await channel.send_insert(sql, [value for row in batch for value in row])
+            ids.extend(range(first, first + step * len(batch), step))
+            ends += (first, ids[-1])
+        # the first and last row of each statement are where the ids say
+        token_at = list(names).index("client_token")
+        quote = channel.dialect.identifier_preparer.quote
+        found = dict(
+            await channel.send(
+                f"SELECT {quote('id')}, {quote('client_token')} FROM {quote(table.name)} "
+                f"WHERE {quote('id')} IN ({', '.join(['%s'] * len(ends))})",
+                ends,
+            )
+        )
+        by_id = dict(zip(ids, rows, strict=True))
+        if any(found.get(row_id) != by_id[row_id][token_at] for row_id in ends):
+            raise RuntimeError("the inserted rows did not get consecutive ids")
+        return ids
+
     async def insert_batches(
         self, channel: Channel, rows: Sequence[Sequence[Any]], width: int
     ) -> Sequence[Sequence[Sequence[Any]]]:
-        # one statement is one packet: cut where the worst case of the escaped
-        # values (every character 4 bytes, every byte escaped) would pass the
-        # server's max_allowed_packet
         ((packet,),) = await channel.send("SELECT @@max_allowed_packet")
-        budget = int(packet) - _STATEMENT_HEADROOM
-        batches: list[Sequence[Sequence[Any]]] = []
-        start, used = 0, 0
-        for index, row in enumerate(rows):
-            size = _ROW_OVERHEAD
-            for value in row:
-                if isinstance(value, str):
-                    size += (len(value) if value.isascii() else 4 * len(value)) * 2 + 2
-                elif isinstance(value, bytes):
-                    size += 2 * len(value) + 3
-                else:
-                    size += _SCALAR_SIZE
-            if used + size > budget and index > start:
-                batches.append(rows[start:index])
-                start, used = index, 0
-            used += size
-        batches.append(rows[start:])
-        return batches
+        return _cut(rows, int(packet) - _STATEMENT_HEADROOM)
 
     def classify_error(self, orig: BaseException) -> ErrorKind | None:
         args = getattr(orig, "args", ())
