@@ -3,6 +3,7 @@ and MariaDB's batches stay under the server's max_allowed_packet."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -92,7 +93,7 @@ async def test_mariadb_ids_follow_auto_increment_increment(mysql_empty_url: str)
             finally:
                 await tx.execute(text("SET SESSION auto_increment_increment = 1"))
         ids = [r.id for r in records]
-        assert [b - a for a, b in zip(ids, ids[1:], strict=False)] == [3] * 39
+        assert [b - a for a, b in itertools.pairwise(ids)] == [3] * 39
         rows = await store.db.fetch_all(
             select(messages.c.id, messages.c.content).order_by(messages.c.id)
         )
