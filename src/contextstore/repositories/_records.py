@@ -98,44 +98,28 @@ def session_from(row: Sequence[Any]) -> Session:
     )
 
 
+def _message_values(row: Sequence[Any]) -> dict[str, Any]:
+    return {
+        "id": row[0],
+        "session_id": row[1],
+        "sender": row[2],
+        "sender_type": row[3],
+        "content": row[4],
+        "visibility": row[5],
+        "message_type": row[6],
+        "metadata": row[7] or {},
+        "parent_message_id": row[8],
+        "timestamp": row[9],
+    }
+
+
 def messages_from(rows: Sequence[Sequence[Any]]) -> list[Message]:
-    """:func:`message_from` of every row (a page), without a call per row."""
-    return trusted_all(
-        Message,
-        (
-            {
-                "id": row[0],
-                "session_id": row[1],
-                "sender": row[2],
-                "sender_type": row[3],
-                "content": row[4],
-                "visibility": row[5],
-                "message_type": row[6],
-                "metadata": row[7] or {},
-                "parent_message_id": row[8],
-                "timestamp": row[9],
-            }
-            for row in rows
-        ),
-    )
+    """:func:`message_from` of every row (a page), in one loop."""
+    return trusted_all(Message, map(_message_values, rows))
 
 
 def message_from(row: Sequence[Any]) -> Message:
-    return trusted(
-        Message,
-        {
-            "id": row[0],
-            "session_id": row[1],
-            "sender": row[2],
-            "sender_type": row[3],
-            "content": row[4],
-            "visibility": row[5],
-            "message_type": row[6],
-            "metadata": row[7] or {},
-            "parent_message_id": row[8],
-            "timestamp": row[9],
-        },
-    )
+    return trusted(Message, _message_values(row))
 
 
 def entry_from(row: Sequence[Any]) -> MemoryEntry:
