@@ -119,15 +119,29 @@ class StoreSubject(Subject):
         return message.id
 
     async def walk_to(self, session_id: str, page_number: int) -> str:
-        """The cursor of page ``page_number``, reached by following next_cursor."""
-        cursor: str | None = None
-        for number in range(1, page_number):
-            page = await self.store.messages.list(
-                session_id, viewer=self._viewer, limit=PAGE_SIZE, order="asc", cursor=cursor
-            )
-            if page.next_cursor is None:
-                raise RuntimeError(f"the read session has only {number} pages")
-            cursor = page.next_cursor
+        """The cursor of page ``page_number``, reached by following next_cursor.
+
+        The walk runs on a Store of its own, closed afterwards: PostgreSQL plans
+        a prepared statement from the parameters of its first executions on a
+        connection, so 999 walk positions on the timed pool would leave its
+        page statement planned for each call, while raw's connection (which
+        finds the position with another statement) first runs it at the far
+        position. Both subjects' timed connections thus start with the same
+        history: none.
+        """
+        walker = Store(Settings(database_url=self._url, backend=self._backend))
+        await walker.connect()
+        try:
+            cursor: str | None = None
+            for number in range(1, page_number):
+                page = await walker.messages.list(
+                    session_id, viewer=self._viewer, limit=PAGE_SIZE, order="asc", cursor=cursor
+                )
+                if page.next_cursor is None:
+                    raise RuntimeError(f"the read session has only {number} pages")
+                cursor = page.next_cursor
+        finally:
+            await walker.close()
         if cursor is None:
             raise RuntimeError("page_number must be at least 2")
         return cursor
