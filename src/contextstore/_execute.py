@@ -45,6 +45,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
 from ._dialects import ErrorKind
+from ._dialects.types import result_processor
 from ._translate import Progress, classify
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ class Form:
             sql = sql.replace("%%", "%")
         results: list[tuple[int, Any]] = []
         for index, column in enumerate(getattr(statement, "exported_columns", ())):
-            process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+            process = result_processor(column.type, dialect)
             if process is not None:
                 results.append((index, process))
         self.sql = sql

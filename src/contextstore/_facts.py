@@ -34,6 +34,7 @@ __all__ = [
     "fts5_query",
     "is_memory_database",
     "json_loads",
+    "jsonb_loads",
     "json_text",
     "search_words",
     "sqlite_error_kind",
@@ -65,9 +66,23 @@ def json_loads(text: str | bytes) -> Any:
     return json.loads(text)
 
 
+def jsonb_loads(data: bytes) -> Any:
+    """A PostgreSQL ``jsonb`` value in binary format (a version byte, then the
+    document's UTF-8 text) as its value: :func:`json_loads`'s rules in one
+    call, since it runs for every JSON value of every row read."""
+    text = data[1:]
+    if len(text) < _LONG_DIGITS_RUN or _LONG_DIGITS_BYTES.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
 #: an integer literal that may not fit 64 bits (or digits inside a string: harmless)
 _LONG_DIGITS_RUN = 19
 _LONG_DIGITS = re.compile(rf"\d{{{_LONG_DIGITS_RUN}}}")
+_LONG_DIGITS_BYTES = re.compile(rb"\d{%d}" % _LONG_DIGITS_RUN)
 
 
 def utcnow() -> datetime:

@@ -136,3 +136,64 @@ async def test_large_add_many_goes_through_copy_and_keeps_everything(
         with pytest.raises(NotFoundError):
             await store.messages.add_many("missing", batch)
         assert await store.messages.count("s1", viewer=admin) == n + 1
+
+
+# -- values read without a conversion of ours ---------------------------------
+
+
+async def test_asyncpg_returns_timestamptz_as_utc_so_reads_skip_the_conversion(
+    postgresql_empty_url: str,
+) -> None:
+    # reads on the core take asyncpg's timestamptz as it comes
+    # (PostgreSQLDialect.datetime_results_utc): this fails if asyncpg ever
+    # returns another zone, or a naive value, for any session TimeZone
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from contextstore import Settings, Store, Viewer
+
+    moment = datetime(2026, 3, 29, 1, 30, 0, 123456, tzinfo=timezone(timedelta(hours=5)))
+    async with Store(Settings(database_url=postgresql_empty_url)) as store:
+        await store.sessions.create(purpose="zones", created_by="a", session_id="z")
+        added = await store.messages.add("z", sender="a", content="when")
+        async with store.db.transaction() as conn:
+            await conn.execute(text("SET LOCAL TimeZone = 'America/St_Johns'"))
+            value = (await conn.execute(select(literal(moment)))).scalar_one()
+            driver = await conn.get_raw_connection()
+            raw = await driver.driver_connection.fetchval(  # type: ignore[union-attr]
+                "SELECT $1::timestamptz", moment
+            )
+        for each in (value, raw):
+            assert each.tzinfo is UTC
+            assert each == moment
+        got = await store.messages.get(added.id, viewer=Viewer(agent_id="a"))
+        assert got is not None
+        assert got.timestamp == added.timestamp
+        assert got.timestamp.tzinfo is UTC
+
+
+async def test_jsonb_values_read_the_same_through_the_core_and_sqlalchemy(
+    postgresql_empty_url: str,
+) -> None:
+    # the jsonb codec contextstore installs replaces SQLAlchemy's: Core
+    # statements (JSONB bound as text by SQLAlchemy) and the core both round-trip
+    from sqlalchemy import cast as sql_cast
+    from sqlalchemy.dialects.postgresql import JSONB
+
+    from contextstore import Settings, Store
+
+    documents = [
+        {},
+        {"big": 2**70, "neg": -(2**64) - 1, "f": 1.5, "s": "ünï \U0001f680", "n": None},
+        [1, [2, [3]], {"k": "v"}],
+        "text",
+        12345678901234567890123,
+    ]
+    async with Store(Settings(database_url=postgresql_empty_url)) as store:
+        for document in documents:
+            stored = await store.memory.set("agent", "k", document)
+            assert stored.value == document
+            entry = await store.memory.get("agent", "k")
+            assert entry is not None
+            assert entry.value == document
+            bound = sql_cast(literal(document, JSONB), JSONB)
+            assert await store.db.fetch_value(select(bound)) == document

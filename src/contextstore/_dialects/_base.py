@@ -178,6 +178,9 @@ class Dialect(ABC):
     #: datetimes are bound timezone-aware because the column stores an instant;
     #: otherwise they are bound as naive UTC wall time.
     datetime_keeps_timezone: ClassVar[bool] = False
+    #: the driver returns that column's values as aware UTC datetimes, so reads
+    #: need no conversion (a test notices if the driver changes)
+    datetime_results_utc: ClassVar[bool] = False
 
     def datetime_type(self) -> TypeEngine[datetime]:
         """The column type behind ``UTCDateTime`` (microseconds kept)."""

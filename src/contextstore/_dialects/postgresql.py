@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event, func, literal_column, select, true, type_coerce
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from .._facts import search_words
+from .._facts import jsonb_loads, search_words
 from ._base import (
     SNAPSHOT,
     WRITE_INTENT,
@@ -139,6 +139,19 @@ class AsyncpgWire(Wire):
         self._connection.terminate()
 
 
+async def _jsonb_codec(connection: Any) -> None:
+    """jsonb in binary format both ways, as SQLAlchemy sets it up (its JSONB type
+    hands the driver the serialised text), read by :func:`jsonb_loads`."""
+    await connection.set_type_codec(
+        "jsonb", encoder=_jsonb_bytes, decoder=jsonb_loads, schema="pg_catalog", format="binary"
+    )
+
+
+def _jsonb_bytes(text: str) -> bytes:
+    # the binary format's version byte, then the document
+    return b"\x01" + text.encode()
+
+
 class PostgreSQLDialect(Dialect):
     name = "postgresql"
     driver = "asyncpg"
@@ -206,6 +219,12 @@ class PostgreSQLDialect(Dialect):
         return ids
 
     def install_hooks(self, sync_engine: Engine, settings: Settings) -> None:
+        @event.listens_for(sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # after SQLAlchemy's own codecs (its listener comes first): the same
+            # jsonb values, one Python call per value instead of three
+            dbapi_connection.run_async(_jsonb_codec)
+
         @event.listens_for(sync_engine, "begin")
         def _on_begin(conn: Connection) -> None:
             # SQLAlchemy's asyncpg adapter sends BEGIN lazily before the first
@@ -263,6 +282,9 @@ class PostgreSQLDialect(Dialect):
         return "SHOW server_version"
 
     datetime_keeps_timezone = True
+    #: asyncpg decodes ``timestamptz`` as an aware datetime in UTC, whatever the
+    #: session's TimeZone
+    datetime_results_utc = True
 
     def datetime_type(self) -> TypeEngine[datetime]:
         from sqlalchemy.dialects.postgresql import TIMESTAMP

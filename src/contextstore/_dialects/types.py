@@ -24,12 +24,21 @@ from ..errors import ValidationError
 from . import _registry
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.engine.interfaces import Dialect as SADialect
     from sqlalchemy.types import TypeEngine
 
     from ._base import Dialect
 
-__all__ = ["ExactString", "JSONDocument", "LongText", "UTCDateTime", "recipe_for"]
+__all__ = [
+    "ExactString",
+    "JSONDocument",
+    "LongText",
+    "UTCDateTime",
+    "recipe_for",
+    "result_processor",
+]
 
 
 def recipe_for(dialect: SADialect) -> Dialect | None:
@@ -94,6 +103,17 @@ class UTCDateTime(TypeDecorator[datetime]):
     @property
     def python_type(self) -> type[datetime]:
         return datetime
+
+
+def result_processor(type_: TypeEngine[Any], dialect: SADialect) -> Callable[[Any], Any] | None:
+    """SQLAlchemy's result processor of ``type_`` on ``dialect``, or None where the
+    driver's value already is the result: a :class:`UTCDateTime` read through
+    a driver that returns aware UTC datetimes (asyncpg's ``timestamptz``)."""
+    if isinstance(type_, UTCDateTime):
+        recipe = recipe_for(dialect)
+        if recipe is not None and recipe.datetime_results_utc:
+            return None
+    return type_.dialect_impl(dialect).result_processor(dialect, None)
 
 
 class ExactString(TypeDecorator[str]):
