@@ -192,18 +192,25 @@ class Query:
             it sets, each a parameter of its own name.
     """
 
-    __slots__ = ("_column_keys", "_forms", "statement")
+    __slots__ = ("_column_keys", "_forms", "_last", "statement")
 
     def __init__(self, statement: Executable, *, column_keys: Sequence[str] | None = None):
         self.statement = statement
         self._column_keys = None if column_keys is None else list(column_keys)
         self._forms: weakref.WeakKeyDictionary[SADialect, Form] = weakref.WeakKeyDictionary()
+        #: the form used last, by a weak reference to its dialect: a process
+        #: usually has one, and WeakKeyDictionary.get is a Python call
+        self._last: tuple[weakref.ref[SADialect], Form] | None = None
 
     def form(self, dialect: SADialect) -> Form:
         """The compiled form for ``dialect`` (compiled on first use)."""
+        last = self._last
+        if last is not None and last[0]() is dialect:
+            return last[1]
         form = self._forms.get(dialect)
         if form is None:
             form = self._forms[dialect] = Form(self.statement, dialect, self._column_keys)
+        self._last = (weakref.ref(dialect), form)
         return form
 
 

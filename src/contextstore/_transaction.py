@@ -121,40 +121,34 @@ class Transaction:
         self._parts = parts
         self._state = state
         self._statements = None if statements is None else _guard(statements, state)
-        #: the guarded repositories made so far (a unit uses few of the five)
-        self._repositories: dict[str, Any] = {}
 
-    def _repository(self, name: str) -> Any:
-        repository = self._repositories.get(name)
-        if repository is None:
-            repository = _guard(getattr(self._parts, name), self._state)
-            self._repositories[name] = repository
-        return repository
+    # each repository is guarded on first use (a unit uses few of the five) and
+    # is then an attribute of the instance: later uses cost no call at all
 
-    @property
+    @functools.cached_property
     def sessions(self) -> SessionRepository:
         """The sessions repository, in this transaction."""
-        return cast("SessionRepository", self._repository("sessions"))
+        return _guard(self._parts.sessions, self._state)
 
-    @property
+    @functools.cached_property
     def messages(self) -> MessageRepository:
         """The messages repository, in this transaction."""
-        return cast("MessageRepository", self._repository("messages"))
+        return _guard(self._parts.messages, self._state)
 
-    @property
+    @functools.cached_property
     def memory(self) -> MemoryRepository:
         """The agent memory repository, in this transaction."""
-        return cast("MemoryRepository", self._repository("memory"))
+        return _guard(self._parts.memory, self._state)
 
-    @property
+    @functools.cached_property
     def audit(self) -> AuditRepository:
         """The audit log repository, in this transaction."""
-        return cast("AuditRepository", self._repository("audit"))
+        return _guard(self._parts.audit, self._state)
 
-    @property
+    @functools.cached_property
     def participants(self) -> ParticipantRepository:
         """The participants repository, in this transaction."""
-        return cast("ParticipantRepository", self._repository("participants"))
+        return _guard(self._parts.participants, self._state)
 
     def __repr__(self) -> str:
         state = "closed" if self._state.closed else "failed" if self._state.failure else "open"

@@ -79,7 +79,8 @@ class UnitState:
     async def call(self, method: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
         """One repository or statement call of the unit: check first, and fail
         the unit when the call raises after reaching the database."""
-        self.check()
+        if self.closed or self.failure is not None:
+            self.check()  # raises
         before = self.statements
         try:
             return await method(*args, **kwargs)

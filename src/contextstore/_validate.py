@@ -40,7 +40,8 @@ BUCKETS = ("minute", "hour", "day")
 ORDERS = ("asc", "desc")
 
 
-def _text(field: str, value: Any, max_length: int) -> str:
+def name(field: str, value: Any, max_length: int = MAX_NAME) -> str:
+    """An id or name: 1-255 characters (``max_length``), not blank, no NUL."""
     if not isinstance(value, str):
         raise ValidationError(f"{field}: expected a string, got {type(value).__name__}")
     if "\x00" in value:
@@ -54,9 +55,9 @@ def _text(field: str, value: Any, max_length: int) -> str:
     return value
 
 
-def name(field: str, value: Any) -> str:
-    """An id or name: 1-255 characters, not blank, no NUL."""
-    return _text(field, value, MAX_NAME)
+#: any text with a length limit: the same rules as a name (one function, since
+#: every call validates a few names)
+_text = name
 
 
 def optional_name(field: str, value: Any) -> str | None:
@@ -297,7 +298,8 @@ def viewer(value: Any) -> Viewer:
         raise ValidationError(f"viewer: expected a Viewer, got {type(value).__name__}")
     name("viewer.agent_id", value.agent_id)
     name("viewer.agent_type", value.agent_type)
-    flag("viewer.is_admin", value.is_admin)  # a model_construct()ed Viewer skips pydantic
+    if type(value.is_admin) is not bool:  # a model_construct()ed Viewer skips pydantic
+        flag("viewer.is_admin", value.is_admin)
     return value
 
 

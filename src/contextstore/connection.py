@@ -685,7 +685,11 @@ class UnitOfWork(Statements):
 
     async def _call(self, work: Callable[[Any], Awaitable[T]], target: Any) -> T:
         """``work(target)`` once, as one call of the unit."""
-        self._state.begin_statement()
+        state = self._state
+        # begin_statement(), written out: this is every call's path
+        if state.closed or state.failure is not None:
+            state.check()  # raises
+        state.statements += 1
         progress = self._progress
         progress.kind = None
         try:
@@ -697,7 +701,7 @@ class UnitOfWork(Statements):
             except Exception as error:
                 raise translate(self._dialect, error, progress) from error
         except BaseException as error:
-            self._state.fail(error, retry_safe=_retry_safe(error, progress))
+            state.fail(error, retry_safe=_retry_safe(error, progress))
             raise
 
     @abstractmethod
