@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -303,8 +304,17 @@ def viewer(value: Any) -> Viewer:
     return value
 
 
-def new_message(session_id: str, item: Any) -> dict[str, Any]:
-    """One new message as the row to insert (no id, timestamp or token yet)."""
+def new_messages(session_id: str, items: Iterable[Any]) -> list[dict[str, Any]]:
+    """The items of ``messages.add_many`` as the rows to insert (no id, timestamp
+    or token yet). A batch repeats a few senders, sender types and message
+    types: each distinct name is checked once."""
+    known: set[str] = set()
+    return [new_message(session_id, item, known) for item in items]
+
+
+def new_message(session_id: str, item: Any, known: set[str] | None = None) -> dict[str, Any]:
+    """One new message as the row to insert (no id, timestamp or token yet);
+    ``known``: names of the batch already checked (see :func:`message_row`)."""
     if isinstance(item, dict):
         if not all(isinstance(key, str) for key in item):
             raise ValidationError("messages: item keys must be field names (strings)")
@@ -320,6 +330,7 @@ def new_message(session_id: str, item: Any) -> dict[str, Any]:
         message_type=item.message_type,
         metadata=item.metadata,
         parent_message_id=item.parent_message_id,
+        known=known,
     )
 
 
@@ -333,16 +344,38 @@ def message_row(
     message_type: Any,
     metadata: Any,
     parent_message_id: Any,
+    known: set[str] | None = None,
 ) -> dict[str, Any]:
     """The fields of ``messages.add`` (or of one :class:`NewMessage`) checked, as
-    the row to insert (no id, timestamp or token yet)."""
+    the row to insert (no id, timestamp or token yet).
+
+    ``known``: names that passed :func:`name` earlier in the same batch; the
+    row's names are skipped when all three are among them, and added once
+    checked. The errors are the same, in the same order, as without it.
+    """
+    checked = (
+        known is not None
+        and type(sender) is str
+        and type(sender_type) is str
+        and type(message_type) is str
+        and known.issuperset((sender, sender_type, message_type))
+    )
+    if not checked:
+        name("sender", sender)
+        name("sender_type", sender_type)
+    content = _text("content", content, MAX_CONTENT)
+    visibility = _visibility(visibility)
+    if not checked:
+        name("message_type", message_type)
+        if known is not None:
+            known.update((sender, sender_type, message_type))
     return {
         "session_id": session_id,
-        "sender": name("sender", sender),
-        "sender_type": name("sender_type", sender_type),
-        "content": _text("content", content, MAX_CONTENT),
-        "visibility": _visibility(visibility),
-        "message_type": name("message_type", message_type),
+        "sender": sender,
+        "sender_type": sender_type,
+        "content": content,
+        "visibility": visibility,
+        "message_type": message_type,
         "metadata": _metadata(metadata),
         "parent_message_id": optional_row_id("parent_message_id", parent_message_id),
     }

@@ -294,7 +294,7 @@ class LegacyMessageRepository(_Repository):
         _validate.name("session_id", session_id)
         if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
             raise ValidationError("messages: expected a sequence of NewMessage")
-        rows = [_validate.new_message(session_id, item) for item in messages]
+        rows = _validate.new_messages(session_id, messages)
         if not rows:
             return []
         return await self._insert(session_id, rows)

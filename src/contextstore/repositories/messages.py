@@ -62,7 +62,7 @@ class CoreMessageRepository(CoreRepository):
         if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
             raise ValidationError("messages: expected a sequence of NewMessage")
         with collection_paused():
-            rows = [_validate.new_message(session_id, item) for item in messages]
+            rows = _validate.new_messages(session_id, messages)
         if not rows:
             return []
         return await self._insert(session_id, rows)
