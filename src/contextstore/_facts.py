@@ -18,9 +18,11 @@ legacy package both import it, and neither imports the other.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -31,6 +33,7 @@ __all__ = [
     "BUSY_TIMEOUT_MS",
     "FTS_TABLE",
     "SqliteErrorKind",
+    "collection_paused",
     "fts5_query",
     "is_memory_database",
     "json_loads",
@@ -88,6 +91,24 @@ _LONG_DIGITS_BYTES = re.compile(rb"\d{%d}" % _LONG_DIGITS_RUN)
 def utcnow() -> datetime:
     """The one clock of contextstore: aware UTC, microsecond precision."""
     return datetime.now(UTC)
+
+
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused over a synchronous loop that makes
+    many long-lived objects (a bulk write's rows and records).
+
+    Each young-generation collection would otherwise rescan the growing
+    batch: a sixth of a 20,000-row ``add_many``. Never held across an await.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 # -- SQLite ----------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import literal, select, text
@@ -93,9 +95,20 @@ async def test_large_add_many_goes_through_copy_and_keeps_everything(
     copies: list[int] = []
     real_copy = asyncpg.connection.Connection.copy_records_to_table
 
-    async def counting_copy(self: object, table: str, **kwargs: object) -> object:
-        copies.append(len(kwargs["records"]))  # type: ignore[arg-type]
-        return await real_copy(self, table, **kwargs)  # type: ignore[arg-type]
+    async def counting_copy(self: object, table: str, **kwargs: Any) -> object:
+        # counted as asyncpg reads them: the rows are streamed, not a list
+        sent = 0
+
+        def counted(records: Iterable[Any]) -> Iterator[Any]:
+            nonlocal sent
+            for record in records:
+                sent += 1
+                yield record
+
+        kwargs["records"] = counted(kwargs["records"])
+        result = await real_copy(self, table, **kwargs)
+        copies.append(sent)
+        return result
 
     monkeypatch.setattr(asyncpg.connection.Connection, "copy_records_to_table", counting_copy)
     n = COPY_MIN_ROWS + 50
@@ -197,3 +210,49 @@ async def test_jsonb_values_read_the_same_through_the_core_and_sqlalchemy(
             assert entry.value == document
             bound = sql_cast(literal(document, JSONB), JSONB)
             assert await store.db.fetch_value(select(bound)) == document
+
+
+async def test_cancelled_streaming_copy_writes_nothing_and_leaks_nothing(
+    postgresql_empty_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the COPY reads its rows as it sends them: a task cancelled in the middle
+    # of the stream leaves no row of the batch and no connection checked out
+    import asyncio
+
+    import asyncpg
+
+    from contextstore import NewMessage, Settings, Store, Viewer
+
+    streaming = asyncio.Event()
+    read = 0
+    real_copy = asyncpg.connection.Connection.copy_records_to_table
+
+    async def signalling_copy(self: object, table: str, **kwargs: Any) -> object:
+        def watched(records: Iterable[Any]) -> Iterator[Any]:
+            nonlocal read
+            for record in records:
+                read += 1
+                if read == 1000:
+                    streaming.set()
+                yield record
+
+        kwargs["records"] = watched(kwargs["records"])
+        return await real_copy(self, table, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "copy_records_to_table", signalling_copy)
+    batch = [NewMessage(sender="bulk", content=f"row {i} " + "x" * 400) for i in range(20_000)]
+    admin = Viewer(agent_id="root", is_admin=True)
+    async with Store(Settings(database_url=postgresql_empty_url)) as store:
+        await store.sessions.create(purpose="cancel", created_by="a", session_id="c")
+        task = asyncio.create_task(store.messages.add_many("c", batch))
+        await asyncio.wait_for(streaming.wait(), 30)
+        assert read < len(batch)  # cancelled while rows were still being sent
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await store.messages.count("c", viewer=admin) == 0
+        stats = store.db.pool_stats()
+        assert stats is not None
+        assert stats.checked_out == 0
+        added = await store.messages.add_many("c", batch[:500])
+        assert await store.messages.count("c", viewer=admin) == len(added) == 500

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, overload
+
+from .._facts import collection_paused
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping
     from datetime import datetime
 
     from sqlalchemy import Select, Table
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
     from sqlalchemy.types import TypeEngine
 
+    from .._execute import Form
     from ..settings import Settings
 
 
@@ -117,6 +121,78 @@ class Wire(ABC):
     def abort(self) -> None:  # noqa: B027
         """Cut the connection at once, without a goodbye to a server that may
         not answer (the connection is discarded next)."""
+
+
+class BoundRows(Sequence[tuple[Any, ...]]):
+    """:meth:`Form.args_many` of a batch, bound a chunk at a time when first read.
+
+    A bulk path that streams its rows (PostgreSQL's COPY reads an iterable as
+    it sends) then binds each chunk while the server is still taking the one
+    before, instead of binding every row before the first is sent. Indexing
+    and slicing bind the chunks they touch, once.
+
+    Args:
+        form: the INSERT's compiled form.
+        params: one parameter mapping per row.
+        shared: parameters with the same value in every row, bound once.
+        chunk: rows bound at a time.
+    """
+
+    __slots__ = ("_chunk", "_form", "_params", "_parts", "_shared")
+
+    def __init__(
+        self,
+        form: Form,
+        params: Sequence[Mapping[str, Any]],
+        shared: Mapping[str, Any],
+        chunk: int = 1024,
+    ) -> None:
+        self._form = form
+        self._params = params
+        self._shared = shared
+        self._chunk = chunk
+        self._parts: list[list[tuple[Any, ...]] | None] = [None] * -(-len(params) // chunk)
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def _part(self, number: int) -> list[tuple[Any, ...]]:
+        part = self._parts[number]
+        if part is None:
+            start = number * self._chunk
+            with collection_paused():
+                part = self._form.args_many(self._params[start : start + self._chunk], self._shared)
+            self._parts[number] = part
+        return part
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[Any, ...]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[Any, ...]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[Any, ...] | list[tuple[Any, ...]]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return [self[position] for position in range(start, stop, step)]
+            rows: list[tuple[Any, ...]] = []
+            while start < stop:
+                number, offset = divmod(start, self._chunk)
+                part = self._part(number)[offset : offset + stop - start]
+                rows += part
+                start += len(part)
+            return rows
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("bound row index out of range")
+        number, offset = divmod(index, self._chunk)
+        return self._part(number)[offset]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        for number in range(len(self._parts)):
+            yield from self._part(number)
 
 
 class Dialect(ABC):
@@ -273,6 +349,15 @@ class Dialect(ABC):
         """
         batches = await self.insert_batches(channel, rows, len(names))
         return await returning_ids(channel, table, names, batches)
+
+    def bulk_values(
+        self, form: Form, params: Sequence[Mapping[str, Any]], shared: Mapping[str, Any]
+    ) -> Sequence[Sequence[Any]]:
+        """The rows :meth:`insert_many` gets: ``form.args_many(params, shared)``,
+        bound before the first statement (a dialect whose bulk path streams
+        binds them as it sends)."""
+        with collection_paused():
+            return form.args_many(params, shared)
 
     async def insert_batches(
         self, channel: Channel, rows: Sequence[Sequence[Any]], width: int

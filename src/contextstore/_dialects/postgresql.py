@@ -32,6 +32,7 @@ from .._facts import jsonb_loads, search_words
 from ._base import (
     SNAPSHOT,
     WRITE_INTENT,
+    BoundRows,
     Channel,
     Dialect,
     ErrorKind,
@@ -42,7 +43,7 @@ from ._base import (
 from .types import UTCDateTime
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from datetime import datetime
 
     from sqlalchemy import Select, Table
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
     from sqlalchemy.types import TypeEngine
 
+    from .._execute import Form
     from ..settings import Settings
 
 APPLICATION_NAME = "contextstore"
@@ -213,10 +215,19 @@ class PostgreSQLDialect(Dialect):
             [len(rows)],
         )
         ids = sorted(row[0] for row in drawn)
-        records = [(row_id, *row) for row_id, row in zip(ids, rows, strict=True)]
+        # a generator: asyncpg reads it as it sends, so each chunk of rows is
+        # bound (see bulk_values) and encoded while the server takes the last
+        records = ((row_id, *row) for row_id, row in zip(ids, rows, strict=True))
         driver = await channel.driver_connection()
         await driver.copy_records_to_table(table.name, records=records, columns=["id", *names])
         return ids
+
+    def bulk_values(
+        self, form: Form, params: Sequence[Mapping[str, Any]], shared: Mapping[str, Any]
+    ) -> Sequence[Sequence[Any]]:
+        if len(params) < COPY_MIN_ROWS:
+            return super().bulk_values(form, params, shared)
+        return BoundRows(form, params, shared)
 
     def install_hooks(self, sync_engine: Engine, settings: Settings) -> None:
         @event.listens_for(sync_engine, "connect")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -50,24 +47,6 @@ def after_param(
         id_column,
         descending=descending,
     )
-
-
-@contextlib.contextmanager
-def collection_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused over a synchronous loop that makes
-    many long-lived objects (a bulk write's rows and records).
-
-    Each young-generation collection would otherwise rescan the growing
-    batch: a sixth of a 20,000-row ``add_many``. Never held across an await.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 class CoreRepository:

@@ -12,11 +12,11 @@ from sqlalchemy import Integer, Select, bindparam, func, insert, literal_column,
 
 from .. import _cursor, _validate
 from .._execute import Query
-from .._facts import utcnow
+from .._facts import collection_paused, utcnow
 from ..errors import NotFoundError, ValidationError
 from ..models import Message, NewMessage, Page, SearchHit, Viewer, trusted
 from ..schema import messages, session_participants
-from ._common import CoreRepository, after_param, collection_paused
+from ._common import CoreRepository, after_param
 from ._records import MESSAGE_COLUMNS, message_from, messages_from
 from ._visibility import viewer_params, visible
 
@@ -85,8 +85,7 @@ class CoreMessageRepository(CoreRepository):
             if parents:
                 await _check_parents(executor, session_id, parents)
             form = _INSERT_ROW.form(executor.dialect)
-            with collection_paused():
-                values = form.args_many(rows, {"timestamp": now})
+            values = dialect.bulk_values(form, rows, {"timestamp": now})
             ids = await dialect.insert_many(executor, messages, form.names, values)
             with collection_paused():
                 return [_message(row_id, row) for row_id, row in zip(ids, rows, strict=True)]
