@@ -233,9 +233,10 @@ class Executor(ABC):
         """``sql`` once per argument list (the driver's ``executemany``)."""
 
     @abstractmethod
-    async def send_insert(self, sql: str, args: Sequence[Any]) -> int:
+    async def send_insert(self, sql: str, args: Sequence[Any] | None) -> int:
         """An INSERT without RETURNING, as :meth:`send`; the first id it generated
-        (the DB-API ``lastrowid``: MySQL's ``LAST_INSERT_ID()``)."""
+        (the DB-API ``lastrowid``: MySQL's ``LAST_INSERT_ID()``). ``args``
+        None: ``sql`` holds its values already."""
 
     @abstractmethod
     async def driver_connection(self) -> Any:
@@ -283,7 +284,7 @@ class DriverExecutor(Executor):
     async def send_many(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
         await self.wire.execute_many(sql, args)
 
-    async def send_insert(self, sql: str, args: Sequence[Any]) -> int:
+    async def send_insert(self, sql: str, args: Sequence[Any] | None) -> int:
         return await self.wire.insert(sql, args)
 
     async def driver_connection(self) -> Any:
@@ -328,8 +329,14 @@ class ConnectionExecutor(Executor):
     async def send_many(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
         await self._conn.exec_driver_sql(sql, [tuple(each) for each in args])
 
-    async def send_insert(self, sql: str, args: Sequence[Any]) -> int:
-        result = await self._conn.exec_driver_sql(sql, tuple(args))
+    async def send_insert(self, sql: str, args: Sequence[Any] | None) -> int:
+        if args is None:
+            # the cursor %-formats every statement: a literal % must be doubled
+            if self._conn.dialect.paramstyle in ("format", "pyformat"):
+                sql = sql.replace("%", "%%")
+            result = await self._conn.exec_driver_sql(sql)
+        else:
+            result = await self._conn.exec_driver_sql(sql, tuple(args))
         return int(result.lastrowid)
 
     async def driver_connection(self) -> Any:

@@ -143,3 +143,90 @@ async def test_mariadb_returning_path_gives_each_row_its_id(mysql_empty_url: str
         assert {
             row_id: row["client_token"] for row_id, row in zip(ids, rows, strict=True)
         } == stored
+
+
+_AWKWARD = ["100% %s %% %(x)s", 'it\'s "quoted"', "back\\slash \\' \\\\", "é ☃ 日本 \U0001f680"]
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("watched", [False, True], ids=["driver", "watched-engine"])
+async def test_mariadb_statements_built_ahead_keep_every_value(
+    mysql_empty_url: str, watched: bool
+) -> None:
+    # each statement's text is built with the driver's escaping while the one
+    # before runs; on a watched engine it goes through SQLAlchemy, which
+    # %-formats every statement: values with % and quotes must arrive as given
+    from contextstore._dialects.mysql import _PIPELINE_ROWS
+
+    count = 2 * _PIPELINE_ROWS + 234
+    async with Store(Settings(database_url=mysql_empty_url)) as store:
+        await store.sessions.create(purpose="bulk", created_by="a", session_id="s1")
+        inserts: list[str] = []
+        if watched:
+
+            def record(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
+                if sql.lstrip().upper().startswith("INSERT INTO"):
+                    inserts.append(sql)
+
+            event.listen(store.db.engine.sync_engine, "before_cursor_execute", record)
+        items = [
+            NewMessage(
+                sender=f"agent-{n % 4}",
+                sender_type=f"type %{n % 3}",
+                content=f"{n}: {_AWKWARD[n % len(_AWKWARD)]}",
+                metadata={"text": _AWKWARD[(n + 1) % len(_AWKWARD)], "n": n},
+            )
+            for n in range(count)
+        ]
+        records = await store.messages.add_many("s1", items)
+        if watched:
+            assert len(inserts) == 3  # 500 + 500 + 234 rows
+        assert [(r.content, r.sender_type, r.metadata) for r in records] == [
+            (i.content, i.sender_type, i.metadata) for i in items
+        ]
+        rows = await store.db.fetch_all(
+            select(
+                messages.c.id, messages.c.content, messages.c.sender_type, messages.c.metadata
+            ).order_by(messages.c.id)
+        )
+        assert [tuple(row.values()) for row in rows] == [
+            (r.id, r.content, r.sender_type, r.metadata) for r in records
+        ]
+
+
+@pytest.mark.mysql
+async def test_mariadb_cancelled_between_statements_writes_nothing_and_leaks_nothing(
+    mysql_empty_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from contextstore._dialects import mysql
+
+    monkeypatch.setattr(mysql, "_PIPELINE_ROWS", 20)
+    sent = 0
+    halfway = asyncio.Event()
+    real_insert = mysql.AiomysqlWire.insert
+
+    async def counting_insert(self: Any, sql: str, args: Any) -> int:
+        nonlocal sent
+        sent += 1
+        if sent == 5:
+            halfway.set()
+        return await real_insert(self, sql, args)
+
+    monkeypatch.setattr(mysql.AiomysqlWire, "insert", counting_insert)
+    items = [NewMessage(sender="a", content=f"row {n}") for n in range(2000)]
+    async with Store(Settings(database_url=mysql_empty_url)) as store:
+        await store.sessions.create(purpose="bulk", created_by="a", session_id="s1")
+        task = asyncio.create_task(store.messages.add_many("s1", items))
+        await asyncio.wait_for(halfway.wait(), 30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert sent < 2000 // 20  # stopped between statements, not after the last
+        assert await store.messages.count("s1", viewer=ADMIN) == 0
+        stats = store.db.pool_stats()
+        assert stats is not None
+        assert stats.checked_out == 0
+        records = await store.messages.add_many("s1", items[:100])
+        assert await store.messages.count("s1", viewer=ADMIN) == len(records) == 100

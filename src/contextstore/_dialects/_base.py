@@ -64,7 +64,7 @@ class Channel(Protocol):
 
     async def send_many(self, sql: str, args: Sequence[Sequence[Any]]) -> None: ...
 
-    async def send_insert(self, sql: str, args: Sequence[Any]) -> int: ...
+    async def send_insert(self, sql: str, args: Sequence[Any] | None) -> int: ...
 
     async def driver_connection(self) -> Any: ...
 
@@ -97,8 +97,9 @@ class Wire(ABC):
     async def execute_many(self, sql: str, args: Sequence[Sequence[Any]]) -> int:
         """Run ``sql`` once per parameter set (batched where the driver can)."""
 
-    async def insert(self, sql: str, args: Sequence[Any]) -> int:
+    async def insert(self, sql: str, args: Sequence[Any] | None) -> int:
         """Run an INSERT; the first id it generated (the DB-API ``lastrowid``).
+        ``args`` None: ``sql`` holds its values already, and is sent as it is.
         Only the dialects that use it implement it."""
         raise NotImplementedError
 
