@@ -216,6 +216,16 @@ def _cut(rows: Sequence[Sequence[Any]], budget: int) -> list[Sequence[Sequence[A
     return batches
 
 
+def _statements(rows: Sequence[Sequence[Any]], packet: int) -> list[Sequence[Sequence[Any]]]:
+    """``rows`` cut into the statements of a bulk insert: :data:`_PIPELINE_ROWS`
+    rows at most, and within one ``packet`` (max_allowed_packet)."""
+    return [
+        part
+        for start in range(0, len(rows), _PIPELINE_ROWS)
+        for part in _cut(rows[start : start + _PIPELINE_ROWS], packet - _STATEMENT_HEADROOM)
+    ]
+
+
 def _worst_case(rows: Sequence[Sequence[Any]]) -> int:
     """An upper bound of the escaped size of all ``rows``, column by column: a
     bulk write that fits one packet needs no cut, and no loop over every value
@@ -312,8 +322,7 @@ class MySQLDialect(Dialect):
             "SELECT @@max_allowed_packet, @@innodb_autoinc_lock_mode, @@auto_increment_increment"
         )
         if int(lock_mode) == 2:
-            batches = _cut(rows, int(packet) - _STATEMENT_HEADROOM)
-            return await returning_ids(channel, table, names, batches)
+            return await returning_ids(channel, table, names, _statements(rows, int(packet)))
         step = int(step)
         ids: list[int] = []
         ends: list[int] = []
@@ -353,11 +362,7 @@ class MySQLDialect(Dialect):
         before it. Only the building overlaps, never two statements: each is
         sent after the one before was answered.
         """
-        batches = [
-            part
-            for start in range(0, len(rows), _PIPELINE_ROWS)
-            for part in _cut(rows[start : start + _PIPELINE_ROWS], packet - _STATEMENT_HEADROOM)
-        ]
+        batches = _statements(rows, packet)
         literal = (await channel.driver_connection()).literal
         sa_dialect = channel.dialect
 
