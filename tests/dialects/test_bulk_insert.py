@@ -230,3 +230,40 @@ async def test_mariadb_cancelled_between_statements_writes_nothing_and_leaks_not
         assert stats.checked_out == 0
         records = await store.messages.add_many("s1", items[:100])
         assert await store.messages.count("s1", viewer=ADMIN) == len(records) == 100
+
+
+@pytest.mark.mysql
+async def test_mariadb_a_statement_that_cannot_be_built_leaves_the_connection_in_step(
+    mysql_empty_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the next statement's text fails while the one before is on the server:
+    # that one is answered first, nothing of the batch stays, and the pooled
+    # connection serves the next calls normally
+    import aiomysql
+
+    from contextstore import ContextStoreError
+    from contextstore._dialects import mysql
+
+    monkeypatch.setattr(mysql, "_PIPELINE_ROWS", 20)
+    real_literal = aiomysql.Connection.literal
+
+    def failing_literal(self: Any, value: Any) -> Any:
+        if value == "row 50":
+            raise TypeError("cannot escape this value")
+        return real_literal(self, value)
+
+    monkeypatch.setattr(aiomysql.Connection, "literal", failing_literal)
+    items = [NewMessage(sender="a", content=f"row {n}") for n in range(100)]
+    settings = Settings(database_url=mysql_empty_url, pool_size=1, max_overflow=0)
+    async with Store(settings) as store:
+        await store.sessions.create(purpose="bulk", created_by="a", session_id="s1")
+        with pytest.raises((ContextStoreError, TypeError)):
+            await store.messages.add_many("s1", items)
+        assert await store.messages.count("s1", viewer=ADMIN) == 0
+        stats = store.db.pool_stats()
+        assert stats is not None
+        assert stats.checked_out == 0
+        monkeypatch.setattr(aiomysql.Connection, "literal", real_literal)
+        records = await store.messages.add_many("s1", items)
+        assert [r.content for r in records] == [i.content for i in items]
+        assert await store.messages.count("s1", viewer=ADMIN) == 100

@@ -379,7 +379,14 @@ class MySQLDialect(Dialect):
                     # one turn of the loop: the statement is written to the
                     # socket and its task waits for the reply
                     await asyncio.sleep(0)
-                    following = text(batches[number + 1])
+                    try:
+                        following = text(batches[number + 1])
+                    except Exception:
+                        # the statement in flight is answered first, so the
+                        # connection stays in step for whoever uses it next
+                        with contextlib.suppress(Exception):
+                            await sending
+                        raise
                 done.append((batch, await sending))
             except BaseException:
                 if not sending.done():
