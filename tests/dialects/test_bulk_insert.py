@@ -257,8 +257,12 @@ async def test_mariadb_a_statement_that_cannot_be_built_leaves_the_connection_in
     settings = Settings(database_url=mysql_empty_url, pool_size=1, max_overflow=0)
     async with Store(settings) as store:
         await store.sessions.create(purpose="bulk", created_by="a", session_id="s1")
+        connection_id = select(literal_column("CONNECTION_ID()"))
+        before = await store.db.fetch_value(connection_id)
         with pytest.raises((ContextStoreError, TypeError)):
             await store.messages.add_many("s1", items)
+        # the same server connection, still usable: it was not left mid-reply
+        assert await store.db.fetch_value(connection_id) == before
         assert await store.messages.count("s1", viewer=ADMIN) == 0
         stats = store.db.pool_stats()
         assert stats is not None

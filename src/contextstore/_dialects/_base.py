@@ -130,7 +130,7 @@ class BoundRows(Sequence[tuple[Any, ...]]):
     A bulk path that streams its rows (PostgreSQL's COPY reads an iterable as
     it sends) then binds each chunk while the server is still taking the one
     before, instead of binding every row before the first is sent. Indexing
-    and slicing bind the chunks they touch, once.
+    binds the chunk it touches, once.
 
     Args:
         form: the INSERT's compiled form.
@@ -174,16 +174,7 @@ class BoundRows(Sequence[tuple[Any, ...]]):
 
     def __getitem__(self, index: int | slice) -> tuple[Any, ...] | list[tuple[Any, ...]]:
         if isinstance(index, slice):
-            start, stop, step = index.indices(len(self))
-            if step != 1:
-                return [self[position] for position in range(start, stop, step)]
-            rows: list[tuple[Any, ...]] = []
-            while start < stop:
-                number, offset = divmod(start, self._chunk)
-                part = self._part(number)[offset : offset + stop - start]
-                rows += part
-                start += len(part)
-            return rows
+            return list(self)[index]  # no bulk path slices a streamed batch
         if index < 0:
             index += len(self)
         if not 0 <= index < len(self):

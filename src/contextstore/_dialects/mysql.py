@@ -229,7 +229,7 @@ def _statements(rows: Sequence[Sequence[Any]], packet: int) -> list[Sequence[Seq
 def _worst_case(rows: Sequence[Sequence[Any]]) -> int:
     """An upper bound of the escaped size of all ``rows``, column by column: a
     bulk write that fits one packet needs no cut, and no loop over every value
-    in Python (``insert_batches`` then cuts only the batches this refuses)."""
+    in Python (:func:`_cut` then measures only the statements this refuses)."""
     total = _ROW_OVERHEAD * len(rows)
     for column in zip(*rows, strict=True):
         texts = [value for value in column if type(value) is str]
@@ -396,12 +396,6 @@ class MySQLDialect(Dialect):
                         await sending
                 raise
         return done
-
-    async def insert_batches(
-        self, channel: Channel, rows: Sequence[Sequence[Any]], width: int
-    ) -> Sequence[Sequence[Sequence[Any]]]:
-        ((packet,),) = await channel.send("SELECT @@max_allowed_packet")
-        return _cut(rows, int(packet) - _STATEMENT_HEADROOM)
 
     def classify_error(self, orig: BaseException) -> ErrorKind | None:
         args = getattr(orig, "args", ())
