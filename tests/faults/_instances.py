@@ -36,6 +36,7 @@ MARIADB_INSTALL_DB = "/usr/bin/mariadb-install-db"
 #: seconds a start or stop may take before the fixture gives up.
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
+FREEZE_TIMEOUT = 5.0
 
 
 def free_port() -> int:
@@ -140,9 +141,17 @@ class Instance(ABC):
 
     def freeze(self) -> None:
         """SIGSTOP every server process: a hung server (sockets open, nothing answers)."""
-        for pid in self.pids():
+        pids = self.pids()
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGSTOP)
+        # kill() returns before the stop lands: a thread running on another
+        # CPU may still answer a query, so wait until every thread is stopped
+        deadline = time.monotonic() + FREEZE_TIMEOUT
+        while (running := [pid for pid in pids if not _all_threads_stopped(pid)]) != []:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server processes {running} not stopped after SIGSTOP")
+            time.sleep(0.001)
 
     def thaw(self) -> None:
         """SIGCONT every server process; safe to call when not frozen."""
@@ -296,6 +305,23 @@ def _pg_bindir() -> Path | None:
         key=lambda p: int(p.name) if p.name.isdigit() else 0,
     )
     return versions[-1] / "bin" if versions else None
+
+
+def _all_threads_stopped(pid: int) -> bool:
+    """Every thread of ``pid`` is stopped; a vanished process or thread counts as stopped."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return True
+    for task in tasks:
+        try:
+            stat = Path(f"/proc/{pid}/task/{task}/stat").read_text()
+        except OSError:
+            continue
+        # the command name may contain spaces: the state follows the last ')'
+        if stat[stat.rfind(")") + 2] not in "TtZX":  # stopped, or already gone
+            return False
+    return True
 
 
 def _parent_of(pid: int) -> int | None:
