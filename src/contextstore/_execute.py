@@ -45,7 +45,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
 from ._dialects import ErrorKind
-from ._dialects.types import result_processor
+from ._dialects.types import bind_processor, result_processor
 from ._translate import Progress, classify
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ class Form:
             if bind.expanding:
                 raise ValueError(f"bind parameter {name!r}: IN lists are not precompiled")
             default = _REQUIRED if bind.required else bind.effective_value
-            plan.append((name, default, bind.type.dialect_impl(dialect).bind_processor(dialect)))
+            plan.append((name, default, bind_processor(bind.type, dialect)))
         sql = compiled.string
         if "__[POSTCOMPILE" in sql:
             raise ValueError("the statement renders values at execution time")

@@ -125,9 +125,11 @@ def _walk(field: str, value: Any, *, unicode: bool = True) -> bool:
 
 def _flat(value: Any) -> bool:
     """The common case, checked at a fraction of :func:`_walk`'s cost: a dict
-    of plain scalars with ASCII text and no NUL, or one such scalar. False
-    sends the value to :func:`_walk` (it may still be fine)."""
-    if type(value) is dict:
+    whose values are plain scalars (ASCII text without NUL, finite floats,
+    ints, bools, None) or lists of them, with ASCII keys; or one such list or
+    scalar. False sends the value to :func:`_walk` (it may still be fine)."""
+    kind = type(value)
+    if kind is dict:
         for key, item in value.items():
             if type(key) is not str or "\x00" in key or not key.isascii():
                 return False
@@ -138,13 +140,30 @@ def _flat(value: Any) -> bool:
             elif kind is float:
                 if not math.isfinite(item):
                     return False
+            elif kind is list or kind is tuple:
+                if not _flat_items(item):
+                    return False
             elif kind is not int and kind is not bool and item is not None:
                 return False
         return True
-    kind = type(value)
-    if kind is str:
-        return "\x00" not in value and value.isascii()
-    return kind is int or kind is bool or value is None
+    if kind is list or kind is tuple:
+        return _flat_items(value)
+    return _flat_items((value,))
+
+
+def _flat_items(items: list[Any] | tuple[Any, ...]) -> bool:
+    """Every item a plain scalar (see :func:`_flat`)."""
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            if "\x00" in item or not item.isascii():
+                return False
+        elif kind is float:
+            if not math.isfinite(item):
+                return False
+        elif kind is not int and kind is not bool and item is not None:
+            return False
+    return True
 
 
 def _json_text(field: str, text: str, unicode: bool = True) -> None:

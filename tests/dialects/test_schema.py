@@ -452,3 +452,80 @@ def test_utc_datetime_binds_only_aware_datetimes(value: object) -> None:
 
     with pytest.raises(ValidationError):
         UTCDateTime().process_bind_param(value, sqlite.dialect())  # type: ignore[arg-type]
+
+
+_DIALECTS = {
+    "sqlite": sqlite.dialect(),
+    "postgresql": postgresql.asyncpg.dialect(),  # type: ignore[attr-defined]
+    "mysql": mysql.aiomysql.dialect(),  # type: ignore[attr-defined]
+}
+
+
+@pytest.mark.parametrize("name", sorted(_DIALECTS))
+def test_precompiled_datetime_binds_equal_sqlalchemys(name: str) -> None:
+    """The execution core's one-call bind processor for ``UTCDateTime`` sends
+    exactly what SQLAlchemy's own path (the decorator, then the storage type's
+    processor) sends, and refuses what it refuses."""
+    from contextstore._dialects.types import UTCDateTime, bind_processor
+
+    dialect = _DIALECTS[name]
+    column_type = UTCDateTime()
+    ours = bind_processor(column_type, dialect)
+    theirs = column_type.dialect_impl(dialect).bind_processor(dialect)
+    assert ours is not None
+    assert theirs is not None
+    india = timezone(timedelta(hours=5, minutes=30))
+    for value in (
+        None,
+        datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        datetime(2025, 1, 2, 3, 4, 5, tzinfo=india),
+        datetime(1, 1, 1, 12, tzinfo=india),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ):
+        sent = ours(value)
+        assert sent == theirs(value)
+        assert type(sent) is type(theirs(value))
+    for bad in ("2025-01-01T00:00:00+00:00", 1_700_000_000, datetime(2025, 1, 1)):
+        with pytest.raises(ValidationError) as refused:
+            ours(bad)
+        with pytest.raises(ValidationError) as expected:
+            theirs(bad)
+        assert str(refused.value) == str(expected.value)
+
+
+@pytest.mark.parametrize("name", sorted(_DIALECTS))
+def test_precompiled_results_equal_sqlalchemys(name: str) -> None:
+    """The execution core's result processors for ``UTCDateTime`` and
+    ``JSONDocument`` give what SQLAlchemy's own path gives, with the JSON
+    decoder the engines are built with."""
+    from contextstore._dialects.types import JSONDocument, UTCDateTime, result_processor
+    from contextstore._facts import json_loads
+
+    dialect = type(_DIALECTS[name])(json_deserializer=json_loads)
+    naive = datetime(2025, 1, 2, 3, 4, 5, 678901)
+    driver_datetimes: dict[str, list[Any]] = {
+        "sqlite": [None, "2025-01-02 03:04:05.678901", "0001-01-01 00:00:00.000000"],
+        "postgresql": [None, naive.replace(tzinfo=UTC)],
+        "mysql": [None, naive, datetime(1, 1, 1)],
+    }
+    column_type = UTCDateTime()
+    ours = result_processor(column_type, dialect)
+    theirs = column_type.dialect_impl(dialect).result_processor(dialect, None)
+    for value in driver_datetimes[name]:
+        got = value if ours is None else ours(value)
+        want = value if theirs is None else theirs(value)
+        assert got == want
+        assert type(got) is type(want)
+        assert got is None or got.tzinfo is UTC
+    ours = result_processor(JSONDocument, dialect)
+    theirs = JSONDocument.dialect_impl(dialect).result_processor(dialect, None)
+    if name == "postgresql":
+        assert ours is None
+        assert theirs is None
+        return
+    assert ours is not None
+    assert theirs is not None
+    for text_value in (None, "null", "{}", '{"a":[1,2.5,"x"]}', "18446744073709551617", '"é"'):
+        got, want = ours(text_value), theirs(text_value)
+        assert got == want
+        assert type(got) is type(want)

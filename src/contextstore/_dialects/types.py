@@ -20,6 +20,7 @@ from sqlalchemy.exc import DontWrapMixin
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import TypeDecorator
 
+from .._facts import json_loads
 from ..errors import ValidationError
 from . import _registry
 
@@ -36,6 +37,7 @@ __all__ = [
     "JSONDocument",
     "LongText",
     "UTCDateTime",
+    "bind_processor",
     "recipe_for",
     "result_processor",
 ]
@@ -79,16 +81,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: SADialect) -> datetime | None:
         if value is None:
             return None
-        if not isinstance(value, datetime):
-            raise _BindValidationError(f"expected a datetime, got {type(value).__name__}")
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise _BindValidationError(
-                f"naive datetime {value.isoformat()} rejected: give a timezone-aware datetime"
-            )
-        utc = value.astimezone(UTC)
         recipe = recipe_for(dialect)
-        keep = recipe is not None and recipe.datetime_keeps_timezone
-        return utc if keep else utc.replace(tzinfo=None)
+        return _utc(value, recipe is not None and recipe.datetime_keeps_timezone)
 
     def process_result_value(self, value: Any, dialect: SADialect) -> datetime | None:
         if value is None:
@@ -105,15 +99,84 @@ class UTCDateTime(TypeDecorator[datetime]):
         return datetime
 
 
-def result_processor(type_: TypeEngine[Any], dialect: SADialect) -> Callable[[Any], Any] | None:
-    """SQLAlchemy's result processor of ``type_`` on ``dialect``, or None where the
-    driver's value already is the result: a :class:`UTCDateTime` read through
-    a driver that returns aware UTC datetimes (asyncpg's ``timestamptz``)."""
+def _utc(value: Any, keep: bool) -> datetime:
+    """``value`` as UTC, aware with ``keep``, else naive UTC wall time."""
+    if not isinstance(value, datetime):
+        raise _BindValidationError(f"expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise _BindValidationError(
+            f"naive datetime {value.isoformat()} rejected: give a timezone-aware datetime"
+        )
+    utc = value.astimezone(UTC)
+    return utc if keep else utc.replace(tzinfo=None)
+
+
+def bind_processor(type_: TypeEngine[Any], dialect: SADialect) -> Callable[[Any], Any] | None:
+    """SQLAlchemy's bind processor of ``type_`` on ``dialect``; for a
+    :class:`UTCDateTime`, one function doing what its ``process_bind_param``
+    and the storage type's processor do, with the recipe looked up once
+    rather than per value (the same values: a test compares them)."""
     if isinstance(type_, UTCDateTime):
         recipe = recipe_for(dialect)
-        if recipe is not None and recipe.datetime_results_utc:
-            return None
-    return type_.dialect_impl(dialect).result_processor(dialect, None)
+        if recipe is not None:
+            keep = recipe.datetime_keeps_timezone
+            then = dialect.type_descriptor(recipe.datetime_type()).bind_processor(dialect)
+            if then is None:
+
+                def process(value: Any) -> Any:
+                    return None if value is None else _utc(value, keep)
+
+            else:
+
+                def process(value: Any) -> Any:
+                    return None if value is None else then(_utc(value, keep))
+
+            return process
+    return type_.dialect_impl(dialect).bind_processor(dialect)
+
+
+def result_processor(type_: TypeEngine[Any], dialect: SADialect) -> Callable[[Any], Any] | None:
+    """What SQLAlchemy's result processor of ``type_`` on ``dialect`` returns,
+    in fewer calls per value where contextstore owns the types: None where the
+    driver's value already is the result (a :class:`UTCDateTime` read through
+    a driver that returns aware UTC datetimes: asyncpg's ``timestamptz``), one
+    function for a naive-UTC :class:`UTCDateTime` and for JSON text (the same
+    values: a test compares them)."""
+    impl = type_.dialect_impl(dialect)
+    if isinstance(type_, UTCDateTime):
+        recipe = recipe_for(dialect)
+        if recipe is not None:
+            if recipe.datetime_results_utc:
+                return None
+            if not recipe.datetime_keeps_timezone:
+                # naive UTC wall time in storage: the storage type's processor
+                # and the decorator's in one call
+                then = dialect.type_descriptor(recipe.datetime_type()).result_processor(
+                    dialect, None
+                )
+                return _utc_from_naive if then is None else _utc_from_naive_after(then)
+    process = impl.result_processor(dialect, None)
+    if process is not None and isinstance(impl, JSON) and recipe_for(dialect) is not None:
+        # the JSON text decoded by the function the engines contextstore
+        # builds are given as ``json_deserializer`` (engine.py), without
+        # SQLAlchemy's wrappers around it (a test compares the values)
+        return _json_result
+    return process
+
+
+def _utc_from_naive(value: Any) -> datetime | None:
+    return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _utc_from_naive_after(then: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def process(value: Any) -> datetime | None:
+        return None if value is None else then(value).replace(tzinfo=UTC)
+
+    return process
+
+
+def _json_result(value: Any) -> Any:
+    return None if value is None else json_loads(value)
 
 
 class ExactString(TypeDecorator[str]):
