@@ -294,6 +294,12 @@ class DriverExecutor(Executor):
         form = query.form(self._dialect)
         return form.rows(await self.wire.fetch(form.sql, form.args(params)))
 
+    async def row(self, query: Query, params: Mapping[str, Any] | None = None) -> Row | None:
+        # written out rather than through rows(): every point read takes this path
+        form = query.form(self._dialect)
+        raw = await self.wire.fetch(form.sql, form.args(params))
+        return form.rows(raw[:1])[0] if raw else None
+
     async def execute(self, query: Query, params: Mapping[str, Any] | None = None) -> int:
         form = query.form(self._dialect)
         return await self.wire.execute(form.sql, form.args(params))
@@ -544,6 +550,12 @@ class Leases:
         """
         if not self._slots.try_acquire():
             await self._take_slot()
+        idle = self._idle
+        if idle and not self._pre_ping:
+            # the common case, without the coroutine of the full search below
+            lease = idle[-1]
+            if self._recycle is None or time.monotonic() - lease.since <= self._recycle:
+                return idle.pop()
         try:
             return await self._lease()
         except BaseException:
@@ -637,7 +649,12 @@ class Leases:
                     reusable = True
             raise
         finally:
-            await self.release(lease, reusable=reusable)
+            if reusable and not self._closed and len(self._idle) < self._keep:
+                # what release() does for a connection kept idle, without its coroutine
+                self._slots.release()
+                self._idle.append(lease)
+            else:
+                await self.release(lease, reusable=reusable)
 
     async def _take_slot(self) -> None:
         try:
