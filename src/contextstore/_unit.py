@@ -162,8 +162,17 @@ class Mapped(Generic[A, B]):
     __slots__ = ("_inner", "_wrap")
 
     def __init__(self, inner: AbstractAsyncContextManager[A], wrap: Callable[[A], B]) -> None:
-        self._inner = inner
-        self._wrap = wrap
+        self._inner: AbstractAsyncContextManager[Any] = inner
+        self._wrap: Callable[[Any], B] = wrap
+        if isinstance(inner, Mapped):
+            # one layer for a mapping of a mapping: the store's over the backend's
+            first: Callable[[Any], Any] = inner._wrap
+            self._inner = inner._inner
+
+            def composed(value: Any) -> B:
+                return wrap(first(value))
+
+            self._wrap = composed
 
     async def __aenter__(self) -> B:
         value = await self._inner.__aenter__()

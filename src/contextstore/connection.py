@@ -22,29 +22,28 @@ import contextlib
 import functools
 import random
 import time
-from abc import abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import text
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import QueuePool
 
-from ._dialects import SNAPSHOT, WRITE_INTENT, ErrorKind, dialect_for
-from ._execute import LOST_KINDS, ConnectionExecutor, Executor, Lease, Leases, observed
+from ._dialects import SNAPSHOT, WRITE_INTENT, dialect_for
+from ._execute import ConnectionExecutor, Executor, Leases, observed
 from ._statements import Statements
 from ._translate import Progress, translate, translating
-from ._unit import UnitState, savepoint
+from ._unit import UnitState
+from ._work import UnitOfWork, UnitScope, safe_to_retry
 from .engine import create_engine
 from .errors import ContextStoreError, DatabaseUnavailableError, PoolExhaustedError
 from .models import HealthReport, PoolStats
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncTransaction
+    from sqlalchemy.ext.asyncio import AsyncEngine
     from sqlalchemy.sql import Executable
 
     from ._dialects import Dialect
@@ -57,7 +56,6 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 4
 RETRY_WINDOW = 10.0
 _BACKOFF_BASE = 0.02
-_RETRY_KINDS = {ErrorKind.RETRYABLE, ErrorKind.BUSY, ErrorKind.DISCONNECT, ErrorKind.UNAVAILABLE}
 
 
 class ConnectionManager(Statements):
@@ -257,7 +255,7 @@ class ConnectionManager(Statements):
                     isinstance(exc, PoolExhaustedError)
                     or attempt >= MAX_ATTEMPTS
                     or time.monotonic() + delay > deadline
-                    or not _safe_to_retry(progress, idempotent)
+                    or not safe_to_retry(progress, idempotent)
                 ):
                     if unknown and not exc.may_have_committed:
                         raise DatabaseUnavailableError(
@@ -326,8 +324,9 @@ class ConnectionManager(Statements):
                     yield conn
                     progress.committing = True
 
-    @asynccontextmanager
-    async def unit_of_work(self, state: UnitState | None = None) -> AsyncIterator[UnitOfWork]:
+    def unit_of_work(
+        self, state: UnitState | None = None
+    ) -> AbstractAsyncContextManager[UnitOfWork]:
         """One transaction for several calls: the engine of ``store.transaction()``.
 
         The body runs once and is never retried here (``store.run_transaction``
@@ -342,9 +341,9 @@ class ConnectionManager(Statements):
             state: the unit's lifetime rules, created by the caller when it
                 needs to read them afterwards (whether a retry is safe).
 
-        Yields:
-            A :class:`UnitOfWork` running every statement on the transaction's
-            one connection.
+        Returns:
+            An async context manager yielding a :class:`UnitOfWork` that runs
+            every statement on the transaction's one connection.
 
         Raises:
             DatabaseUnavailableError: the database could not be reached, or the
@@ -353,57 +352,7 @@ class ConnectionManager(Statements):
             ContextStoreError: a statement failed inside the block and the
                 block went on (the transaction was rolled back, not committed).
         """
-        state = state if state is not None else UnitState()
-        engine = self.engine
-        progress = Progress(write=True)
-        opening = self._unit_on_connection if observed(engine) else self._unit_on_lease
-        unit: UnitOfWork | None = None
-        try:
-            async with opening(engine, state, progress) as unit:
-                try:
-                    yield unit
-                except BaseException as error:
-                    # a cancelled or interrupted body: its connection may be
-                    # mid-statement, and is abandoned rather than reused
-                    await unit.roll_back(abandon=not isinstance(error, Exception))
-                    raise
-                if state.failure is not None:
-                    await unit.roll_back()
-                    raise ContextStoreError(
-                        "transaction rolled back: a statement inside it failed and the block "
-                        "went on; use 'async with tx.savepoint():' to recover from an error"
-                    ) from state.failure
-                progress.committing = True
-                with translating(self._dialect, progress):
-                    await unit.commit()
-        except ContextStoreError as error:
-            if unit is None or progress.committing:  # checkout, BEGIN or COMMIT failed
-                state.fail(error, retry_safe=_retry_safe(error, progress))
-            raise
-        except Exception as error:
-            if unit is not None:
-                raise  # the body's own exception, unchanged
-            translated = translate(self._dialect, error, progress)
-            state.fail(translated, retry_safe=_retry_safe(translated, progress))
-            raise translated from error
-        finally:
-            state.closed = True
-
-    def _unit_on_lease(
-        self, engine: AsyncEngine, state: UnitState, progress: Progress
-    ) -> AbstractAsyncContextManager[UnitOfWork]:
-        return _LeasedOpening(self, engine, state, progress)
-
-    @asynccontextmanager
-    async def _unit_on_connection(
-        self, engine: AsyncEngine, state: UnitState, progress: Progress
-    ) -> AsyncIterator[UnitOfWork]:
-        async with self._leases.slot(), engine.connect() as conn:
-            with translating(self._dialect, progress):
-                await conn.execution_options(**{WRITE_INTENT: True})
-                await conn.begin()
-            progress.sent = True
-            yield ConnectionUnit(self, conn, state, progress)
+        return UnitScope(self, state if state is not None else UnitState())
 
     async def stream(
         self, stmt: Executable, *, batch_size: int = 500
@@ -590,15 +539,6 @@ def _exhausted(stats: PoolStats | None) -> bool:
     return stats is not None and stats.checked_in == 0 and stats.checked_out >= stats.size
 
 
-def _safe_to_retry(progress: Progress, idempotent: bool) -> bool:
-    if progress.kind not in _RETRY_KINDS:
-        return False
-    if progress.kind in (ErrorKind.RETRYABLE, ErrorKind.BUSY):
-        return True  # the server rolled the transaction back
-    # connection trouble: safe unless a COMMIT may have landed
-    return not (progress.write and progress.committing) or idempotent
-
-
 def _describe(error: BaseException | None) -> str:
     return f"{type(error).__name__}: {error}" if error is not None else "unknown error"
 
@@ -607,289 +547,3 @@ def _head_revision() -> str | None:
     from ._migrations import head_revision
 
     return head_revision()
-
-
-def _retry_safe(error: BaseException, progress: Progress) -> bool:
-    """A fresh unit of work may succeed and cannot duplicate what this one did."""
-    return (
-        isinstance(error, DatabaseUnavailableError)
-        and not isinstance(error, PoolExhaustedError)
-        and not error.may_have_committed
-        and _safe_to_retry(progress, idempotent=False)
-    )
-
-
-class UnitOfWork(Statements):
-    """The statement methods of one open transaction, on its one connection.
-
-    Built by :meth:`ConnectionManager.unit_of_work`; the core repositories of a
-    unit of work run on it instead of the manager. Nothing is retried here, and
-    each call goes through the unit's :class:`~contextstore._unit.UnitState`.
-    ``write``, ``idempotent``, ``autocommit`` and ``recover`` change nothing
-    in a unit: its transaction holds every write and commits them together,
-    and a unit is never retried from inside.
-    """
-
-    def __init__(self, manager: ConnectionManager, state: UnitState, progress: Progress) -> None:
-        self._manager = manager
-        self._state = state
-        self._progress = progress
-        self._dialect = manager.recipe
-
-    @property
-    def settings(self) -> Settings:
-        """The settings of the manager this unit runs on."""
-        return self._manager.settings
-
-    @property
-    def engine(self) -> AsyncEngine:
-        """The manager's engine (its dialect knows the server's capabilities)."""
-        return self._manager.engine
-
-    @property
-    def recipe(self) -> Dialect:
-        """The manager's dialect recipe."""
-        return self._dialect
-
-    async def run(
-        self,
-        work: Callable[[AsyncConnection], Awaitable[T]],
-        *,
-        write: bool = True,
-        idempotent: bool = False,
-        autocommit: bool = False,
-        recover: Callable[[AsyncConnection], Awaitable[T | None]] | None = None,
-    ) -> T:
-        """Run ``work(conn)`` in the unit's transaction, once."""
-        return await self._call(work, self._connection())
-
-    async def perform(
-        self,
-        work: Callable[[Executor], Awaitable[T]],
-        *,
-        write: bool = True,
-        idempotent: bool = False,
-        autocommit: bool = False,
-        recover: Callable[[Executor], Awaitable[T | None]] | None = None,
-    ) -> T:
-        """Run ``work(executor)`` in the unit's transaction, once."""
-        return await self._call(work, self._executor())
-
-    @abstractmethod
-    def _connection(self) -> AsyncConnection:
-        """The SQLAlchemy Connection the caller's own statements run on."""
-
-    @abstractmethod
-    def _executor(self) -> Executor:
-        """The executor the repositories' statements run on."""
-
-    async def _call(self, work: Callable[[Any], Awaitable[T]], target: Any) -> T:
-        """``work(target)`` once, as one call of the unit."""
-        state = self._state
-        # begin_statement(), written out: this is every call's path
-        if state.closed or state.failure is not None:
-            state.check()  # raises
-        state.statements += 1
-        progress = self._progress
-        progress.kind = None
-        try:
-            # what ``translating`` does, written out: this is every call's path
-            try:
-                return await work(target)
-            except ContextStoreError:
-                raise
-            except Exception as error:
-                raise translate(self._dialect, error, progress) from error
-        except BaseException as error:
-            state.fail(error, retry_safe=_retry_safe(error, progress))
-            raise
-
-    @abstractmethod
-    def savepoint(self) -> AbstractAsyncContextManager[None]:
-        """A nested part of the unit (``SAVEPOINT``); see :func:`contextstore._unit.savepoint`."""
-
-    @abstractmethod
-    async def commit(self) -> None:
-        """COMMIT the unit's transaction (errors are the driver's, untranslated)."""
-
-    @abstractmethod
-    async def roll_back(self, *, abandon: bool = False) -> None:
-        """Roll the whole transaction back; never raises (the exception that caused
-        the rollback is the one the caller must see). ``abandon``: the body was
-        cancelled, and its connection is discarded instead (the server rolls
-        the transaction back when it goes)."""
-
-
-class _LeasedOpening:
-    """A unit of work's lease: taken and BEGIN sent on entry, given back on exit
-    (reusable when its transaction ended cleanly). A class, not an async
-    generator: every unit of work opens one."""
-
-    __slots__ = ("_engine", "_manager", "_progress", "_state", "_unit")
-
-    def __init__(
-        self, manager: ConnectionManager, engine: AsyncEngine, state: UnitState, progress: Progress
-    ) -> None:
-        self._manager = manager
-        self._engine = engine
-        self._state = state
-        self._progress = progress
-        self._unit: LeasedUnit | None = None
-
-    async def __aenter__(self) -> LeasedUnit:
-        manager, progress = self._manager, self._progress
-        lease = await manager._leases.acquire()
-        unit = self._unit = LeasedUnit(manager, self._engine, lease, self._state, progress)
-        try:
-            try:
-                with translating(manager._dialect, progress):
-                    await lease.wire.begin()
-            except ContextStoreError:
-                # a BEGIN refused (SQLite's lock not granted in busy_timeout)
-                # leaves the connection as it was
-                unit.reusable = progress.kind not in LOST_KINDS
-                raise
-        except BaseException:
-            await self._give_back(unit)
-            raise
-        progress.sent = True
-        return unit
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        if self._unit is not None:
-            await self._give_back(self._unit)
-
-    async def _give_back(self, unit: LeasedUnit) -> None:
-        leases = self._manager._leases
-        if not unit.reusable:
-            leases.lost(self._progress.kind)
-        await leases.release(unit.lease, reusable=unit.reusable)
-
-
-class LeasedUnit(UnitOfWork):
-    """A unit of work on a connection held by the execution core.
-
-    The repositories' statements go to the driver connection; the caller's own
-    Core statements (``tx.execute`` and the other statement methods) run on a
-    SQLAlchemy Connection made over the same pooled connection on first use,
-    inside the same transaction.
-    """
-
-    def __init__(
-        self,
-        manager: ConnectionManager,
-        engine: AsyncEngine,
-        lease: Lease,
-        state: UnitState,
-        progress: Progress,
-    ) -> None:
-        super().__init__(manager, state, progress)
-        self._engine = engine
-        self._lease = lease
-        self._conn: AsyncConnection | None = None
-        self._savepoints = 0
-        #: the connection may serve the next call: a COMMIT or ROLLBACK got through
-        self.reusable = False
-
-    @property
-    def lease(self) -> Lease:
-        """The held connection."""
-        return self._lease
-
-    def _executor(self) -> Executor:
-        return self._lease.executor
-
-    def _connection(self) -> AsyncConnection:
-        if self._conn is None:
-            sync = Connection(self._engine.sync_engine, connection=self._lease.fairy)
-            # the unit's transaction was begun on the wire: without write intent
-            # SQLAlchemy's autobegin sends no BEGIN of its own (see each
-            # dialect's begin hook). This Connection is never committed nor
-            # closed: either would end the unit's transaction or give the held
-            # connection back to the pool
-            sync.execution_options(**{WRITE_INTENT: False})
-            self._conn = AsyncConnection(self._engine, sync)
-        return self._conn
-
-    def savepoint(self) -> AbstractAsyncContextManager[None]:
-        self._savepoints += 1
-        name = f"contextstore_savepoint_{self._savepoints}"
-
-        async def begin() -> None:
-            await self._step(f"SAVEPOINT {name}")
-
-        async def release() -> None:
-            await self._step(f"RELEASE SAVEPOINT {name}")
-
-        async def undo() -> None:
-            await self._step(f"ROLLBACK TO SAVEPOINT {name}")
-
-        return savepoint(self._state, begin, release, undo)
-
-    async def _step(self, sql: str) -> None:
-        self._progress.kind = None
-        with translating(self._dialect, self._progress):
-            await self._lease.wire.execute(sql, None)
-
-    async def commit(self) -> None:
-        await self._lease.wire.commit()
-        self.reusable = self._lease.fairy.is_valid
-
-    async def roll_back(self, *, abandon: bool = False) -> None:
-        if abandon or self._progress.kind in LOST_KINDS or not self._lease.fairy.is_valid:
-            return  # discarded when given back
-        with contextlib.suppress(Exception):
-            await self._lease.wire.rollback()
-            self.reusable = True
-
-
-class ConnectionUnit(UnitOfWork):
-    """A unit of work on a SQLAlchemy ``AsyncConnection`` (statements watched)."""
-
-    def __init__(
-        self,
-        manager: ConnectionManager,
-        conn: AsyncConnection,
-        state: UnitState,
-        progress: Progress,
-    ) -> None:
-        super().__init__(manager, state, progress)
-        self._conn = conn
-
-    def _connection(self) -> AsyncConnection:
-        return self._conn
-
-    def _executor(self) -> Executor:
-        return ConnectionExecutor(self._conn)
-
-    def savepoint(self) -> AbstractAsyncContextManager[None]:
-        nested: list[AsyncTransaction] = []
-
-        async def begin() -> None:
-            with translating(self._dialect, self._progress):
-                nested.append(await self._conn.begin_nested())
-
-        async def release() -> None:
-            with translating(self._dialect, self._progress):
-                await nested[0].commit()
-
-        async def undo() -> None:
-            with translating(self._dialect, self._progress):
-                await nested[0].rollback()
-
-        return savepoint(self._state, begin, release, undo)
-
-    async def commit(self) -> None:
-        await self._conn.commit()
-
-    async def roll_back(self, *, abandon: bool = False) -> None:
-        try:
-            await self._conn.rollback()
-        except Exception:
-            with contextlib.suppress(Exception):
-                await self._conn.invalidate()
