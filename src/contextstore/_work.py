@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ._dialects import WRITE_INTENT, ErrorKind
 from ._execute import LOST_KINDS, ConnectionExecutor, Executor, Lease, observed
@@ -27,7 +28,7 @@ from ._unit import UnitState, savepoint
 from .errors import ContextStoreError, DatabaseUnavailableError, PoolExhaustedError
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncTransaction
 
     from ._dialects import Dialect
     from .connection import ConnectionManager
