@@ -130,29 +130,18 @@ def _flat(value: Any) -> bool:
     scalar. False sends the value to :func:`_walk` (it may still be fine)."""
     kind = type(value)
     if kind is dict:
-        for key, item in value.items():
+        for key in value:
             if type(key) is not str or "\x00" in key or not key.isascii():
                 return False
-            kind = type(item)
-            if kind is str:
-                if "\x00" in item or not item.isascii():
-                    return False
-            elif kind is float:
-                if not math.isfinite(item):
-                    return False
-            elif kind is list or kind is tuple:
-                if not _flat_items(item):
-                    return False
-            elif kind is not int and kind is not bool and item is not None:
-                return False
-        return True
+        return _flat_items(value.values(), lists=True)
     if kind is list or kind is tuple:
-        return _flat_items(value)
-    return _flat_items((value,))
+        return _flat_items(value, lists=False)
+    return _flat_items((value,), lists=False)
 
 
-def _flat_items(items: list[Any] | tuple[Any, ...]) -> bool:
-    """Every item a plain scalar (see :func:`_flat`)."""
+def _flat_items(items: Iterable[Any], *, lists: bool) -> bool:
+    """Every item a plain scalar (see :func:`_flat`), or with ``lists`` a list
+    or tuple of them."""
     for item in items:
         kind = type(item)
         if kind is str:
@@ -160,6 +149,9 @@ def _flat_items(items: list[Any] | tuple[Any, ...]) -> bool:
                 return False
         elif kind is float:
             if not math.isfinite(item):
+                return False
+        elif lists and (kind is list or kind is tuple):
+            if not _flat_items(item, lists=False):
                 return False
         elif kind is not int and kind is not bool and item is not None:
             return False
