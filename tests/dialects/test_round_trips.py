@@ -85,6 +85,8 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
 
     run_in_thread = _aiosqlite._Connection.run_in_thread
 
+    # the two ways into the connection's thread (run_in_thread here, call
+    # below): neither goes through the other, so each counts its own hops
     async def hop(self: Any, function: Any, **options: Any) -> Any:
         spy.hops += 1
         return await run_in_thread(self, function, **options)
@@ -103,6 +105,8 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
     wire_call = _aiosqlite._Connection.call
 
     async def traced_call(self: Any, function: Any, *, bounded: bool) -> Any:
+        spy.hops += 1
+
         def traced(raw: sqlite3.Connection) -> Any:
             raw.set_trace_callback(spy.record_sql)
             try:

@@ -30,6 +30,7 @@ Waiting for the write lock is not a statement: ``busy_timeout`` bounds it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import time
 from collections import deque
@@ -195,9 +196,26 @@ class _Connection(aiosqlite.Connection):
         return result
 
     async def call(self, function: Callable[[sqlite3.Connection], T], *, bounded: bool) -> T:
-        """Run ``function(sqlite3_connection)`` in the connection's thread: one hop."""
+        """Run ``function(sqlite3_connection)`` in the connection's thread: one hop.
+
+        Written without :meth:`run_in_thread`: every statement of the execution
+        core takes this path, and each layer is a Python call per statement.
+        """
         raw = self._conn
-        return await self.run_in_thread(lambda: function(raw), bounded=bounded)
+        timeout = self.statement_timeout
+        if not bounded or timeout is None:
+            result: T = await self._execute(functools.partial(function, raw))  # type: ignore[no-untyped-call]
+            return result
+
+        def run() -> T:
+            self._deadline = time.monotonic() + timeout
+            try:
+                return function(raw)
+            finally:
+                self._deadline = None
+
+        bounded_result: T = await self._execute(run)  # type: ignore[no-untyped-call]
+        return bounded_result
 
     def _with_deadline(self, function: Callable[[], T], timeout: float) -> Callable[[], T]:
         def run() -> T:
@@ -266,7 +284,8 @@ class SQLiteWire(Wire):
         self._pending_begin = False
 
     async def fetch(self, sql: str, args: Sequence[Any] | None) -> Sequence[Sequence[Any]]:
-        begin = self._take_begin()
+        # _take_begin(), written out: every read takes this path
+        begin, self._pending_begin = self._pending_begin, False
 
         def run(raw: sqlite3.Connection) -> list[Any]:
             if begin:
