@@ -551,11 +551,9 @@ class Leases:
         if not self._slots.try_acquire():
             await self._take_slot()
         idle = self._idle
-        if idle and not self._pre_ping:
+        if idle and not self._pre_ping and not self._expired(idle[-1], time.monotonic()):
             # the common case, without the coroutine of the full search below
-            lease = idle[-1]
-            if self._recycle is None or time.monotonic() - lease.since <= self._recycle:
-                return idle.pop()
+            return idle.pop()
         try:
             return await self._lease()
         except BaseException:
@@ -565,11 +563,17 @@ class Leases:
     async def release(self, lease: Lease, *, reusable: bool) -> None:
         """Give ``lease`` back: kept idle, returned to the pool, or discarded
         (``reusable`` False: its connection failed or its state is unknown)."""
+        if not self._kept(lease, reusable):
+            await self._retire(lease, discard=not reusable)
+
+    def _kept(self, lease: Lease, reusable: bool) -> bool:
+        """Free ``lease``'s slot and keep it idle if it may be; False: it must be
+        given back to the pool (or discarded) by the caller."""
         self._slots.release()
         if reusable and not self._closed and len(self._idle) < self._keep:
             self._idle.append(lease)
-            return
-        await self._retire(lease, discard=not reusable)
+            return True
+        return False
 
     def discard_idle(self) -> None:
         """Discard every idle lease (a connection was lost: the server may have
@@ -649,12 +653,9 @@ class Leases:
                     reusable = True
             raise
         finally:
-            if reusable and not self._closed and len(self._idle) < self._keep:
-                # what release() does for a connection kept idle, without its coroutine
-                self._slots.release()
-                self._idle.append(lease)
-            else:
-                await self.release(lease, reusable=reusable)
+            # release(), without its coroutine when the lease is kept idle
+            if not self._kept(lease, reusable):
+                await self._retire(lease, discard=not reusable)
 
     async def _take_slot(self) -> None:
         try:
@@ -669,7 +670,7 @@ class Leases:
         now = time.monotonic()
         while self._idle:
             lease = self._idle.pop()
-            if self._recycle is not None and now - lease.since > self._recycle:
+            if self._expired(lease, now):
                 await self._retire(lease, discard=False)
                 continue
             if self._pre_ping:
@@ -681,6 +682,10 @@ class Leases:
             return lease
         fairy = await self._engine.raw_connection()
         return Lease(fairy, self._recipe.wire(fairy.driver_connection), self._engine.dialect, now)
+
+    def _expired(self, lease: Lease, now: float) -> bool:
+        """``lease`` was used past ``recycle``: its connection goes back to the pool."""
+        return self._recycle is not None and now - lease.since > self._recycle
 
     async def _retire(self, lease: Lease, *, discard: bool) -> None:
         # shielded: a cancelled caller must not leave the connection half given back

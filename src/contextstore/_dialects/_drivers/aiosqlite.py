@@ -201,21 +201,11 @@ class _Connection(aiosqlite.Connection):
         Written without :meth:`run_in_thread`: every statement of the execution
         core takes this path, and each layer is a Python call per statement.
         """
-        raw = self._conn
-        timeout = self.statement_timeout
-        if not bounded or timeout is None:
-            result: T = await self._execute(functools.partial(function, raw))  # type: ignore[no-untyped-call]
-            return result
-
-        def run() -> T:
-            self._deadline = time.monotonic() + timeout
-            try:
-                return function(raw)
-            finally:
-                self._deadline = None
-
-        bounded_result: T = await self._execute(run)  # type: ignore[no-untyped-call]
-        return bounded_result
+        hop: Callable[[], T] = functools.partial(function, self._conn)
+        if bounded and self.statement_timeout is not None:
+            hop = self._with_deadline(hop, self.statement_timeout)
+        result: T = await self._execute(hop)  # type: ignore[no-untyped-call]
+        return result
 
     def _with_deadline(self, function: Callable[[], T], timeout: float) -> Callable[[], T]:
         def run() -> T:
