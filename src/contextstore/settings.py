@@ -8,16 +8,31 @@ included) and with no exception chained.
 
 A URL that parses but cannot work is refused here too, not at connect time
 where the driver would raise its own untyped error: a port outside 1-65535
-(``OverflowError`` from the socket layer).
+(``OverflowError`` from the socket layer). A password given in the query
+string (``?password=``, which the drivers honour) is moved into the URL's own
+password, the one place SQLAlchemy masks; ``database_url`` itself reads back
+masked, so no dump of the settings carries the password, and a Settings that
+holds one refuses to be pickled.
+
+A name the settings do not know is refused rather than ignored: a misspelt
+keyword, a ``CONTEXTSTORE_`` environment variable or such a ``.env`` key (a
+``.env`` key without the prefix belongs to the service and is left alone, as
+are the test suite's ``CONTEXTSTORE_TEST_*`` and
+``CONTEXTSTORE_REQUIRE_SERVERS``).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 import pydantic
 from pydantic import Field, PrivateAttr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -29,6 +44,11 @@ __all__ = ["Settings"]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./contextstore.db"
 MAX_PORT = 65535
+ENV_PREFIX = "CONTEXTSTORE_"
+#: the query-string keys the drivers read a password from (asyncpg, aiomysql)
+_PASSWORD_KEYS = ("password", "passwd")
+#: words that turn a timeout off when given as text (the environment, .env)
+_NO_LIMIT = frozenset({"none", "off"})
 
 
 class Settings(BaseSettings):
@@ -47,8 +67,8 @@ class Settings(BaseSettings):
             Default ``sqlite+aiosqlite:///./contextstore.db``.
         backend: ``"core"`` (SQLAlchemy Core, every dialect; the default) or
             ``"legacy"`` (raw aiosqlite, SQLite files only).
-        pool_size: connections kept open (default 5 for a SQLite file, 10
-            for a server).
+        pool_size: connections kept open, at least 1 (default 5 for a SQLite
+            file, 10 for a server).
         max_overflow: connections opened beyond ``pool_size`` under load
             (default 10).
         pool_timeout: seconds to wait for a free connection before
@@ -60,7 +80,8 @@ class Settings(BaseSettings):
             and the unit is retried on a fresh one).
         connect_timeout: seconds to connect to a server (default 10).
         statement_timeout: seconds a statement may run before
-            ``QueryTimeoutError`` (default 30; None for no limit): enforced
+            ``QueryTimeoutError`` (default 30; None, or ``none``/``off`` in
+            the environment, for no limit): enforced
             by the server on PostgreSQL and MySQL/MariaDB, by interrupting
             the statement on SQLite (core backend; legacy has no limit).
         auto_migrate: ``Store.connect()`` brings the schema to the newest
@@ -79,14 +100,15 @@ class Settings(BaseSettings):
         env_prefix="CONTEXTSTORE_",
         env_file=".env",
         env_file_encoding="utf-8",
-        extra="ignore",
+        extra="forbid",
         frozen=True,
         hide_input_in_errors=True,
     )
 
     database_url: str = Field(default=DEFAULT_DATABASE_URL, repr=False)
     backend: Literal["core", "legacy"] = "core"
-    pool_size: int | None = Field(default=None, ge=0)
+    # 0 would mean "no limit" to SQLAlchemy's QueuePool: refused, not passed on
+    pool_size: int | None = Field(default=None, ge=1)
     max_overflow: int | None = Field(default=None, ge=0)
     pool_timeout: float | None = Field(default=None, gt=0)
     pool_recycle: float | None = Field(default=None, gt=0)
@@ -104,13 +126,28 @@ class Settings(BaseSettings):
             super().__init__(**values)
         except pydantic.ValidationError as exc:
             problem = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
-                for error in exc.errors(include_input=False, include_url=False)
+                _problem(error) for error in exc.errors(include_input=False, include_url=False)
             )
         if problem is not None:
             # raised outside the except block: no chained pydantic error
             # that could carry the input values
             raise ConfigurationError(f"invalid settings: {problem}")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            _Unknown(settings_cls, env_settings, _prefixed_environment),
+            _Unknown(settings_cls, dotenv_settings, _prefixed_only),
+            file_secret_settings,
+        )
 
     @field_validator("database_url", mode="before")
     @classmethod
@@ -119,9 +156,17 @@ class Settings(BaseSettings):
             return value.render_as_string(hide_password=False)
         return value
 
+    @field_validator("statement_timeout", mode="before")
+    @classmethod
+    def _no_limit(cls, value: Any) -> Any:
+        # an environment variable cannot be None: "none" or "off" says it
+        if isinstance(value, str) and value.strip().lower() in _NO_LIMIT:
+            return None
+        return value
+
     @model_validator(mode="after")
     def _normalise(self) -> Settings:
-        url = _parse_url(self.database_url)
+        url = _password_from_query(_parse_url(self.database_url))
         _check_url(url)
         recipe = dialect_for(url)
         url = recipe.normalise_url(url)
@@ -137,6 +182,9 @@ class Settings(BaseSettings):
                     "operation, and each would see its own empty in-memory database"
                 )
         self._url = url
+        # the field keeps the URL masked: dumps, vars() and copies carry no
+        # password; the working URL is effective_database_url
+        self.__dict__["database_url"] = self.safe_url
         return self
 
     @property
@@ -161,6 +209,95 @@ class Settings(BaseSettings):
     def __repr_args__(self) -> Any:
         yield "database_url", self.safe_url
         yield from super().__repr_args__()
+
+    def __getstate__(self) -> dict[Any, Any]:
+        if self._url.password is not None:
+            # a pickle is a dump that cannot mask: it would carry the password in clear
+            raise ConfigurationError(
+                "Settings holding a password cannot be pickled; build the Settings where "
+                "they are needed (from that process's environment or .env) instead"
+            )
+        state: dict[Any, Any] = super().__getstate__()
+        return state
+
+
+class _Unknown(PydanticBaseSettingsSource):
+    """A settings source whose names that are not fields are kept, for the model
+    (``extra="forbid"``) to refuse by name, or dropped when they are not ours.
+
+    pydantic-settings reads only the fields' own environment variables, so a
+    misspelt ``CONTEXTSTORE_`` variable would pass unseen; and it would refuse
+    every foreign key of a ``.env`` file, the service's own included.
+    """
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        source: PydanticBaseSettingsSource,
+        unknown: Any,
+    ) -> None:
+        super().__init__(settings_cls)
+        self._source = source
+        self._unknown = unknown
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._source.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        data = self._source()
+        fields = self.settings_cls.model_fields
+        known = {name: value for name, value in data.items() if name in fields}
+        strays = {name: value for name, value in data.items() if name not in fields}
+        for name, value in self._unknown(strays, fields).items():
+            known[name.upper()] = value
+        return known
+
+
+def _ours(name: str, fields: Any) -> bool:
+    """A ``CONTEXTSTORE_`` name that should be a setting and is not one."""
+    lowered = name.lower()
+    prefix = ENV_PREFIX.lower()
+    return (
+        lowered.startswith(prefix)
+        and lowered[len(prefix) :] not in fields
+        and not lowered.startswith(f"{prefix}test_")
+        and lowered != f"{prefix}require_servers"
+    )
+
+
+def _prefixed_environment(_strays: dict[str, Any], fields: Any) -> dict[str, Any]:
+    return {name: value for name, value in os.environ.items() if _ours(name, fields)}
+
+
+def _prefixed_only(strays: dict[str, Any], fields: Any) -> dict[str, Any]:
+    return {name: value for name, value in strays.items() if _ours(name, fields)}
+
+
+def _problem(error: Any) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "settings"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: not a setting (the settings are {', '.join(Settings.model_fields)})"
+    return f"{where}: {error['msg']}"
+
+
+def _password_from_query(url: URL) -> URL:
+    """``url`` with a password given as a query parameter moved to its password."""
+    given = [key for key in url.query if key.lower() in _PASSWORD_KEYS]
+    if not given:
+        return url
+    passwords: set[str] = set()
+    for key in given:
+        value = url.query[key]
+        # a key given twice reads as a tuple of its values
+        passwords.update((value,) if isinstance(value, str) else value)
+    if url.password is not None:
+        passwords.add(url.password)
+    if len(passwords) != 1:
+        raise ConfigurationError(
+            "database_url: more than one password given (in the user part and the query "
+            "string, or twice in the query string); give it once"
+        )
+    return url.difference_update_query(given).set(password=passwords.pop())
 
 
 def _parse_url(text: str) -> URL:

@@ -52,7 +52,9 @@ NOTHING = {"session": False, "participants": 0, "messages": 0, "memory": False, 
 
 
 def _second_store(store: Store) -> Store:
-    return Store(Settings(database_url=store.settings.database_url, backend=store.backend))
+    return Store(
+        Settings(database_url=store.settings.effective_database_url, backend=store.backend)
+    )
 
 
 async def test_a_unit_of_work_commits_across_all_five_repositories(store: Store) -> None:

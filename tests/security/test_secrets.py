@@ -159,7 +159,19 @@ def _cli(watch: Watch, url: str, tmp_path: Path, *, ok: bool) -> None:
         (["db", "copy", url, target], _environment()),
     ]
     if ok:
-        runs = runs[:3]  # copying a whole database is not what this test is about
+        # a working database: every command that reads or writes it, each of
+        # which prints its URL or facts about it
+        backup = str(tmp_path / "backup.csdump")
+        runs = [
+            *runs[:3],
+            (["db", "upgrade", "--database-url", url], _environment()),
+            (["db", "check", "--database-url", url], _environment()),
+            (["memory", "purge-expired", "--database-url", url], _environment()),
+            (["db", "backup", backup, "--database-url", url], _environment()),
+            (["db", "copy", url, target], _environment()),
+            (["db", "verify", url, target], _environment()),
+            (["demo", "--database-url", url, "--sessions", "2", "--messages", "5"], _environment()),
+        ]
     for args, env in runs:
         result = runner.invoke(app, args, env=env)
         command = " ".join(args[:2])
@@ -447,22 +459,41 @@ async def _working_connection(settings: Settings, watch: Watch) -> None:
     watch.objects("closed store", store)
 
 
+def _placed(url: str, placement: str) -> str:
+    """``url`` with its password where ``placement`` says: the user part, or the
+    query string (``?password=``, which asyncpg and aiomysql honour)."""
+    if placement == "user part":
+        return url
+    parsed = make_url(url)
+    moved = parsed.set(password=None).update_query_dict({"password": parsed.password or ""})
+    return moved.render_as_string(hide_password=False)
+
+
+PLACEMENTS = ["user part", "query string"]
+
+
 @pytest.mark.mysql
+@pytest.mark.parametrize("placement", PLACEMENTS)
 def test_working_mariadb_account(
     mariadb_account: Account,
+    placement: str,
     tmp_path: Path,
     debug_logs: _Records,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    url = _placed(mariadb_account.url, placement)
+    assert mariadb_account.password in url
     watch = Watch(mariadb_account.password)
-    asyncio.run(_working_connection(_settings(mariadb_account.url), watch))
-    _cli(watch, mariadb_account.url, tmp_path, ok=True)
+    asyncio.run(_working_connection(_settings(url), watch))
+    _cli(watch, url, tmp_path, ok=True)
     _finish(watch, debug_logs, capsys)
 
 
 @pytest.mark.postgresql
+@pytest.mark.parametrize("placement", PLACEMENTS)
 def test_postgresql_connection_with_a_password(
     postgresql_empty_url: str,
+    placement: str,
     sentinel: str,
     tmp_path: Path,
     debug_logs: _Records,
@@ -471,7 +502,7 @@ def test_postgresql_connection_with_a_password(
     # the local server trusts 127.0.0.1 and ignores the password; it is still
     # handed to the driver, so everything around the connection must hide it
     url = make_url(postgresql_empty_url).set(password=sentinel)
-    text = url.render_as_string(hide_password=False)
+    text = _placed(url.render_as_string(hide_password=False), placement)
     watch = Watch(sentinel)
     asyncio.run(_working_connection(_settings(text), watch))
     _cli(watch, text, tmp_path, ok=True)

@@ -7,6 +7,7 @@ The autouse ``_clean_environment`` fixture (tests/conftest.py) removes every
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -253,3 +254,102 @@ def test_settings_are_frozen() -> None:
     assert_no_sentinel(caught.value)
     assert settings.database_url == "sqlite+aiosqlite:///./contextstore.db"
     assert settings.effective_database_url.drivername == "sqlite+aiosqlite"
+
+
+# -- unknown names, switching a limit off, pool_size 0 ------------------------
+
+
+def test_a_misspelt_keyword_is_refused_by_name() -> None:
+    with pytest.raises(ConfigurationError, match=r"databse_url: not a setting") as caught:
+        Settings(databse_url=f"postgresql://u:{SENTINEL}@h/db")
+    assert "database_url" in str(caught.value)  # the list of what is a setting
+    assert_no_sentinel(caught.value)
+
+
+def test_a_misspelt_environment_variable_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONTEXTSTORE_DATABSE_URL", f"postgresql://u:{SENTINEL}@h/db")
+    with pytest.raises(ConfigurationError, match=r"CONTEXTSTORE_DATABSE_URL: not a setting"):
+        Settings()
+    # explicit keywords do not make the stray variable any less wrong
+    with pytest.raises(ConfigurationError, match=r"CONTEXTSTORE_DATABSE_URL"):
+        Settings(database_url="sqlite:///./x.db")
+
+
+def test_a_misspelt_dotenv_key_is_refused_and_the_services_own_keys_are_not() -> None:
+    write_env("SERVICE_TOKEN=abc", "CONTEXTSTORE_POOL_SIZE=3", "CONTEXTSTORE_POOLSIZE=4")
+    with pytest.raises(ConfigurationError, match=r"CONTEXTSTORE_POOLSIZE: not a setting"):
+        Settings()
+    write_env("SERVICE_TOKEN=abc", "CONTEXTSTORE_POOL_SIZE=3")
+    assert Settings().pool_size == 3
+
+
+def test_the_test_suites_variables_are_not_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTEXTSTORE_TEST_POSTGRES_URL", "postgresql://u@h/db")
+    monkeypatch.setenv("CONTEXTSTORE_REQUIRE_SERVERS", "1")
+    assert Settings().backend == "core"
+
+
+@pytest.mark.parametrize("word", ["none", "None", "off", " OFF "])
+def test_statement_timeout_can_be_switched_off_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, word: str
+) -> None:
+    monkeypatch.setenv("CONTEXTSTORE_STATEMENT_TIMEOUT", word)
+    assert Settings().statement_timeout is None
+    write_env(f"CONTEXTSTORE_STATEMENT_TIMEOUT={word}")
+    monkeypatch.delenv("CONTEXTSTORE_STATEMENT_TIMEOUT")
+    assert Settings().statement_timeout is None
+
+
+def test_pool_size_zero_is_refused() -> None:
+    # SQLAlchemy's QueuePool would read 0 as "no limit at all"
+    with pytest.raises(ConfigurationError, match=r"pool_size: .*greater than or equal to 1"):
+        Settings(pool_size=0)
+    assert Settings(pool_size=1, max_overflow=0).max_overflow == 0
+
+
+# -- a password anywhere in the URL ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://u:{SENTINEL}@h/db?ssl=disable",
+        f"postgresql://u@h/db?password={SENTINEL}&ssl=disable",
+        f"mysql://u@h/db?passwd={SENTINEL}",
+        f"mariadb://u:{SENTINEL}@h/db?password={SENTINEL}",
+    ],
+)
+def test_no_dump_of_the_settings_holds_the_password(url: str) -> None:
+    settings = Settings(database_url=url)
+    shown = [
+        repr(settings),
+        str(settings),
+        settings.safe_url,
+        repr(settings.effective_database_url),
+        str(settings.effective_database_url),
+        settings.database_url,
+        repr(settings.model_dump()),
+        settings.model_dump_json(),
+        repr(vars(settings)),
+        repr(settings.model_copy()),
+    ]
+    assert all(SENTINEL not in text for text in shown), shown
+    # the working URL still carries it, in the one place the drivers read
+    assert settings.effective_database_url.password == SENTINEL
+    assert not {"password", "passwd"} & set(settings.effective_database_url.query)
+    with pytest.raises(ConfigurationError, match="cannot be pickled") as caught:
+        pickle.dumps(settings)
+    assert_no_sentinel(caught.value)
+
+
+def test_settings_without_a_password_pickle() -> None:
+    settings = Settings(database_url="postgresql://u@h/db")
+    assert pickle.loads(pickle.dumps(settings)) == settings
+
+
+def test_two_different_passwords_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="more than one password") as caught:
+        Settings(database_url=f"postgresql://u:{SENTINEL}@h/db?password=other")
+    assert_no_sentinel(caught.value)
