@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ __all__ = [
     "search_words",
     "sqlite_error_kind",
     "utcnow",
+    "wait_bound",
 ]
 
 
@@ -91,6 +93,31 @@ _LONG_DIGITS_BYTES = re.compile(rb"\d{%d}" % _LONG_DIGITS_RUN)
 def utcnow() -> datetime:
     """The one clock of contextstore: aware UTC, microsecond precision."""
     return datetime.now(UTC)
+
+
+#: the longest wait a caller's timeout asks for that is honoured as given; a
+#: longer one (1e308, say) is this, which asyncio's clock can still add to.
+LONGEST_WAIT = 86_400.0
+
+
+def wait_bound(timeout: object) -> float | str:
+    """A caller's ``timeout`` (seconds) as the wait to make, or why it cannot be one.
+
+    Health probes never raise, so the refusal is a text for their report, not
+    an exception: a timeout must be a positive finite number (not a bool).
+    """
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        return f"timeout must be a positive number of seconds, got {type(timeout).__name__}"
+    if isinstance(timeout, int):
+        # an int of any size is exact; math.isfinite would overflow on 10**400
+        return float(min(timeout, LONGEST_WAIT)) if timeout > 0 else _not_positive(timeout)
+    if not math.isfinite(timeout) or timeout <= 0:
+        return _not_positive(timeout)
+    return min(timeout, LONGEST_WAIT)
+
+
+def _not_positive(timeout: float) -> str:
+    return f"timeout must be a positive finite number of seconds, got {timeout!r}"
 
 
 @contextlib.contextmanager

@@ -33,6 +33,7 @@ from sqlalchemy.pool import QueuePool
 
 from ._dialects import SNAPSHOT, WRITE_INTENT, dialect_for
 from ._execute import ConnectionExecutor, Executor, Leases, observed
+from ._facts import wait_bound
 from ._statements import Statements
 from ._translate import Progress, translate, translating
 from ._unit import UnitState
@@ -426,7 +427,9 @@ class ConnectionManager(Statements):
         pooled connection is busy, the probe opens a connection of its own.
 
         Args:
-            timeout: seconds to wait for the answer.
+            timeout: seconds to wait for the answer, a positive finite number
+                (anything else is reported in ``error``, not raised; a wait
+                beyond a day is cut to a day).
 
         Returns:
             The report: server version, schema revision and whether it is the
@@ -438,14 +441,17 @@ class ConnectionManager(Statements):
         version: str | None = None
         revision: str | None = None
         current = False
-        if self._engine is None:
+        bound = wait_bound(timeout)
+        if isinstance(bound, str):
+            error = bound
+        elif self._engine is None:
             error = "ConnectionManager is closed"
         else:
             probe = asyncio.ensure_future(self._probe())
             self._probes.add(probe)
             probe.add_done_callback(self._forget_probe)
             try:
-                done, _ = await asyncio.wait({probe}, timeout=timeout)
+                done, _ = await asyncio.wait({probe}, timeout=bound)
             except asyncio.CancelledError:
                 probe.cancel()
                 raise
@@ -456,7 +462,7 @@ class ConnectionManager(Statements):
                     version, revision, current = probe.result()
             else:
                 probe.cancel()
-                error = f"no answer from the database within {timeout:g} s"
+                error = f"no answer from the database within {bound:g} s"
         latency = (time.perf_counter() - start) * 1000
         return HealthReport(
             ok=error is None,

@@ -248,7 +248,9 @@ class Store:
 
         Args:
             timeout: seconds to wait for the answer; the report comes back
-                within it even when the server hangs.
+                within it even when the server hangs. A timeout that is not a
+                positive finite number (``nan``, ``0``, ``None``, ``"5"``) is
+                reported in ``error``, not raised.
 
         Returns:
             The report: ``ok=False`` with ``error`` set when the database

@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from .._facts import is_memory_database
+from .._facts import is_memory_database, wait_bound
 from ..errors import ConfigurationError
 from ..models import HealthReport
 from . import _sql
@@ -151,25 +151,11 @@ class LegacyBackend:
         error: str | None = None
         version: str | None = None
         revision: str | None = None
-        # the probe's lock waits end by the deadline too, so an abandoned
-        # probe does not keep its connection's thread busy for long
-        probe = asyncio.ensure_future(self._probe(busy_timeout_ms=int(max(timeout, 0.0) * 1000)))
-        self._probes.add(probe)
-        probe.add_done_callback(self._forget_probe)
-        try:
-            done, _ = await asyncio.wait({probe}, timeout=max(timeout, 0.0))
-        except asyncio.CancelledError:
-            probe.cancel()
-            raise
-        if probe in done:
-            failure = probe.exception()
-            if failure is not None:
-                error = f"{type(failure).__name__}: {failure}"
-            else:
-                version, revision = probe.result()
+        bound = wait_bound(timeout)
+        if isinstance(bound, str):
+            error = bound
         else:
-            probe.cancel()
-            error = f"no answer from the database within {timeout:g} s"
+            error, version, revision = await self._answer(bound)
         latency = (time.perf_counter() - start) * 1000
         head = self._head_revision
         return HealthReport(
@@ -183,6 +169,27 @@ class LegacyBackend:
             pool=None,
             error=error,
         )
+
+    async def _answer(self, bound: float) -> tuple[str | None, str | None, str | None]:
+        """The probe's error, or the server version and schema revision, within ``bound`` s."""
+        # the probe's lock waits end by the deadline too, so an abandoned
+        # probe does not keep its connection's thread busy for long
+        probe = asyncio.ensure_future(self._probe(busy_timeout_ms=int(bound * 1000)))
+        self._probes.add(probe)
+        probe.add_done_callback(self._forget_probe)
+        try:
+            done, _ = await asyncio.wait({probe}, timeout=bound)
+        except asyncio.CancelledError:
+            probe.cancel()
+            raise
+        if probe not in done:
+            probe.cancel()
+            return f"no answer from the database within {bound:g} s", None, None
+        failure = probe.exception()
+        if failure is not None:
+            return f"{type(failure).__name__}: {failure}", None, None
+        version, revision = probe.result()
+        return None, version, revision
 
     def _forget_probe(self, task: asyncio.Task[Any]) -> None:
         self._probes.discard(task)
