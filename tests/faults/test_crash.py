@@ -21,7 +21,7 @@ outcome is unknown (``may_have_committed=True``, or killed in flight) landed
 at most once and whole. On SQLite ``PRAGMA integrity_check`` and the
 full-text index's own integrity check (against the messages table) pass too.
 
-The kill moments come from a seed (``CONTEXTSTORE_CRASH_SEED`` overrides it,
+The kill moments come from a seed (``CONTEXTSTORE_TEST_CRASH_SEED`` overrides it,
 the figures print it): a failure replays the same schedule.
 """
 
@@ -77,7 +77,7 @@ FIRST_SUCCESS_BOUND = 5.0
 
 
 def _seed(name: str) -> int:
-    override = os.environ.get("CONTEXTSTORE_CRASH_SEED")
+    override = os.environ.get("CONTEXTSTORE_TEST_CRASH_SEED")
     return int(override) if override else SEEDS[name]
 
 
