@@ -3,9 +3,14 @@
 The shared servers on 5432/3306 serve other test runs at the same time, so
 nothing here ever touches them: each instance is a fresh data directory in a
 temporary folder, on a free loopback port, started once per test session and
-removed at its end. Durability is switched off (``fsync=off``,
+removed at its end. By default durability is switched off (``fsync=off``,
 ``innodb_flush_log_at_trx_commit=2``): a test crash only loses a throwaway
-directory, and the suite runs faster.
+directory, and the suite runs faster. The crash tests ask for ``durable=True``
+instead: the settings a production server runs with (``fsync``,
+``synchronous_commit`` and ``full_page_writes`` on; InnoDB flushing its log at
+every commit, the binary log on and synced at every commit), so that what a
+SIGKILL of the server may lose is what the server itself gives away, not what
+the suite switched off.
 
 PostgreSQL refuses to run as root, so when the tests run as root its tools run
 as the ``postgres`` OS user (``runuser``); MariaDB runs as ``mysql`` likewise.
@@ -79,10 +84,13 @@ class Instance(ABC):
     """One private server: its port, lifecycle, and an admin ``Server`` for databases."""
 
     dialect: str
+    #: the server log line that says a start is a crash recovery (one per recovery).
+    recovery_line: str
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, *, durable: bool = False) -> None:
         self.base = base
         self.port = free_port()
+        self.durable = durable
         self._server: Server | None = None
 
     @property
@@ -113,6 +121,16 @@ class Instance(ABC):
     @abstractmethod
     def pids(self) -> list[int]:
         """Every process of the server (SIGSTOP must freeze all of them)."""
+
+    @abstractmethod
+    def crash(self) -> None:
+        """SIGKILL every process of the server at once and wait until they are gone: no
+        shutdown, no checkpoint; the next start runs crash recovery."""
+
+    def recoveries(self) -> int:
+        """How many starts so far were crash recoveries (counted in the server log)."""
+        log = self.base / "server.log"
+        return log.read_text(errors="replace").count(self.recovery_line) if log.exists() else 0
 
     @abstractmethod
     def is_ready(self) -> bool:
@@ -164,19 +182,21 @@ class PrivatePostgres(Instance):
     """A PostgreSQL cluster made by ``initdb``, run with ``pg_ctl``."""
 
     dialect = "postgresql"
+    recovery_line = "database system was not properly shut down; automatic recovery in progress"
 
-    def __init__(self, base: Path, bindir: Path) -> None:
-        super().__init__(base)
+    def __init__(self, base: Path, bindir: Path, *, durable: bool = False) -> None:
+        super().__init__(base, durable=durable)
         self.bindir = bindir
 
     @classmethod
-    def create(cls) -> PrivatePostgres:
+    def create(cls, *, durable: bool = False) -> PrivatePostgres:
+        """A new cluster, not started; ``durable`` for production settings (see the module)."""
         bindir = _pg_bindir()
         if bindir is None or not (bindir / "initdb").exists():
             unavailable(f"no PostgreSQL server binaries under {PG_BIN_ROOT}")
         base = Path(tempfile.mkdtemp(prefix="cs-faults-pg-"))
         os.chmod(base, 0o755)
-        instance = cls(base, bindir)
+        instance = cls(base, bindir, durable=durable)
         if _is_root():
             shutil.chown(base, "postgres", "postgres")
         instance._as_owner(
@@ -214,12 +234,13 @@ class PrivatePostgres(Instance):
         _run(prefix + command, timeout=timeout, log=self.base / "tools.log")
 
     def _options(self) -> str:
+        durability = "on" if self.durable else "off"
         settings = {
             "listen_addresses": "127.0.0.1",
             "unix_socket_directories": str(self.base),
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
+            "fsync": durability,
+            "synchronous_commit": durability,
+            "full_page_writes": durability,
             "max_connections": "100",
             "shared_buffers": "32MB",
             "ssl": "off",
@@ -277,6 +298,27 @@ class PrivatePostgres(Instance):
                     found.append(int(entry))
         return found
 
+    def crash(self) -> None:
+        postmaster = self.postmaster_pid()
+        if postmaster is None:
+            raise RuntimeError("no postmaster.pid: the server is not running")
+        # pg_ctl makes the postmaster a process group leader, and every backend
+        # and auxiliary process it forks stays in that group: one killpg reaches
+        # them all at the same instant, so none can notice the others die first
+        os.killpg(postmaster, signal.SIGKILL)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while _group_alive(postmaster):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"processes of group {postmaster} alive after SIGKILL")
+            time.sleep(0.005)
+        if _is_zombie(postmaster):
+            # not reaped yet (its parent is whoever adopted the orphan): a new
+            # postmaster would take the pid in the lock files for a running
+            # one; they mean nothing to crash recovery
+            (self.data / "postmaster.pid").unlink(missing_ok=True)
+            for lock in self.base.glob(".s.PGSQL.*.lock"):
+                lock.unlink(missing_ok=True)
+
     def is_ready(self) -> bool:
         probe = subprocess.run(
             [str(self.bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)],
@@ -324,33 +366,57 @@ def _all_threads_stopped(pid: int) -> bool:
     return True
 
 
-def _parent_of(pid: int) -> int | None:
+def _stat_fields(pid: int) -> list[str] | None:
+    """``/proc/<pid>/stat`` from the state on (the name may contain spaces and ')')."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    # the command name may contain spaces: fields start after the last ')'
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return int(fields[1])
+    return stat[stat.rfind(")") + 2 :].split()
+
+
+def _is_zombie(pid: int) -> bool:
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] == "Z"
+
+
+def _group_alive(group: int) -> bool:
+    """A process of process group ``group`` still runs (zombies do not count)."""
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                fields = _stat_fields(int(entry))
+                if fields is not None and int(fields[2]) == group and fields[0] not in "ZX":
+                    return True
+    return False
+
+
+def _parent_of(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[1])
 
 
 class PrivateMariaDB(Instance):
     """A MariaDB server made by ``mariadb-install-db``, run as a child process."""
 
     dialect = "mysql"
+    # the binary log's recovery, which a durable instance (binary log on) runs at
+    # every start after a crash, even when InnoDB has nothing to redo
+    recovery_line = "Recovering after a crash using"
 
-    def __init__(self, base: Path) -> None:
-        super().__init__(base)
+    def __init__(self, base: Path, *, durable: bool = False) -> None:
+        super().__init__(base, durable=durable)
         self.process: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def create(cls) -> PrivateMariaDB:
+    def create(cls, *, durable: bool = False) -> PrivateMariaDB:
+        """A new data directory, not started; ``durable`` for production settings."""
         for binary in (MARIADBD, MARIADB_INSTALL_DB):
             if not Path(binary).exists():
                 unavailable(f"no MariaDB server binary {binary}")
         base = Path(tempfile.mkdtemp(prefix="cs-faults-my-"))
         os.chmod(base, 0o755)
-        instance = cls(base)
+        instance = cls(base, durable=durable)
         # temporary tables of its own: in the shared /tmp, another MariaDB
         # starting up (a private one, or the shared server) may remove a
         # bootstrap's temporary table files ("Unknown table
@@ -397,14 +463,25 @@ class PrivateMariaDB(Instance):
             f"--pid-file={self.base / 'mysqld.pid'}",
             f"--log-error={self.base / 'server.log'}",
             "--skip-name-resolve",
-            "--skip-log-bin",
             "--max-connections=200",
             "--innodb-buffer-pool-size=64M",
             "--innodb-log-file-size=16M",
-            "--innodb-flush-log-at-trx-commit=2",
             "--innodb-buffer-pool-dump-at-shutdown=OFF",
             "--innodb-buffer-pool-load-at-startup=OFF",
         ]
+        if self.durable:
+            # a commit is on disk in the redo log and in the binary log before
+            # it is acknowledged; with the binary log on, a crash recovery also
+            # settles the two-phase commit between the two
+            command += [
+                "--innodb-flush-log-at-trx-commit=1",
+                "--innodb-doublewrite=ON",
+                "--log-bin=mysql-bin",
+                "--server-id=1",
+                "--sync-binlog=1",
+            ]
+        else:
+            command += ["--skip-log-bin", "--innodb-flush-log-at-trx-commit=2"]
         if _is_root():
             command.append("--user=mysql")
         self.process = subprocess.Popen(
@@ -433,6 +510,13 @@ class PrivateMariaDB(Instance):
         if self.process is None or self.process.poll() is not None:
             return []
         return [self.process.pid]
+
+    def crash(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            raise RuntimeError("the server is not running")
+        process.kill()  # one process: SIGKILL stops every thread at once
+        process.wait(timeout=STOP_TIMEOUT)
 
     def is_ready(self) -> bool:
         import pymysql

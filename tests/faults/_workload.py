@@ -11,6 +11,8 @@ operation ends in one of:
   absent, but never twice and never half a batch;
 * ``untyped``: anything that is not a ``ContextStoreError`` escaped: always a failure.
 
+A ``session`` write (``sessions.create``) carries its marker as the purpose.
+
 The verifier reads back through a fresh Store (its own pool and connections)
 after the fault has been healed.
 """
@@ -39,7 +41,7 @@ from contextstore import (
     Viewer,
 )
 from contextstore.connection import RETRY_WINDOW
-from contextstore.schema import agent_memory, audit_log, messages
+from contextstore.schema import agent_memory, audit_log, messages, sessions
 
 OK = "ok"
 FAILED = "failed"
@@ -48,7 +50,7 @@ UNTYPED = "untyped"
 
 #: ``raw_insert`` is ``store.db.execute(insert(...))``: a write the store cannot know
 #: to be idempotent, so a lost acknowledgement must surface, never be retried.
-WRITES = ("add", "add_many", "memory", "memory_new", "audit", "raw_insert")
+WRITES = ("add", "add_many", "memory", "memory_new", "audit", "raw_insert", "session")
 READS = ("list", "count", "memory_get", "audit_list")
 #: relative weights of the default mix: mostly writes, some reads.
 DEFAULT_MIX: dict[str, int] = {
@@ -111,6 +113,7 @@ class Workload:
         session_id: an existing session the messages go to.
         mix: operation kinds and their weights.
         seed: for a reproducible choice of operations.
+        batch_size: messages per ``add_many`` call.
     """
 
     def __init__(
@@ -120,6 +123,7 @@ class Workload:
         session_id: str,
         mix: dict[str, int] | None = None,
         seed: int = 0,
+        batch_size: int = BATCH_SIZE,
     ) -> None:
         self.store = store
         self.session_id = session_id
@@ -127,6 +131,7 @@ class Workload:
         self.agent = f"{self.tag}-agent"
         self.viewer = Viewer(agent_id=self.agent, is_admin=True)
         self.mix = dict(mix or DEFAULT_MIX)
+        self.batch_size = batch_size
         self.ops: list[Op] = []
         self._random = random.Random(seed)
         self._next = 0
@@ -143,7 +148,7 @@ class Workload:
         marker = f"{self.tag}:{n}"
         markers: tuple[str, ...]
         if kind == "add_many":
-            markers = tuple(f"{marker}:{i}" for i in range(BATCH_SIZE))
+            markers = tuple(f"{marker}:{i}" for i in range(self.batch_size))
         elif kind in WRITES:
             markers = (marker,)
         else:
@@ -200,6 +205,9 @@ class Workload:
                 "fault.write", agent_id=self.agent, resource=op.markers[0]
             )
             op.ids = (event.id,)
+        elif op.kind == "session":
+            session = await store.sessions.create(purpose=op.markers[0], created_by=self.agent)
+            assert session.purpose == op.markers[0]
         elif op.kind == "raw_insert":
             await store.db.execute(
                 insert(audit_log).values(
@@ -257,17 +265,21 @@ class Workload:
         return [op.describe() for op in self.ops if op.status != OK][:limit]
 
     def summary(self) -> dict[str, Any]:
-        statuses = Counter(op.status for op in self.ops)
-        writes = [op for op in self.ops if op.is_write]
-        return {
-            "ops": len(self.ops),
-            "writes": len(writes),
-            "ok": statuses[OK],
-            "failed": statuses[FAILED],
-            "unknown": statuses[UNKNOWN],
-            "untyped": statuses[UNTYPED],
-            "max_duration_s": round(max((op.duration for op in self.ops), default=0.0), 3),
-        }
+        return summarize(self.ops)
+
+
+def summarize(ops: Sequence[Op]) -> dict[str, Any]:
+    """How many operations ended how, and the slowest."""
+    statuses = Counter(op.status for op in ops)
+    return {
+        "ops": len(ops),
+        "writes": sum(1 for op in ops if op.is_write),
+        "ok": statuses[OK],
+        "failed": statuses[FAILED],
+        "unknown": statuses[UNKNOWN],
+        "untyped": statuses[UNTYPED],
+        "max_duration_s": round(max((op.duration for op in ops), default=0.0), 3),
+    }
 
 
 @dataclass
@@ -328,18 +340,36 @@ async def verify(
         workloads: what ran; their markers say which rows belong to which call.
         deadline: seconds any single operation may have taken.
     """
-    ops = [op for workload in workloads for op in workload.ops]
-    summary: dict[str, Any] = Counter()
-    for workload in workloads:
-        summary.update(workload.summary())
-    summary["max_duration_s"] = round(max((op.duration for op in ops), default=0.0), 3)
-    verdict = Verdict(summary=dict(summary))
-    agents = [workload.agent for workload in workloads]
-    sessions = [workload.session_id for workload in workloads]
+    return await judge(
+        url,
+        [op for workload in workloads for op in workload.ops],
+        agents=[workload.agent for workload in workloads],
+        session_ids=[workload.session_id for workload in workloads],
+        deadline=deadline,
+    )
 
+
+async def judge(
+    url: str,
+    ops: Sequence[Op],
+    *,
+    agents: Sequence[str],
+    session_ids: Sequence[str],
+    deadline: float | None = None,
+) -> Verdict:
+    """:func:`verify` for operations recorded elsewhere (another process, say).
+
+    Args:
+        url: the database.
+        ops: every call and how it ended; their markers say which rows are theirs.
+        agents: the senders, memory owners, audit agents and session creators they used.
+        session_ids: the sessions their messages went to.
+        deadline: seconds any single operation may have taken.
+    """
+    verdict = Verdict(summary=summarize(ops))
     async with Store(Settings(database_url=url, auto_migrate=False)) as fresh:
         message_rows = await fresh.db.fetch_all(
-            select(messages.c.id, messages.c.content).where(messages.c.session_id.in_(sessions))
+            select(messages.c.id, messages.c.content).where(messages.c.session_id.in_(session_ids))
         )
         memory_rows = await fresh.db.fetch_all(
             select(agent_memory.c.key, agent_memory.c.value).where(
@@ -348,6 +378,9 @@ async def verify(
         )
         audit_rows = await fresh.db.fetch_all(
             select(audit_log.c.id, audit_log.c.resource).where(audit_log.c.agent_id.in_(agents))
+        )
+        session_rows = await fresh.db.fetch_all(
+            select(sessions.c.purpose).where(sessions.c.created_by.in_(agents))
         )
 
     # marker -> ids of the rows carrying it
@@ -358,6 +391,8 @@ async def verify(
         stored.setdefault(row["resource"], []).append(row["id"])
     for row in memory_rows:
         stored.setdefault(row["key"], []).append(0)
+    for row in session_rows:
+        stored.setdefault(row["purpose"], []).append(0)
 
     for op in ops:
         if op.status == UNTYPED:
