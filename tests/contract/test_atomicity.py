@@ -118,5 +118,5 @@ async def test_a_session_recreated_after_delete_starts_empty(store: Store) -> No
     assert await store.messages.count("again", viewer=ADMIN) == 0
     assert await store.memory.get("agent", "k", session_id="again") is None
     assert await store.participants.list("again") == []
-    activity = await store.sessions.activity("again")
+    activity = await store.sessions.activity("again", viewer=ADMIN)
     assert (activity.message_count, activity.unique_senders) == (0, 0)

@@ -13,7 +13,7 @@ import pytest
 
 from contextstore import ConflictError, ContextStoreError, NotFoundError, Store
 
-from ._factories import Seeded, new_message, seed, snapshot
+from ._factories import ADMIN, Seeded, new_message, seed, snapshot
 
 Call = Callable[[Store, Seeded], Awaitable[Any]]
 
@@ -26,7 +26,11 @@ CASES: list[Any] = [
     pytest.param(
         lambda s, c: s.sessions.update(MISSING), NotFoundError, id="empty update of missing"
     ),
-    pytest.param(lambda s, c: s.sessions.activity(MISSING), NotFoundError, id="activity missing"),
+    pytest.param(
+        lambda s, c: s.sessions.activity(MISSING, viewer=ADMIN),
+        NotFoundError,
+        id="activity missing",
+    ),
     pytest.param(
         lambda s, c: s.messages.add(MISSING, sender="a", content="x"),
         NotFoundError,

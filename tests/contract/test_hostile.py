@@ -123,7 +123,7 @@ async def test_hostile_text_round_trips_through_every_path(store: Store, text: s
     assert await store.participants.list(h) == [participant]
     assert await store.participants.sessions_for(h) == [session]
     assert (await store.messages.feed(viewer=viewer)).items == [message]
-    activity = await store.sessions.activity(h)
+    activity = await store.sessions.activity(h, viewer=viewer)
     assert (activity.message_count, activity.unique_senders) == (1, 1)
 
     assert await store.memory.delete(h, h)

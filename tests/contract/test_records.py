@@ -60,7 +60,7 @@ async def one_of_each(store: Store) -> dict[str, Any]:
         "memory": await store.memory.set("alice", "k", {"v": 1}, session_id="s1", ttl=3600),
         "audit": await store.audit.record("made", agent_id="alice", session_id="s1"),
         "participant": await store.participants.join("s1", "alice"),
-        "activity": await store.sessions.activity("s1"),
+        "activity": await store.sessions.activity("s1", viewer=ADMIN),
         "bucket": (await store.audit.activity(bucket="minute"))[0],
         "hit": (await store.messages.search("wombat", viewer=ADMIN))[0],
         "page": await store.messages.list("s1", viewer=ADMIN),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextstore import Session, SessionActivity, Store
+from contextstore import Session, SessionActivity, Store, Viewer
 
 from ._factories import ADMIN, make_session
 from ._oracle import is_utc
@@ -61,26 +61,50 @@ async def test_delete_reports_whether_it_deleted(store: Store) -> None:
     assert await store.sessions.get("s2") == kept
 
 
-async def test_activity_counts_every_message_whatever_its_visibility(store: Store) -> None:
+async def test_activity_counts_what_the_viewer_may_see(store: Store) -> None:
     await make_session(store, "s1")
     await make_session(store, "quiet")
     await make_session(store, "elsewhere")
     await store.messages.add("elsewhere", sender="carol", content="not counted")
-    messages = [
-        await store.messages.add("s1", sender="alice", content="one"),
-        await store.messages.add("s1", sender="alice", content="two", visibility="private"),
-        await store.messages.add("s1", sender="bob", content="three", visibility="admin_only"),
-        await store.messages.add("s1", sender="bob", content="four", visibility="agent_only"),
-    ]
-    activity = await store.sessions.activity("s1")
-    assert activity == SessionActivity(
-        session_id="s1",
-        message_count=4,
-        unique_senders=2,
-        last_message_at=max(m.timestamp for m in messages),
+    one = await store.messages.add("s1", sender="alice", content="one")
+    two = await store.messages.add("s1", sender="alice", content="two", visibility="private")
+    three = await store.messages.add(
+        "s1", sender="bob", content="three", visibility="admin_only", sender_type="robot"
     )
-    assert is_utc(activity.last_message_at)
-    assert await store.sessions.activity("quiet") == SessionActivity(
+    four = await store.messages.add(
+        "s1", sender="bob", content="four", visibility="agent_only", sender_type="robot"
+    )
+    # viewer -> the messages it may read, by the visibility rules
+    seen = {
+        ADMIN: [one, two, three, four],
+        Viewer(agent_id="alice"): [one, two],
+        Viewer(agent_id="bob"): [one, three, four],
+        Viewer(agent_id="dave", agent_type="robot"): [one, four],
+        Viewer(agent_id="eve"): [one],
+    }
+    for viewer, visible in seen.items():
+        activity = await store.sessions.activity("s1", viewer=viewer)
+        assert activity == SessionActivity(
+            session_id="s1",
+            message_count=len(visible),
+            unique_senders=len({m.sender for m in visible}),
+            last_message_at=max(m.timestamp for m in visible),
+        ), viewer
+        assert activity.message_count == await store.messages.count("s1", viewer=viewer)
+        assert is_utc(activity.last_message_at)
+    assert await store.sessions.activity("quiet", viewer=ADMIN) == SessionActivity(
         session_id="quiet", message_count=0, unique_senders=0, last_message_at=None
     )
-    assert await store.messages.count("s1", viewer=ADMIN) == 4
+
+
+async def test_activity_of_a_session_whose_messages_are_all_hidden(store: Store) -> None:
+    # the case: 2 messages, 2 senders, none of them visible to the caller
+    await make_session(store, "secret")
+    await store.messages.add("secret", sender="alice", content="mine", visibility="private")
+    await store.messages.add("secret", sender="bob", content="ops", visibility="admin_only")
+    assert await store.sessions.activity("secret", viewer=Viewer(agent_id="eve")) == (
+        SessionActivity(
+            session_id="secret", message_count=0, unique_senders=0, last_message_at=None
+        )
+    )
+    assert (await store.sessions.activity("secret", viewer=ADMIN)).message_count == 2

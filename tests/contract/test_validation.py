@@ -130,7 +130,10 @@ BAD_INPUTS = [
     ),
     case("delete session_id empty", lambda s, c: s.sessions.delete(""), "session_id", BLANK),
     case(
-        "activity session_id 256", lambda s, c: s.sessions.activity(LONG_ID), "session_id", TOO_LONG
+        "activity session_id 256",
+        lambda s, c: s.sessions.activity(LONG_ID, viewer=viewer()),
+        "session_id",
+        TOO_LONG,
     ),
     # messages.add / add_many
     case("add session_id empty", add(session_id=""), "session_id", BLANK),

@@ -51,7 +51,9 @@ STRATEGIES: Strategies = {
         is_active=v.keyword(v.flag(nullable=True)),
     ),
     "sessions.delete": lambda state: call("sessions.delete", _deletable(state)),
-    "sessions.activity": lambda state: call("sessions.activity", _existing(state)),
+    "sessions.activity": lambda state: call(
+        "sessions.activity", _existing(state), viewer=v.viewer()
+    ),
 }
 
 

@@ -183,7 +183,7 @@ async def snapshot(store: Store) -> dict[str, Any]:
     for session in sessions:
         sid = session.id
         state[f"get:{sid}"] = await store.sessions.get(sid)
-        state[f"session-activity:{sid}"] = await store.sessions.activity(sid)
+        state[f"session-activity:{sid}"] = await store.sessions.activity(sid, viewer=ADMIN)
         state[f"participants:{sid}"] = await store.participants.list(sid)
         for agent in AGENTS:
             state[f"memory:{agent}:{sid}"] = await store.memory.list(agent, session_id=sid)

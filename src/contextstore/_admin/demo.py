@@ -180,7 +180,10 @@ async def run_demo(
             ),
         )
         report.audit_events += 1
-        await timed("sessions.activity", store.sessions.activity(session.id))
+        await timed(
+            "sessions.activity",
+            store.sessions.activity(session.id, viewer=viewer),
+        )
 
     await asyncio.gather(*(one_session(i) for i in range(sessions)))
 

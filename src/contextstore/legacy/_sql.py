@@ -85,12 +85,12 @@ WHERE id = :id
 
 SESSION_DELETE = "DELETE FROM sessions WHERE id = :id"
 
-SESSION_ACTIVITY = """
+SESSION_ACTIVITY = f"""
 SELECT s.id,
        count(m.id) AS message_count,
        count(DISTINCT m.sender) AS unique_senders,
        max(m.timestamp) AS last_message_at
-FROM sessions AS s LEFT OUTER JOIN messages AS m ON m.session_id = s.id
+FROM sessions AS s LEFT OUTER JOIN messages AS m ON m.session_id = s.id AND {_VISIBLE}
 WHERE s.id = :id
 GROUP BY s.id
 """

@@ -247,10 +247,12 @@ class LegacySessionRepository(_Repository):
         async with self._db.writing() as conn:
             return await conn.run(_sql.SESSION_DELETE, {"id": session_id}) > 0
 
-    async def activity(self, session_id: str) -> SessionActivity:
+    async def activity(self, session_id: str, *, viewer: Viewer) -> SessionActivity:
         _validate.name("session_id", session_id)
+        params = _viewer(viewer)
+        params["id"] = session_id
         async with self._db.reading() as conn:
-            row = await conn.one(_sql.SESSION_ACTIVITY, {"id": session_id})
+            row = await conn.one(_sql.SESSION_ACTIVITY, params)
         if row is None:
             raise NotFoundError(f"session {session_id!r} does not exist")
         return SessionActivity(

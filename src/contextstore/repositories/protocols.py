@@ -168,20 +168,24 @@ class SessionRepository(Protocol):
         """
         ...
 
-    async def activity(self, session_id: str) -> SessionActivity:
-        """Summarise the messages of a session.
+    async def activity(self, session_id: str, *, viewer: Viewer) -> SessionActivity:
+        """Summarise the messages of a session that ``viewer`` may see.
 
-        Every message counts, whatever its visibility.
+        Only the messages the visibility rules let ``viewer`` read count (an
+        admin's count is every message), so the summary tells nothing of the
+        others: not how many, not who sent them, not when.
 
         Args:
             session_id: the session to summarise.
+            viewer: who is asking.
 
         Returns:
-            ``message_count``, ``unique_senders`` and ``last_message_at``
-            (None when the session has no messages).
+            ``message_count``, ``unique_senders`` and ``last_message_at`` of
+            the visible messages (None when there is none).
 
         Raises:
-            ValidationError: ``session_id`` is not a valid id.
+            ValidationError: ``session_id`` is not a valid id, or ``viewer``
+                is not a valid Viewer.
             NotFoundError: there is no session ``session_id``.
             QueryTimeoutError: the statement ran past ``statement_timeout``.
             DatabaseUnavailableError: the database could not be reached.

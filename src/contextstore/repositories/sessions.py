@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import (
     Integer,
     Select,
+    and_,
     bindparam,
     delete,
     func,
@@ -22,10 +23,11 @@ from .. import _cursor, _validate
 from .._execute import Query
 from .._facts import utcnow
 from ..errors import NotFoundError
-from ..models import Page, Session, SessionActivity, trusted
+from ..models import Page, Session, SessionActivity, Viewer, trusted
 from ..schema import messages, sessions
 from ._common import CoreRepository, after_param
 from ._records import SESSION_COLUMNS, session_from
+from ._visibility import viewer_params, visible
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -41,17 +43,27 @@ _INSERT = Query(insert(sessions), column_keys=[column.name for column in SESSION
 #: DELETE SET NULL (one statement, atomic)
 _DELETE = Query(delete(sessions).where(sessions.c.id == bindparam("session_id")))
 #: a session's message counts (no row: no such session)
-_ACTIVITY = Query(
-    select(
-        sessions.c.id,
-        func.count(messages.c.id).label("message_count"),
-        func.count(messages.c.sender.distinct()).label("unique_senders"),
-        func.max(messages.c.timestamp).label("last_message_at"),
+
+
+@functools.lru_cache(maxsize=2)
+def _activity_query(admin: bool) -> Query:
+    """``activity``'s statement, per shape (bind parameters ``session_id`` and
+    the viewer): the visibility rule sits in the join, so a session whose
+    messages are all hidden still has its row, with nothing counted."""
+    joined = sessions.outerjoin(
+        messages, and_(messages.c.session_id == sessions.c.id, visible(admin))
     )
-    .select_from(sessions.outerjoin(messages, messages.c.session_id == sessions.c.id))
-    .where(sessions.c.id == bindparam("session_id"))
-    .group_by(sessions.c.id)
-)
+    return Query(
+        select(
+            sessions.c.id,
+            func.count(messages.c.id).label("message_count"),
+            func.count(messages.c.sender.distinct()).label("unique_senders"),
+            func.max(messages.c.timestamp).label("last_message_at"),
+        )
+        .select_from(joined)
+        .where(sessions.c.id == bindparam("session_id"))
+        .group_by(sessions.c.id)
+    )
 
 
 @functools.lru_cache(maxsize=512)
@@ -196,9 +208,12 @@ class CoreSessionRepository(CoreRepository):
 
         return await self._db.perform(work, write=True)
 
-    async def activity(self, session_id: str) -> SessionActivity:
+    async def activity(self, session_id: str, *, viewer: Viewer) -> SessionActivity:
         _validate.name("session_id", session_id)
-        row = await self._db.read_row(_ACTIVITY, {"session_id": session_id})
+        _validate.viewer(viewer)
+        params = viewer_params(viewer)
+        params["session_id"] = session_id
+        row = await self._db.read_row(_activity_query(viewer.is_admin), params)
         if row is None:
             raise NotFoundError(f"session {session_id!r} does not exist")
         return _activity_from(session_id, row)
