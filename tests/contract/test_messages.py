@@ -98,6 +98,60 @@ async def test_a_parent_in_another_session_is_not_found(store: Store) -> None:
     assert await store.messages.count("s1", viewer=ADMIN) == 0
 
 
+async def test_a_parent_hidden_from_the_sender_fails_as_a_missing_one(store: Store) -> None:
+    # existence is not a side channel: a hidden parent and a missing one give
+    # the same error with the same message, and nothing is written
+    await make_session(store, "room")
+    hidden = [
+        await store.messages.add("room", sender="alice", content="mine", visibility="private"),
+        await store.messages.add("room", sender="alice", content="ops", visibility="admin_only"),
+        await store.messages.add(
+            "room", sender="alice", content="bots", visibility="agent_only", sender_type="robot"
+        ),
+    ]
+    missing = max(m.id for m in hidden) + 1000
+    with pytest.raises(NotFoundError) as absent:
+        await store.messages.add("room", sender="bob", content="re", parent_message_id=missing)
+    expected = str(absent.value).replace(str(missing), "{id}")
+    assert "{id}" in expected and "room" in expected
+    for parent in hidden:
+        with pytest.raises(NotFoundError) as caught:
+            await store.messages.add(
+                "room", sender="bob", content="re", parent_message_id=parent.id
+            )
+        assert str(caught.value).replace(str(parent.id), "{id}") == expected
+        with pytest.raises(NotFoundError) as caught:
+            await store.messages.add_many(
+                "room",
+                [
+                    NewMessage(sender="carol", content="fine"),
+                    NewMessage(sender="bob", content="re", parent_message_id=parent.id),
+                ],
+            )
+        assert str(caught.value).replace(str(parent.id), "{id}") == expected
+    assert await store.messages.count("room", viewer=ADMIN) == len(hidden)
+
+
+async def test_a_parent_the_sender_may_see_is_accepted(store: Store) -> None:
+    await make_session(store, "s1")
+    own = await store.messages.add("s1", sender="bob", content="note", visibility="private")
+    team = await store.messages.add(
+        "s1", sender="alice", content="bots", visibility="agent_only", sender_type="robot"
+    )
+    public = await store.messages.add("s1", sender="alice", content="hello")
+    replies = await store.messages.add_many(
+        "s1",
+        [
+            NewMessage(sender="bob", content="re own", parent_message_id=own.id),
+            NewMessage(
+                sender="bob", sender_type="robot", content="re team", parent_message_id=team.id
+            ),
+            NewMessage(sender="carol", content="re public", parent_message_id=public.id),
+        ],
+    )
+    assert [r.parent_message_id for r in replies] == [own.id, team.id, public.id]
+
+
 async def test_get_of_an_unknown_id_is_none(store: Store) -> None:
     await make_session(store, "s1")
     message = await store.messages.add("s1", sender="alice", content="hello")

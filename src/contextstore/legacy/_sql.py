@@ -104,7 +104,10 @@ VALUES (:session_id, :sender, :sender_type, :content, :visibility, :message_type
         :metadata, :parent_message_id, :timestamp)
 """
 
-MESSAGE_PARENT = "SELECT id FROM messages WHERE id = :id AND session_id = :session_id"
+#: a parent the replying sender (the viewer, never an admin) may read
+MESSAGE_PARENT = (
+    f"SELECT id FROM messages AS m WHERE m.id = :id AND m.session_id = :session_id AND {_VISIBLE}"
+)
 
 MESSAGE_GET = f"SELECT {_MESSAGE_COLUMNS} FROM messages AS m WHERE m.id = :id AND {_VISIBLE}"
 

@@ -304,12 +304,26 @@ class LegacyMessageRepository(_Repository):
     async def _insert(self, session_id: str, rows: list[dict[str, Any]]) -> list[Message]:
         """Insert ``rows`` in one transaction, after checking their parents exist."""
         now = utcnow()
-        parents = sorted({row["parent_message_id"] for row in rows} - {None})
+        # a parent hidden from the replying sender fails as a missing one
+        parents = sorted(
+            {
+                (row["parent_message_id"], row["sender"], row["sender_type"])
+                for row in rows
+                if row["parent_message_id"] is not None
+            }
+        )
         created: list[Message] = []
         async with self._db.writing() as conn:
-            for parent in parents:
+            for parent, sender, sender_type in parents:
                 found = await conn.value(
-                    _sql.MESSAGE_PARENT, {"id": parent, "session_id": session_id}
+                    _sql.MESSAGE_PARENT,
+                    {
+                        "id": parent,
+                        "session_id": session_id,
+                        "viewer_id": sender,
+                        "viewer_type": sender_type,
+                        "is_admin": 0,
+                    },
                 )
                 if found is None:
                     raise NotFoundError(

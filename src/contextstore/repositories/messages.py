@@ -78,7 +78,7 @@ class CoreMessageRepository(CoreRepository):
             row["client_token"] = f"{prefix}{index:08x}"
         if len(rows) == 1 and rows[0]["parent_message_id"] is None:
             return [await self._insert_one(rows[0])]
-        parents = sorted({row["parent_message_id"] for row in rows} - {None})
+        parents = _parents_by_sender(rows)
         dialect = self._dialect
 
         async def work(executor: Executor) -> builtins.list[Message]:
@@ -223,25 +223,50 @@ def _message(row_id: int, row: dict[str, Any]) -> Message:
     )
 
 
-async def _check_parents(executor: Executor, session_id: str, parents: builtins.list[int]) -> None:
-    """NotFoundError unless every parent is a message of ``session_id``."""
-    found: set[int] = set()
-    for start in range(0, len(parents), 500):
-        # validated ints, written into the statement (a precompiled query has no IN lists)
-        chunk: builtins.list[Any] = [
-            literal_column(str(int(parent))) for parent in parents[start : start + 500]
-        ]
-        query = Query(
-            select(messages.c.id).where(
-                messages.c.session_id == bindparam("session_id"), messages.c.id.in_(chunk)
+def _parents_by_sender(rows: builtins.list[dict[str, Any]]) -> dict[tuple[str, str], set[int]]:
+    """The parents the rows reply to, by the (sender, sender type) replying."""
+    parents: dict[tuple[str, str], set[int]] = {}
+    for row in rows:
+        if row["parent_message_id"] is not None:
+            key = (row["sender"], row["sender_type"])
+            parents.setdefault(key, set()).add(row["parent_message_id"])
+    return parents
+
+
+async def _check_parents(
+    executor: Executor, session_id: str, parents: dict[tuple[str, str], set[int]]
+) -> None:
+    """NotFoundError unless every parent is a message of ``session_id`` that its
+    replying sender may read.
+
+    A parent hidden from the sender fails exactly as a missing one (same
+    error, same message): otherwise a caller could learn which hidden ids
+    exist, and a reply would link to a message its sender cannot see. The
+    sender is the viewer of the one visibility rule (never an admin).
+    """
+    for (sender, sender_type), wanted in parents.items():
+        ids = sorted(wanted)
+        params = viewer_params(Viewer(agent_id=sender, agent_type=sender_type))
+        params["session_id"] = session_id
+        found: set[int] = set()
+        for start in range(0, len(ids), 500):
+            # validated ints, written into the statement (a precompiled query has no IN lists)
+            chunk: builtins.list[Any] = [
+                literal_column(str(int(parent))) for parent in ids[start : start + 500]
+            ]
+            query = Query(
+                select(messages.c.id).where(
+                    messages.c.session_id == bindparam("session_id"),
+                    messages.c.id.in_(chunk),
+                    visible(False),
+                )
             )
-        )
-        found.update(row[0] for row in await executor.rows(query, {"session_id": session_id}))
-    missing = set(parents) - found
-    if missing:
-        raise NotFoundError(
-            f"parent message {min(missing)} does not exist in session {session_id!r}"
-        )
+            found.update(row[0] for row in await executor.rows(query, params))
+        missing = wanted - found
+        if missing:
+            raise NotFoundError(
+                f"parent message {min(missing)} does not exist in session {session_id!r}"
+            )
 
 
 @functools.cache
