@@ -18,6 +18,7 @@ from sqlalchemy import exc as sa_exc
 
 from ._dialects import ErrorKind
 from .errors import (
+    REFUSALS,
     ConfigurationError,
     ConflictError,
     ContextStoreError,
@@ -80,7 +81,9 @@ def classify(dialect: Dialect, error: BaseException) -> ErrorKind | None:
 
 
 def _describe(error: BaseException) -> str:
-    """A short description of the driver error, without the SQL statement."""
+    """A short description of the driver error, without the SQL statement: only
+    for the driver's refusal of connection options (the database never saw
+    them, so this is no database text)."""
     orig = error.orig if isinstance(error, sa_exc.DBAPIError) else error
     text = str(orig).strip() or type(orig).__name__
     first_line = text.splitlines()[0]
@@ -88,55 +91,59 @@ def _describe(error: BaseException) -> str:
 
 
 def translate(dialect: Dialect, error: Exception, progress: Progress) -> ContextStoreError:
-    """Return the contextstore error for ``error`` (to be raised ``from error``)."""
+    """Return the contextstore error for ``error`` (to be raised ``from error``).
+
+    Messages are the same on every dialect and never carry the database's own
+    text (tables, constraints, values); the original is the ``__cause__``.
+    A refusal of a write says what was refused in general terms; the
+    repository that knows which session or key rewords it (``errors._in_terms``).
+    """
     if isinstance(error, ContextStoreError):
         return error
     if isinstance(error, sa_exc.TimeoutError):
-        return PoolExhaustedError(f"no pooled connection became free in time ({error.args[0]})")
+        return PoolExhaustedError("no pooled connection became free within pool_timeout")
     kind = classify(dialect, error)
     progress.kind = kind
-    detail = _describe(error)
     if kind is ErrorKind.CONFLICT:
-        return ConflictError(f"unique key already taken: {detail}")
+        return ConflictError(REFUSALS["conflict"])
     if kind is ErrorKind.NOT_FOUND:
-        return NotFoundError(f"referenced row does not exist: {detail}")
+        return NotFoundError(REFUSALS["not_found"])
     if kind is ErrorKind.INVALID:
-        return ValidationError(f"rejected by the database: {detail}")
+        return ValidationError(REFUSALS["invalid"])
+    if kind is ErrorKind.AUTH:
+        return ConfigurationError(REFUSALS["auth"])
     if kind is ErrorKind.TIMEOUT:
-        return QueryTimeoutError(f"statement timed out: {detail}")
+        return QueryTimeoutError("the statement ran past statement_timeout")
     if kind in (ErrorKind.RETRYABLE, ErrorKind.BUSY):
-        return DatabaseUnavailableError(
-            f"transaction rolled back by the database (lock conflict): {detail}",
-            may_have_committed=False,
-        )
+        return DatabaseUnavailableError(REFUSALS["busy"], may_have_committed=False)
     if kind is ErrorKind.DISCONNECT:
         return DatabaseUnavailableError(
-            f"connection to the database lost: {detail}",
+            "connection to the database lost",
             may_have_committed=progress.write and progress.committing,
         )
     if kind is ErrorKind.HUNG:
         if not progress.sent:
-            return DatabaseUnavailableError(f"cannot reach the database (no answer): {detail}")
+            return DatabaseUnavailableError("cannot reach the database (no answer)")
         if progress.write and progress.committing:
             # the statement (an autocommit write) or its COMMIT reached a server
             # that may still carry it out
             return DatabaseUnavailableError(
-                f"no answer from the database; the write may have committed: {detail}",
+                "no answer from the database; the write may have committed",
                 may_have_committed=True,
             )
         # a statement that ran past statement_timeout (the server did not cut
         # it short): its connection is discarded, so its transaction rolls back
-        return QueryTimeoutError(f"statement timed out (no answer in time): {detail}")
+        return QueryTimeoutError("statement timed out (no answer in time)")
     if kind is ErrorKind.UNAVAILABLE:
-        return DatabaseUnavailableError(f"cannot reach the database: {detail}")
+        return DatabaseUnavailableError(REFUSALS["unavailable"])
     if not progress.sent and isinstance(error, TypeError | ValueError | OverflowError):
         # raised by the driver's connect() for options it cannot take (an
         # unknown URL query key, a value out of range); not worth a retry
         return ConfigurationError(
-            f"database_url: the driver refused the connection options: {detail}"
+            f"database_url: the driver refused the connection options: {_describe(error)}"
         )
     if isinstance(error, sa_exc.SQLAlchemyError | OSError) or _is_driver_error(error):
-        return ContextStoreError(f"database error: {detail}")
+        return ContextStoreError(REFUSALS["error"])
     raise error
 
 

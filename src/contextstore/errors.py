@@ -19,6 +19,10 @@ Messages never contain a password: URLs are rendered through
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Final
+
 __all__ = [
     "ConfigurationError",
     "ConflictError",
@@ -71,3 +75,44 @@ class DatabaseUnavailableError(ContextStoreError):
 
 class PoolExhaustedError(DatabaseUnavailableError):
     """No pooled connection became free within ``pool_timeout``."""
+
+
+# -- the database's refusals, reworded by the caller that knows its terms --------
+
+#: what a refusal by the database says, by kind: the same on every dialect and
+#: backend, never the database's own text (tables, constraints, values), which
+#: stays in the error's ``__cause__``
+REFUSALS: Final[dict[str, str]] = {
+    "conflict": "a row with the same unique key already exists",
+    "not_found": "a row this write refers to does not exist",
+    "invalid": "a value was refused by the database",
+    "auth": (
+        "the database refused the login: wrong user name or password, or no access to this database"
+    ),
+    "busy": "transaction rolled back by the database (lock conflict)",
+    "unavailable": "cannot reach the database",
+    "error": "the database reported an error (the original is chained as __cause__)",
+}
+
+
+@contextmanager
+def _in_terms(*, missing: str | None = None, taken: str | None = None) -> Iterator[None]:
+    """The database's refusals raised inside, as errors in the caller's terms:
+    ``missing`` for a foreign key's, ``taken`` for a unique key's.
+
+    The translation of a driver error cannot know which row a key refers to,
+    so it raises the generic, dialect-independent refusal (``REFUSALS``); the
+    repository that made the call knows, and rewords it here. Its own errors
+    (a parent it checked, say) already speak its terms and pass unchanged.
+    The original driver error stays the ``__cause__``.
+    """
+    try:
+        yield
+    except NotFoundError as error:
+        if missing is None or str(error) != REFUSALS["not_found"]:
+            raise
+        raise NotFoundError(missing) from error.__cause__
+    except ConflictError as error:
+        if taken is None or str(error) != REFUSALS["conflict"]:
+            raise
+        raise ConflictError(taken) from error.__cause__

@@ -113,7 +113,8 @@ async def test_a_parent_hidden_from_the_sender_fails_as_a_missing_one(store: Sto
     with pytest.raises(NotFoundError) as absent:
         await store.messages.add("room", sender="bob", content="re", parent_message_id=missing)
     expected = str(absent.value).replace(str(missing), "{id}")
-    assert "{id}" in expected and "room" in expected
+    assert "{id}" in expected
+    assert "room" in expected
     for parent in hidden:
         with pytest.raises(NotFoundError) as caught:
             await store.messages.add(

@@ -223,7 +223,10 @@ async def test_a_file_that_cannot_be_opened_leaves_no_worker_thread(tmp_path: Pa
 
     before = set(workers())
     async with managed(f"sqlite:///{tmp_path}") as db:  # a directory, not a file
-        with pytest.raises(DatabaseUnavailableError, match="unable to open"):
+        with pytest.raises(
+            DatabaseUnavailableError, match=r"^cannot reach the database$"
+        ) as caught:
             await db.fetch_value(text("SELECT 1"))
+        assert "unable to open" in str(caught.value.__cause__)
     # the failed connection's worker thread has ended before the call returned
     assert [t for t in workers() if t not in before and t.is_alive()] == []

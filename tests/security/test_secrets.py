@@ -285,14 +285,18 @@ def test_mariadb_refuses_the_password(
     watch = Watch(sentinel)
 
     async def check() -> None:
-        await _failing_connection(_settings(url), watch)
+        # a refused login is a setting to fix, and says so: not "cannot reach"
+        await _failing_connection(_settings(url), watch, ConfigurationError)
+        with pytest.raises(ConfigurationError, match="refused the login"):
+            await Store(_settings(url)).connect()
         db = ConnectionManager(_settings(url))
         try:
             report = await db.health_check(timeout=HEALTH_TIMEOUT)
         finally:
             await db.dispose()
-        # it really was the password that was refused
-        assert "Access denied" in (report.error or ""), report.error
+        # it really was the login that was refused, and the report says so
+        assert "refused the login" in (report.error or ""), report.error
+        assert report.ok is False
 
     asyncio.run(check())
     _cli(watch, url, tmp_path, ok=False)
@@ -315,13 +319,15 @@ def test_postgresql_refuses_an_unknown_role(
     watch = Watch(sentinel)
 
     async def check() -> None:
-        await _failing_connection(_settings(url), watch)
+        await _failing_connection(_settings(url), watch, ConfigurationError)
+        with pytest.raises(ConfigurationError, match="refused the login"):
+            await Store(_settings(url)).connect()
         db = ConnectionManager(_settings(url))
         try:
             report = await db.health_check(timeout=HEALTH_TIMEOUT)
         finally:
             await db.dispose()
-        assert "does not exist" in (report.error or ""), report.error
+        assert "refused the login" in (report.error or ""), report.error
 
     asyncio.run(check())
     _cli(watch, url, tmp_path, ok=False)

@@ -29,6 +29,7 @@ from contextstore import (
 )
 from contextstore._dialects import Dialect, ErrorKind, dialect_for
 from contextstore._translate import Progress, translate, translating
+from contextstore.errors import REFUSALS
 
 SENTINEL = "S3ntinel-pw"
 SQLITE = dialect_for(make_url("sqlite+aiosqlite://"))
@@ -125,7 +126,9 @@ def test_sqlite_unclassified_error_is_the_base_class(sqlite_db: sqlite3.Connecti
     orig = sqlite_error(sqlite_db, "SELECT * FROM nowhere")
     translated = run(SQLITE, wrapped(orig, sa_exc.OperationalError))
     assert type(translated) is ContextStoreError
-    assert "no such table: nowhere" in str(translated)
+    # the database's own text stays in the original, not in the message
+    assert str(translated) == REFUSALS["error"]
+    assert "nowhere" not in str(translated)
 
 
 # -- PostgreSQL: SQLSTATE ------------------------------------------------------------
@@ -153,7 +156,7 @@ class PgError(Exception):
         ("55P03", DatabaseUnavailableError, ErrorKind.BUSY),
         ("57P01", DatabaseUnavailableError, ErrorKind.DISCONNECT),
         ("08006", DatabaseUnavailableError, ErrorKind.DISCONNECT),  # by class 08
-        ("28P01", DatabaseUnavailableError, ErrorKind.UNAVAILABLE),  # by class 28
+        ("28P01", ConfigurationError, ErrorKind.AUTH),  # by class 28: a refused login
         ("3D000", DatabaseUnavailableError, ErrorKind.UNAVAILABLE),
         ("42P01", ContextStoreError, None),  # undefined table: no better class
     ],
@@ -193,7 +196,7 @@ def test_postgresql_sqlstate_found_on_the_chained_driver_error() -> None:
             pymysql.err.OperationalError(2003, "Can't connect to MySQL server"),
             DatabaseUnavailableError,
         ),
-        (pymysql.err.OperationalError(1045, "Access denied for user"), DatabaseUnavailableError),
+        (pymysql.err.OperationalError(1045, "Access denied for user"), ConfigurationError),
         (pymysql.err.InterfaceError(0, "Not connected"), DatabaseUnavailableError),
         (pymysql.err.ProgrammingError(1146, "Table 'x' doesn't exist"), ContextStoreError),
     ],

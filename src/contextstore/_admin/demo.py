@@ -113,11 +113,18 @@ async def run_demo(
                 store.participants.join(session.id, agent_id, agent_type=agent_type),
             )
             report.participants += 1
-        posted: list[int] = []
+        # (id, sender, visibility) of what was posted: a reply goes to a
+        # message its sender may read (a hidden parent is refused as missing)
+        posted: list[tuple[int, str, str]] = []
         for n in range(messages):
             agent_id, agent_type = members[n % len(members)]
             words = " ".join(rng.sample(_WORDS, 3))
-            parent = rng.choice(posted) if posted and rng.random() < 0.3 else None
+            readable = [
+                row_id
+                for row_id, sender, visibility in posted
+                if visibility == "public" or sender == agent_id
+            ]
+            parent = rng.choice(readable) if readable and rng.random() < 0.3 else None
             message = await timed(
                 "messages.add",
                 store.messages.add(
@@ -129,7 +136,7 @@ async def run_demo(
                     parent_message_id=parent,
                 ),
             )
-            posted.append(message.id)
+            posted.append((message.id, agent_id, message.visibility))
             report.messages += 1
             if n % 5 == 0:
                 await timed(

@@ -51,7 +51,10 @@ class ErrorKind(enum.Enum):
     #: hung or unreachable, and may still act on what it received. Not retried:
     #: another attempt would only wait as long again.
     HUNG = "hung"
-    UNAVAILABLE = "unavailable"  # cannot connect at all (refused, auth, unknown db)
+    UNAVAILABLE = "unavailable"  # cannot connect at all (refused, unknown db)
+    #: the server refused the login (credentials, or no access to the
+    #: database): a configuration to fix, not an outage to wait out
+    AUTH = "auth"
 
 
 class Channel(Protocol):

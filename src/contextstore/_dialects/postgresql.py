@@ -84,7 +84,7 @@ _BY_SQLSTATE: dict[str, ErrorKind] = {
 }
 _BY_CLASS: dict[str, ErrorKind] = {
     "08": ErrorKind.DISCONNECT,  # connection_exception
-    "28": ErrorKind.UNAVAILABLE,  # invalid_authorization_specification
+    "28": ErrorKind.AUTH,  # invalid_authorization_specification, invalid_password
 }
 
 #: generated tsvector column on messages, and its GIN index.

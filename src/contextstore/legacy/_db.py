@@ -33,6 +33,7 @@ import aiosqlite
 from .._facts import BUSY_TIMEOUT_MS, json_loads, json_text, sqlite_error_kind
 from .._unit import UnitState, savepoint
 from ..errors import (
+    REFUSALS,
     ConflictError,
     ContextStoreError,
     DatabaseUnavailableError,
@@ -94,22 +95,18 @@ def to_db_bool(value: bool | None) -> int | None:
 def translate(exc: sqlite3.Error, *, committing: bool = False) -> ContextStoreError:
     """The contextstore error for a sqlite3 error (to be raised ``from exc``)."""
     kind = sqlite_error_kind(getattr(exc, "sqlite_errorcode", None))
-    detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    # the same words as the core backend's translation, never SQLite's own text
     if kind == "conflict":
-        return ConflictError(f"unique key already taken: {detail}")
+        return ConflictError(REFUSALS["conflict"])
     if kind == "not_found":
-        return NotFoundError(f"referenced row does not exist: {detail}")
+        return NotFoundError(REFUSALS["not_found"])
     if kind == "invalid":
-        return ValidationError(f"rejected by the database: {detail}")
+        return ValidationError(REFUSALS["invalid"])
     if kind == "busy":
-        return DatabaseUnavailableError(
-            f"database is locked by another writer: {detail}", may_have_committed=False
-        )
+        return DatabaseUnavailableError(REFUSALS["busy"], may_have_committed=False)
     if kind == "unavailable":
-        return DatabaseUnavailableError(
-            f"cannot use the database file: {detail}", may_have_committed=committing
-        )
-    return ContextStoreError(f"database error: {detail}")
+        return DatabaseUnavailableError(REFUSALS["unavailable"], may_have_committed=committing)
+    return ContextStoreError(REFUSALS["error"])
 
 
 # -- connections -------------------------------------------------------------

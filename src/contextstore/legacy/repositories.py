@@ -13,12 +13,13 @@ import builtins
 import sqlite3
 import uuid
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
 from .. import _cursor, _validate
-from .._facts import BUCKET_LAYOUT, fts5_query, utcnow
-from ..errors import ConflictError, NotFoundError, ValidationError
+from .._facts import BUCKET_LAYOUT, fts5_query, key_taken, no_session, utcnow
+from ..errors import ConflictError, NotFoundError, ValidationError, _in_terms
 from ..models import (
     ActivityBucket,
     AuditEvent,
@@ -68,6 +69,14 @@ def _viewer(viewer: Any) -> dict[str, Any]:
         "viewer_type": viewer.agent_type,
         "is_admin": int(viewer.is_admin),
     }
+
+
+def _memory_terms(agent_id: str, key: str, session_id: str | None) -> AbstractContextManager[None]:
+    """``memory.set``'s refusals by the database in its caller's terms."""
+    return _in_terms(
+        missing=None if session_id is None else no_session(session_id),
+        taken=key_taken(agent_id, key),
+    )
 
 
 # -- row mapping ---------------------------------------------------------------
@@ -161,19 +170,20 @@ class LegacySessionRepository(_Repository):
         created_by = _validate.name("created_by", created_by)
         metadata = _validate.metadata(metadata)
         now = utcnow()
-        async with self._db.writing() as conn:
-            await conn.run(
-                _sql.SESSION_INSERT,
-                {
-                    "id": row_id,
-                    "purpose": purpose,
-                    "created_by": created_by,
-                    "metadata": to_db_json(metadata),
-                    "is_active": 1,
-                    "created_at": to_db_time(now),
-                    "updated_at": to_db_time(now),
-                },
-            )
+        with _in_terms(taken=f"session {row_id!r} already exists"):
+            async with self._db.writing() as conn:
+                await conn.run(
+                    _sql.SESSION_INSERT,
+                    {
+                        "id": row_id,
+                        "purpose": purpose,
+                        "created_by": created_by,
+                        "metadata": to_db_json(metadata),
+                        "is_active": 1,
+                        "created_at": to_db_time(now),
+                        "updated_at": to_db_time(now),
+                    },
+                )
         return Session(
             id=row_id,
             purpose=purpose,
@@ -237,7 +247,7 @@ class LegacySessionRepository(_Repository):
                 await conn.run(_sql.SESSION_UPDATE, params)
                 row = await conn.one(_sql.SESSION_GET, {"id": session_id})
         if row is None:
-            raise NotFoundError(f"session {session_id!r} does not exist")
+            raise NotFoundError(no_session(session_id))
         return _session(row)
 
     async def delete(self, session_id: str) -> bool:
@@ -254,7 +264,7 @@ class LegacySessionRepository(_Repository):
         async with self._db.reading() as conn:
             row = await conn.one(_sql.SESSION_ACTIVITY, params)
         if row is None:
-            raise NotFoundError(f"session {session_id!r} does not exist")
+            raise NotFoundError(no_session(session_id))
         return SessionActivity(
             session_id=session_id,
             message_count=int(row["message_count"]),
@@ -290,7 +300,8 @@ class LegacyMessageRepository(_Repository):
             metadata=metadata,
             parent_message_id=parent_message_id,
         )
-        return (await self._insert(session_id, [row]))[0]
+        with _in_terms(missing=no_session(session_id)):
+            return (await self._insert(session_id, [row]))[0]
 
     async def add_many(self, session_id: str, messages: Sequence[NewMessage]) -> list[Message]:
         _validate.name("session_id", session_id)
@@ -299,7 +310,8 @@ class LegacyMessageRepository(_Repository):
         rows = _validate.new_messages(session_id, messages)
         if not rows:
             return []
-        return await self._insert(session_id, rows)
+        with _in_terms(missing=no_session(session_id)):
+            return await self._insert(session_id, rows)
 
     async def _insert(self, session_id: str, rows: list[dict[str, Any]]) -> list[Message]:
         """Insert ``rows`` in one transaction, after checking their parents exist."""
@@ -456,12 +468,11 @@ class LegacyMemoryRepository(_Repository):
             "key": key,
             "now": params["now"],
         }
-        async with self._db.writing() as conn:
-            if await conn.run(_sql.MEMORY_UPSERT, params) == 0:
-                raise ConflictError(
-                    f"memory key {key!r} of agent {agent_id!r} already exists (overwrite=False)"
-                )
-            row = await conn.one(_sql.MEMORY_GET, where)
+        with _memory_terms(agent_id, key, session_id):
+            async with self._db.writing() as conn:
+                if await conn.run(_sql.MEMORY_UPSERT, params) == 0:
+                    raise ConflictError(key_taken(agent_id, key))
+                row = await conn.one(_sql.MEMORY_GET, where)
         if row is None:  # pragma: no cover - written in this very transaction
             raise NotFoundError(f"memory key {key!r} vanished while being written")
         return _memory(row)
@@ -550,11 +561,13 @@ class LegacyAuditRepository(_Repository):
         }
         metadata = _validate.metadata(metadata)
         now = utcnow()
-        async with self._db.writing() as conn:
-            row_id = await conn.insert(
-                _sql.AUDIT_INSERT,
-                {**values, "metadata": to_db_json(metadata), "timestamp": to_db_time(now)},
-            )
+        missing = None if session_id is None else no_session(session_id)
+        with _in_terms(missing=missing):
+            async with self._db.writing() as conn:
+                row_id = await conn.insert(
+                    _sql.AUDIT_INSERT,
+                    {**values, "metadata": to_db_json(metadata), "timestamp": to_db_time(now)},
+                )
         return AuditEvent(id=row_id, metadata=metadata, timestamp=now, **values)
 
     async def list(
@@ -639,12 +652,13 @@ class LegacyParticipantRepository(_Repository):
             "joined_at": to_db_time(utcnow()),
         }
         where = {"session_id": session_id, "agent_id": agent_id}
-        async with self._db.writing() as conn:
-            # an existing membership is kept as it is (idempotent join)
-            await conn.run(_sql.PARTICIPANT_JOIN, params)
-            row = await conn.one(_sql.PARTICIPANT_GET, where)
+        with _in_terms(missing=no_session(session_id)):
+            async with self._db.writing() as conn:
+                # an existing membership is kept as it is (idempotent join)
+                await conn.run(_sql.PARTICIPANT_JOIN, params)
+                row = await conn.one(_sql.PARTICIPANT_GET, where)
         if row is None:  # pragma: no cover - written in this very transaction
-            raise NotFoundError(f"session {session_id!r} does not exist")
+            raise NotFoundError(no_session(session_id))
         return _participant(row)
 
     async def leave(self, session_id: str, agent_id: str) -> bool:

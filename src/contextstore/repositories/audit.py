@@ -12,7 +12,8 @@ from sqlalchemy import Integer, Select, bindparam, func, insert, literal_column,
 
 from .. import _cursor, _validate
 from .._execute import Query
-from .._facts import utcnow
+from .._facts import no_session, utcnow
+from ..errors import _in_terms
 from ..models import ActivityBucket, AuditEvent, Page, trusted
 from ..schema import audit_log
 from ._common import CoreRepository, after_param
@@ -140,7 +141,9 @@ class CoreAuditRepository(CoreRepository):
             return None if done is None else _event(int(done), row)
 
         # one INSERT: it commits itself, and a retry finds it by its token
-        return await self._db.perform(work, write=True, autocommit=True, recover=recover)
+        missing = None if session_id is None else no_session(session_id)
+        with _in_terms(missing=missing):
+            return await self._db.perform(work, write=True, autocommit=True, recover=recover)
 
     async def list(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import functools
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,8 @@ from sqlalchemy import Integer, String, bindparam, delete, func, insert, literal
 
 from .. import _validate
 from .._execute import Query
-from .._facts import utcnow
+from .._facts import key_taken, no_session, utcnow
+from ..errors import _in_terms
 from ..models import MemoryEntry
 from ..schema import agent_memory
 from ._common import CoreRepository
@@ -122,6 +124,14 @@ def _upsert_query(dialect: Dialect, returning: bool) -> Query:
     return Query(stmt)
 
 
+def _terms(agent_id: str, key: str, session_id: str | None) -> AbstractContextManager[None]:
+    """``set``'s refusals by the database in its caller's terms."""
+    return _in_terms(
+        missing=None if session_id is None else no_session(session_id),
+        taken=key_taken(agent_id, key),
+    )
+
+
 class CoreMemoryRepository(CoreRepository):
     async def set(
         self,
@@ -163,7 +173,10 @@ class CoreMemoryRepository(CoreRepository):
                 async def once(executor: Executor) -> MemoryEntry:
                     return entry_from(_one(await executor.rows(upsert, params)))
 
-                return await self._db.perform(once, write=True, idempotent=True, autocommit=True)
+                with _terms(agent_id, key, session_id):
+                    return await self._db.perform(
+                        once, write=True, idempotent=True, autocommit=True
+                    )
             upsert = _upsert_query(self._dialect, False)
             key_params = {"agent_id": agent_id, "scope": session_id or "", "key": key}
 
@@ -171,7 +184,8 @@ class CoreMemoryRepository(CoreRepository):
                 await executor.execute(upsert, params)
                 return entry_from(_one(await executor.rows(_STORED, key_params)))
 
-            return await self._db.perform(upserted, write=True, idempotent=True)
+            with _terms(agent_id, key, session_id):
+                return await self._db.perform(upserted, write=True, idempotent=True)
 
         entry_params: dict[str, Any] = {
             "agent_id": agent_id,
@@ -198,7 +212,8 @@ class CoreMemoryRepository(CoreRepository):
             mine = await executor.row(_MINE, entry_params)
             return None if mine is None else entry_from(mine)
 
-        return await self._db.perform(inserted, write=True, recover=recover)
+        with _terms(agent_id, key, session_id):
+            return await self._db.perform(inserted, write=True, recover=recover)
 
     async def get(
         self, agent_id: str, key: str, *, session_id: str | None = None

@@ -12,8 +12,8 @@ from sqlalchemy import Integer, Select, bindparam, func, insert, literal_column,
 
 from .. import _cursor, _validate
 from .._execute import Query
-from .._facts import collection_paused, utcnow
-from ..errors import NotFoundError, ValidationError
+from .._facts import collection_paused, no_session, utcnow
+from ..errors import NotFoundError, ValidationError, _in_terms
 from ..models import Message, NewMessage, Page, SearchHit, Viewer, trusted
 from ..schema import messages, session_participants
 from ._common import CoreRepository, after_param
@@ -53,7 +53,8 @@ class CoreMessageRepository(CoreRepository):
             metadata=metadata,
             parent_message_id=parent_message_id,
         )
-        return (await self._insert(session_id, [row]))[0]
+        with _in_terms(missing=no_session(session_id)):
+            return (await self._insert(session_id, [row]))[0]
 
     async def add_many(
         self, session_id: str, messages: Sequence[NewMessage]
@@ -65,7 +66,8 @@ class CoreMessageRepository(CoreRepository):
             rows = _validate.new_messages(session_id, messages)
         if not rows:
             return []
-        return await self._insert(session_id, rows)
+        with _in_terms(missing=no_session(session_id)):
+            return await self._insert(session_id, rows)
 
     async def _insert(self, session_id: str, rows: list[dict[str, Any]]) -> builtins.list[Message]:
         """Insert ``rows`` in one transaction, idempotently: each row carries a token

@@ -10,7 +10,8 @@ from sqlalchemy import Select, bindparam, delete, select
 
 from .. import _validate
 from .._execute import Query
-from .._facts import utcnow
+from .._facts import no_session, utcnow
+from ..errors import _in_terms
 from ..models import Participant, Session
 from ..schema import session_participants, sessions
 from ._common import CoreRepository
@@ -94,7 +95,8 @@ class CoreParticipantRepository(CoreRepository):
                 raise RuntimeError("the membership just written could not be read back")
             return participant_from(stored)
 
-        return await self._db.perform(work, write=True, idempotent=True)
+        with _in_terms(missing=no_session(session_id)):
+            return await self._db.perform(work, write=True, idempotent=True)
 
     async def leave(self, session_id: str, agent_id: str) -> bool:
         _validate.name("session_id", session_id)

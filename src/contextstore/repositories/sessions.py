@@ -21,8 +21,8 @@ from sqlalchemy import (
 
 from .. import _cursor, _validate
 from .._execute import Query
-from .._facts import utcnow
-from ..errors import NotFoundError
+from .._facts import no_session, utcnow
+from ..errors import NotFoundError, _in_terms
 from ..models import Page, Session, SessionActivity, Viewer, trusted
 from ..schema import messages, sessions
 from ._common import CoreRepository, after_param
@@ -137,7 +137,8 @@ class CoreSessionRepository(CoreRepository):
         async def work(executor: Executor) -> None:
             await executor.execute(_INSERT, values)
 
-        await self._db.perform(work, write=True)
+        with _in_terms(taken=f"session {values['id']!r} already exists"):
+            await self._db.perform(work, write=True)
         return Session(**values)
 
     async def get(self, session_id: str) -> Session | None:
@@ -191,10 +192,10 @@ class CoreSessionRepository(CoreRepository):
                 params["set_updated_at"] = utcnow()
                 params["session_id"] = session_id
                 if await executor.execute(query, params) == 0:
-                    raise NotFoundError(f"session {session_id!r} does not exist")
+                    raise NotFoundError(no_session(session_id))
             row = await executor.row(_GET, key)
             if row is None:
-                raise NotFoundError(f"session {session_id!r} does not exist")
+                raise NotFoundError(no_session(session_id))
             return session_from(row)
 
         return await self._db.perform(work, write=bool(changes))
@@ -215,5 +216,5 @@ class CoreSessionRepository(CoreRepository):
         params["session_id"] = session_id
         row = await self._db.read_row(_activity_query(viewer.is_admin), params)
         if row is None:
-            raise NotFoundError(f"session {session_id!r} does not exist")
+            raise NotFoundError(no_session(session_id))
         return _activity_from(session_id, row)
