@@ -37,6 +37,7 @@ __all__ = [
     "collection_paused",
     "fts5_query",
     "is_memory_database",
+    "json_bytes_loads",
     "json_loads",
     "json_text",
     "jsonb_loads",
@@ -73,17 +74,22 @@ def json_loads(text: str | bytes) -> Any:
     return json.loads(text)
 
 
-def jsonb_loads(data: bytes) -> Any:
-    """A PostgreSQL ``jsonb`` value in binary format (a version byte, then the
-    document's UTF-8 text) as its value: :func:`json_loads`'s rules in one
-    call, since it runs for every JSON value of every row read."""
-    text = data[1:]
-    if len(text) < _LONG_DIGITS_RUN or _LONG_DIGITS_BYTES.search(text) is None:
+def json_bytes_loads(data: bytes) -> Any:
+    """A JSON document as UTF-8 bytes (PostgreSQL's ``json`` in binary format is
+    the text itself) as its value: :func:`json_loads`'s rules in one call,
+    since it runs for every JSON value of every row read."""
+    if len(data) < _LONG_DIGITS_RUN or _LONG_DIGITS_BYTES.search(data) is None:
         try:
-            return orjson.loads(text)
+            return orjson.loads(data)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(text)
+    return json.loads(data)
+
+
+def jsonb_loads(data: bytes) -> Any:
+    """A PostgreSQL ``jsonb`` value in binary format (a version byte, then the
+    document's UTF-8 text) as its value, by :func:`json_bytes_loads`."""
+    return json_bytes_loads(data[1:])
 
 
 #: an integer literal that may not fit 64 bits (or digits inside a string: harmless)

@@ -10,6 +10,13 @@ Some limits exist because one backend would otherwise fail later, and
 differently: lone surrogate characters (no driver can encode them), JSON
 nested deeper than MariaDB's ``JSON_VALID`` accepts, numbers and datetimes
 that overflow on conversion. They are rejected here, for every backend.
+
+JSON (metadata, memory values) is returned as a read will return it: the
+parse of the text that is stored (tuples become lists, every container a
+fresh one the caller does not hold), so a write's record equals a later
+read's. Object keys must be strings at every depth: JSON would turn ``1``,
+``True`` or ``None`` keys into ``"1"``, ``"true"``, ``"null"``, and
+``{1: "a", "1": "b"}`` into one key, silently.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from ._facts import json_loads
 from .errors import ValidationError
 from .models import VISIBILITIES, NewMessage, Viewer
 
@@ -105,9 +113,13 @@ def _walk(field: str, value: Any, *, unicode: bool = True) -> bool:
             children: Any = item.values()
             for key in item:
                 if type(key) is not str:
+                    if not isinstance(key, str):
+                        raise ValidationError(
+                            f"{field}: object keys must be strings, "
+                            f"got a key of type {type(key).__name__}"
+                        )
                     plain = False
-                if isinstance(key, str):
-                    _json_text(field, key, unicode)
+                _json_text(field, key, unicode)
         elif isinstance(item, list | tuple):
             children = item
         else:
@@ -123,39 +135,48 @@ def _walk(field: str, value: Any, *, unicode: bool = True) -> bool:
     return plain
 
 
-def _flat(value: Any) -> bool:
+#: what :func:`_flat` found: not flat (``_walk`` decides), plain scalars only
+#: (a dict of them, or one), or lists or tuples among them
+_NOT_FLAT, _SCALARS, _LISTS = 0, 1, 2
+
+
+def _flat(value: Any) -> int:
     """The common case, checked at a fraction of :func:`_walk`'s cost: a dict
     whose values are plain scalars (ASCII text without NUL, finite floats,
     ints, bools, None) or lists of them, with ASCII keys; or one such list or
-    scalar. False sends the value to :func:`_walk` (it may still be fine)."""
+    scalar. ``_NOT_FLAT`` (falsy) sends the value to :func:`_walk` (it may
+    still be fine); ``_SCALARS`` says a shallow copy of the value is what a
+    read returns."""
     kind = type(value)
     if kind is dict:
         for key in value:
             if type(key) is not str or "\x00" in key or not key.isascii():
-                return False
+                return _NOT_FLAT
         return _flat_items(value.values(), lists=True)
     if kind is list or kind is tuple:
-        return _flat_items(value, lists=False)
+        return _LISTS if _flat_items(value, lists=False) else _NOT_FLAT
     return _flat_items((value,), lists=False)
 
 
-def _flat_items(items: Iterable[Any], *, lists: bool) -> bool:
+def _flat_items(items: Iterable[Any], *, lists: bool) -> int:
     """Every item a plain scalar (see :func:`_flat`), or with ``lists`` a list
-    or tuple of them."""
+    or tuple of them: ``_SCALARS`` or ``_LISTS``; else ``_NOT_FLAT``."""
+    found = _SCALARS
     for item in items:
         kind = type(item)
         if kind is str:
             if "\x00" in item or not item.isascii():
-                return False
+                return _NOT_FLAT
         elif kind is float:
             if not math.isfinite(item):
-                return False
+                return _NOT_FLAT
         elif lists and (kind is list or kind is tuple):
             if not _flat_items(item, lists=False):
-                return False
+                return _NOT_FLAT
+            found = _LISTS
         elif kind is not int and kind is not bool and item is not None:
-            return False
-    return True
+            return _NOT_FLAT
+    return found
 
 
 def _json_text(field: str, text: str, unicode: bool = True) -> None:
@@ -167,51 +188,65 @@ def _json_text(field: str, text: str, unicode: bool = True) -> None:
         _unicode(field, text)
 
 
-def _serialised_size(field: str, value: Any, flat: bool | None = None) -> int:
-    """Bytes of ``value`` as stored (UTF-8 JSON); ValidationError if it is not
-    storable JSON.
+def _stored(field: str, value: Any) -> tuple[int, Any]:
+    """Bytes of ``value`` as stored (UTF-8 JSON), and the value a read of it
+    returns; ValidationError if it is not storable JSON.
 
-    Plain values are measured with orjson, which stores them; anything else
+    Plain values are serialised with orjson, which stores them; anything else
     (subclasses, other types, integers beyond 64 bits, lone surrogates) is
-    judged by the standard library's ``json``, as before orjson.
+    judged by the standard library's ``json``, as before orjson. The value
+    read back is the parse of that text (for a dict of plain scalars, a
+    shallow copy: the same thing, without the parse).
     """
-    if (_flat(value) if flat is None else flat) or _walk(field, value, unicode=False):
+    flat = _flat(value)
+    if flat or _walk(field, value, unicode=False):
         try:
-            return len(orjson.dumps(value))
+            data = orjson.dumps(value)
         except TypeError:
             pass
+        else:
+            if flat == _SCALARS:
+                return len(data), dict(value) if type(value) is dict else value
+            # orjson wrote it, so its numbers fit 64 bits: orjson reads them exactly
+            return len(data), orjson.loads(data)
     _walk(field, value)
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"{field}: not JSON-serialisable ({exc})") from None
-    return len(text.encode("utf-8"))
+    return len(text.encode("utf-8")), json_loads(text)
 
 
 def metadata(value: Any) -> dict[str, Any]:
-    """A JSON object of at most 64 KiB serialised; None means empty."""
+    """A JSON object of at most 64 KiB serialised; None means empty.
+
+    Returns:
+        The object as a read will return it (see the module docstring): store
+        and return this, not ``value``.
+    """
     if value is None:
         return {}
     if not isinstance(value, dict):
         kind = type(value).__name__
         raise ValidationError(f"metadata: expected a JSON object (dict), got {kind}")
-    flat = _flat(value)
-    if not flat and not all(isinstance(key, str) for key in value):
-        raise ValidationError("metadata: object keys must be strings")
-    size = _serialised_size("metadata", value, flat)
+    size, stored = _stored("metadata", value)
     if size > MAX_METADATA_BYTES:
         raise ValidationError(
             f"metadata: at most {MAX_METADATA_BYTES} bytes serialised, got {size}"
         )
-    return value
+    return stored  # type: ignore[no-any-return]  # the parse of a JSON object
 
 
 def json_value(value: Any) -> Any:
-    """Any JSON value (None, False, 0, "" and [] included), at most 1 MiB serialised."""
-    size = _serialised_size("value", value)
+    """Any JSON value (None, False, 0, "" and [] included), at most 1 MiB serialised.
+
+    Returns:
+        The value as a read will return it (see the module docstring).
+    """
+    size, stored = _stored("value", value)
     if size > MAX_VALUE_BYTES:
         raise ValidationError(f"value: at most {MAX_VALUE_BYTES} bytes serialised, got {size}")
-    return value
+    return stored
 
 
 def visibility(value: Any) -> str:

@@ -80,6 +80,6 @@ def strict_json(value: Any) -> str:
     """A canonical text of a JSON value that tells False from 0 and [] from {}.
 
     Python says ``False == 0`` and ``1 == 1.0``; JSON round trips must not.
-    Key order is ignored (PostgreSQL JSONB reorders keys).
+    Key order is ignored (keys are sorted).
     """
     return json.dumps(value, sort_keys=True, ensure_ascii=False)

@@ -127,6 +127,11 @@ def _load_without_contextstore(path: Path, monkeypatch: pytest.MonkeyPatch) -> M
     return module
 
 
+#: revisions that change the schema of some dialects only (the others: none);
+#: every other revision must write DDL on every dialect
+CHANGES_ONLY: dict[str, set[str]] = {"0003_json_fidelity.py": {"postgresql"}}
+
+
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mysql", "mariadb"])
 @pytest.mark.parametrize("path", revision_files(), ids=lambda path: path.name)
 def test_revision_runs_with_contextstore_unimportable(
@@ -144,4 +149,5 @@ def test_revision_runs_with_contextstore_unimportable(
     with Operations.context(context):
         module.upgrade()
         module.downgrade()
-    assert "CREATE TABLE" in buffer.getvalue() or "ALTER TABLE" in buffer.getvalue()
+    ddl = "CREATE TABLE" in buffer.getvalue() or "ALTER TABLE" in buffer.getvalue()
+    assert ddl == (dialect in CHANGES_ONLY.get(path.name, {dialect})), buffer.getvalue()

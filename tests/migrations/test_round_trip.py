@@ -13,7 +13,7 @@ from contextstore._dialects import dialect_for
 from contextstore.schema import sessions
 from tests.migrations._inspect import assert_at_head, assert_empty, snapshot
 
-HEAD = "0001_baseline"
+HEAD = "0003_json_fidelity"
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ async def db(empty_url: str) -> AsyncIterator[ConnectionManager]:
         await manager.dispose()
 
 
-def test_head_is_the_baseline() -> None:
+def test_head_is_the_newest_revision() -> None:
     assert _migrations.head_revision() == HEAD
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from contextstore._facts import json_loads, json_text
+from contextstore._facts import json_bytes_loads, json_loads, json_text, jsonb_loads
+from tests._typed_json import typed
 
 PLAIN: list[Any] = [
     None,
@@ -26,14 +27,20 @@ PLAIN: list[Any] = [
     {"a": [1, {"b": None}], "ü": "é"},
     2**63 - 1,
     -(2**63),
+    -0.0,
+    1e308,
+    5e-324,
 ]
 
 
 @pytest.mark.parametrize("value", PLAIN, ids=repr)
 def test_every_plain_value_reads_back_equal(value: Any) -> None:
     text = json_text(value)
-    assert json_loads(text) == value
-    assert json.loads(text) == value  # the standard library reads what we write
+    assert typed(json_loads(text)) == typed(value)
+    assert typed(json.loads(text)) == typed(value)  # the standard library reads what we write
+    # PostgreSQL's json and jsonb in binary format (the text; a version byte and the text)
+    assert typed(json_bytes_loads(text.encode())) == typed(value)
+    assert typed(jsonb_loads(b"\x01" + text.encode())) == typed(value)
 
 
 @pytest.mark.parametrize("value", [2**64, -(2**70), {"n": [10**30]}], ids=repr)
@@ -41,6 +48,7 @@ def test_integers_beyond_64_bits_keep_every_digit(value: Any) -> None:
     text = json_text(value)
     assert json_loads(text) == value
     assert json_loads(text.encode()) == value
+    assert json_bytes_loads(text.encode()) == value
 
 
 def test_text_that_orjson_refuses_is_read_by_the_standard_library() -> None:

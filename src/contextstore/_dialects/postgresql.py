@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event, func, literal_column, select, true, type_coerce
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from .._facts import jsonb_loads, search_words
+from .._facts import json_bytes_loads, jsonb_loads, search_words
 from ._base import (
     SNAPSHOT,
     WRITE_INTENT,
@@ -141,9 +141,19 @@ class AsyncpgWire(Wire):
         self._connection.terminate()
 
 
-async def _jsonb_codec(connection: Any) -> None:
-    """jsonb in binary format both ways, as SQLAlchemy sets it up (its JSONB type
-    hands the driver the serialised text), read by :func:`jsonb_loads`."""
+async def _json_codecs(connection: Any) -> None:
+    """``json`` and ``jsonb`` in binary format both ways, as SQLAlchemy sets them
+    up (its JSON types hand the driver the serialised text), read by
+    :func:`json_bytes_loads` and :func:`jsonb_loads` in one call per value.
+
+    contextstore's own columns are ``json`` (revision 0003: ``jsonb`` turns
+    ``1e16`` into an integer and ``-0.0`` into ``0.0``); the ``jsonb`` codec
+    serves a service's own ``jsonb`` columns through ``store.db``. Neither costs
+    a round trip: asyncpg knows the built-in types' oids.
+    """
+    await connection.set_type_codec(
+        "json", encoder=str.encode, decoder=json_bytes_loads, schema="pg_catalog", format="binary"
+    )
     await connection.set_type_codec(
         "jsonb", encoder=_jsonb_bytes, decoder=jsonb_loads, schema="pg_catalog", format="binary"
     )
@@ -233,8 +243,8 @@ class PostgreSQLDialect(Dialect):
         @event.listens_for(sync_engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
             # after SQLAlchemy's own codecs (its listener comes first): the same
-            # jsonb values, one Python call per value instead of three
-            dbapi_connection.run_async(_jsonb_codec)
+            # json and jsonb values, one Python call per value instead of two or three
+            dbapi_connection.run_async(_json_codecs)
 
         @event.listens_for(sync_engine, "begin")
         def _on_begin(conn: Connection) -> None:

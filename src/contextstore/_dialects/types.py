@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, DateTime, String, Text
 from sqlalchemy.dialects.mysql import MEDIUMTEXT
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.sqlite import JSON as SQLiteJSON
 from sqlalchemy.exc import DontWrapMixin
 from sqlalchemy.ext.compiler import compiles
@@ -222,12 +221,14 @@ def _json_as_text(_type: _SQLiteJSONText, _compiler: Any, **_kw: Any) -> str:
 
 
 #: any JSON value; Python ``None`` is stored as the JSON literal ``null``
-#: (``none_as_null=False``), SQL NULL needs ``sqlalchemy.null()``.
-JSONDocument = (
-    JSON(none_as_null=False)
-    .with_variant(JSONB(none_as_null=False), "postgresql")
-    .with_variant(_SQLiteJSONText(none_as_null=False), "sqlite")
-)
+#: (``none_as_null=False``), SQL NULL needs ``sqlalchemy.null()``. The
+#: document is stored as the text it was written as: TEXT on SQLite (see
+#: :class:`_SQLiteJSONText`), ``JSON`` on MySQL/MariaDB (LONGTEXT checked by
+#: ``JSON_VALID`` on MariaDB) and ``json`` on PostgreSQL, not ``jsonb``: jsonb
+#: keeps numbers as ``numeric``, so the float ``1e16`` would read back as the
+#: int ``10000000000000000`` and ``-0.0`` as ``0.0`` (numeric has no negative
+#: zero). A value reads back with the same Python types on every dialect.
+JSONDocument = JSON(none_as_null=False).with_variant(_SQLiteJSONText(none_as_null=False), "sqlite")
 
 #: message bodies: up to 16 MiB on MySQL/MariaDB (TEXT holds only 64 KiB,
 #: less than 100,000 four-byte characters).

@@ -446,7 +446,7 @@ class LegacyMemoryRepository(_Repository):
     ) -> MemoryEntry:
         _validate.name("agent_id", agent_id)
         _validate.name("key", key)
-        _validate.json_value(value)
+        value = _validate.json_value(value)
         _validate.optional_name("session_id", session_id)
         lifetime = _validate.ttl(ttl)
         metadata = _validate.metadata(metadata)

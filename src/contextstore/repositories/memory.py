@@ -146,7 +146,7 @@ class CoreMemoryRepository(CoreRepository):
     ) -> MemoryEntry:
         _validate.name("agent_id", agent_id)
         _validate.name("key", key)
-        _validate.json_value(value)
+        value = _validate.json_value(value)
         _validate.optional_name("session_id", session_id)
         lifetime = _validate.ttl(ttl)
         meta = _validate.metadata(metadata)

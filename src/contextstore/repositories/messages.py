@@ -207,7 +207,8 @@ class CoreMessageRepository(CoreRepository):
 
 def _message(row_id: int, row: dict[str, Any]) -> Message:
     """The record of a row just written: the values as validated, and its new id
-    (built as a trusted record; the metadata dict copied, as validation would)."""
+    (built as a trusted record; the metadata as validation returns it: as a
+    read returns it, in a dict of its own)."""
     return trusted(
         Message,
         {
@@ -218,7 +219,7 @@ def _message(row_id: int, row: dict[str, Any]) -> Message:
             "content": row["content"],
             "visibility": row["visibility"],
             "message_type": row["message_type"],
-            "metadata": dict(row["metadata"]),
+            "metadata": row["metadata"],
             "parent_message_id": row["parent_message_id"],
             "timestamp": row["timestamp"],
         },

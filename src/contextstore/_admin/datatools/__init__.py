@@ -23,9 +23,11 @@ Policy shared by every tool here:
   the UTF-8 of its canonical JSON object followed by ``\\n``. Canonical JSON:
   compact, keys sorted, non-ASCII kept; datetimes as aware UTC ISO 8601 with
   microseconds (``2025-01-02T03:04:05.123456+00:00``); JSON columns as their
-  value with integral numbers written as integers (PostgreSQL ``jsonb``
-  stores ``1e+20`` as ``100000000000000000000``, the same number). It is
-  computed from decoded values, so it is the same on every dialect.
+  value with integral numbers written as integers (before revision 0003,
+  PostgreSQL's ``jsonb`` columns stored ``1e+20`` as ``100000000000000000000``,
+  the same number: such databases, and dumps made from them, still verify
+  against any other). It is computed from decoded values, so it is the same on
+  every dialect.
 * **Target writes** (``--force`` clearing, every insert, and the verification
   read-back) run in one transaction on the target: a copy or restore that
   fails or does not verify leaves the target's rows as they were (the schema
@@ -35,7 +37,9 @@ Policy shared by every tool here:
   migration) unless ``force``; with ``force`` its rows are deleted, children
   first, inside that same transaction.
 * **Statement timeout**: none on the tools' own connections (see ``_opened``).
-* **Source**: must be at the newest schema revision; an unstamped file
+* **Source**: must be at the newest schema revision, or at one the tools read
+  as the newest (``copy.READ_AS_NEWEST``: the same tables, columns and
+  values; a dump's header revision likewise); an unstamped file
   created by the legacy backend counts as the baseline revision and is read
   as it is (never modified). Copies and backups read table after table: stop
   the writers first for a consistent result across tables.

@@ -45,6 +45,20 @@ if TYPE_CHECKING:
 # -- database checks -----------------------------------------------------
 
 
+#: revisions before the newest whose tables the tools read exactly as the
+#: newest's (the same tables and columns, the same values through
+#: contextstore's types): a database or a dump at one of them is read as it
+#: is. 0003_json_fidelity changed only PostgreSQL's JSON column type (jsonb to
+#: json), and both read through the same codecs; a later revision that
+#: changes what is copied takes the revisions before it out of this set.
+READ_AS_NEWEST = frozenset({"0001_baseline"})
+
+
+def _readable(revision: str, head: str | None) -> bool:
+    """Whether the tools read a schema at ``revision`` as the newest (``head``)."""
+    return revision == head or revision in READ_AS_NEWEST
+
+
 def _revisions() -> tuple[str | None, str | None, set[str]]:
     """(baseline, head, every known revision) of the migration scripts."""
     from alembic.script import ScriptDirectory
@@ -76,7 +90,8 @@ async def _counts(db: ConnectionManager, present: set[str] | None = None) -> dic
 
 
 async def _source_revision(db: ConnectionManager, role: str) -> str:
-    """The schema revision of a database to read from; it must be the newest."""
+    """The schema revision of a database to read from: the newest, or one the
+    tools read as the newest (:data:`READ_AS_NEWEST`)."""
     from contextstore import _migrations
 
     baseline, head, known = _revisions()
@@ -93,7 +108,7 @@ async def _source_revision(db: ConnectionManager, role: str) -> str:
         revision = baseline
     if head is None:
         raise ContextStoreError("no migration scripts found: cannot tell the newest revision")
-    if revision != head:
+    if revision is None or not _readable(revision, head):
         state = "an unknown" if revision not in known else "an older"
         raise ContextStoreError(
             f"{role} {db.settings.safe_url} is at {state} schema revision {revision} "

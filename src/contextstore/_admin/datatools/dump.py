@@ -28,6 +28,7 @@ from .copy import (
     _Mismatch,
     _opened,
     _prepare_target,
+    _readable,
     _require_file,
     _reset_identities,
     _revisions,
@@ -274,11 +275,12 @@ class _DumpReader:
             )
         _baseline, head, known = _revisions()
         revision = header.get("schema_revision")
-        if revision != head:
+        if not isinstance(revision, str) or not _readable(revision, head):
             kind = "an older" if revision in known else "an unknown"
             raise ValidationError(
                 f"{self.path} was made at {kind} schema revision {revision!r}; this "
-                f"contextstore restores dumps of revision {head} only. Restore it with "
+                f"contextstore restores dumps of revision {head} and of the revisions it "
+                "reads as that one only. Restore it with "
                 "the contextstore release that made it, run 'db upgrade', and back up again"
             )
         expected = {spec.name: [col.name for col in spec.columns] for spec in SPECS}
