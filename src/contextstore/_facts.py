@@ -45,6 +45,8 @@ __all__ = [
     "no_session",
     "search_words",
     "sqlite_error_kind",
+    "sqlite_uri",
+    "sqlite_url_problem",
     "utcnow",
     "wait_bound",
 ]
@@ -219,6 +221,51 @@ def is_memory_database(database: str | None, query: Mapping[str, str | Sequence[
     mode = query.get("mode", ())
     modes = (mode,) if isinstance(mode, str) else tuple(mode)
     return database in ("", ":memory:") or "memory" in modes or "mode=memory" in database
+
+
+#: the SQLite URI parameters (https://www.sqlite.org/uri.html) both backends
+#: hand to SQLite, given ``uri=true``; contextstore sets the rest (timeouts,
+#: threads, isolation) itself
+SQLITE_URI_PARAMETERS = frozenset({"mode", "cache", "immutable", "nolock", "vfs", "psow"})
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def sqlite_url_problem(database: str | None, query: Mapping[str, Any]) -> str | None:
+    """Why a SQLite URL's query cannot be honoured the same way by both backends
+    (None when it can): only SQLite's URI parameters, and only with ``uri=true``."""
+    keys = sorted(query)
+    if any(not isinstance(value, str) for value in query.values()):
+        return "database_url: a SQLite URL option is given more than once"
+    unknown = [key for key in keys if key != "uri" and key not in SQLITE_URI_PARAMETERS]
+    if unknown:
+        return (
+            f"database_url: SQLite URL option(s) {', '.join(unknown)} are not supported; "
+            f"the options SQLite itself reads ({', '.join(sorted(SQLITE_URI_PARAMETERS))}) "
+            "are, with uri=true"
+        )
+    uri = str(query.get("uri", "false")).lower()
+    if uri not in _TRUE | _FALSE:
+        return f"database_url: uri must be true or false, got {query['uri']!r}"
+    if uri in _FALSE and len(keys) > (1 if "uri" in query else 0):
+        given = ", ".join(key for key in keys if key != "uri")
+        return (
+            f"database_url: SQLite reads {given} only from a URI filename: add uri=true "
+            "(sqlite:///file:PATH?mode=ro&uri=true)"
+        )
+    if "?" in (database or "") or "#" in (database or ""):
+        return "database_url: a SQLite file name cannot hold '?' or '#'"
+    return None
+
+
+def sqlite_uri(database: str, query: Mapping[str, Any]) -> str | None:
+    """The ``file:`` URI both backends open for a SQLite URL with ``uri=true``
+    (None without it): the path, then SQLite's parameters in the URL's order."""
+    if str(query.get("uri", "false")).lower() not in _TRUE:
+        return None
+    target = database if database.startswith("file:") else f"file:{database}"
+    options = "&".join(f"{key}={value}" for key, value in query.items() if key != "uri")
+    return f"{target}?{options}" if options else target
 
 
 # -- search ----------------------------------------------------------------

@@ -37,6 +37,8 @@ from .._facts import (
     fts5_query,
     is_memory_database,
     sqlite_error_kind,
+    sqlite_uri,
+    sqlite_url_problem,
 )
 from ._base import (
     WRITE_INTENT,
@@ -78,6 +80,21 @@ class SQLiteDialect(Dialect):
     schemes = ("sqlite",)
     is_server = False
     alter_by_rebuild = True
+
+    def normalise_url(self, url: URL) -> URL:
+        """The async driver, and query options both backends honour alike: only
+        SQLite's URI parameters, with ``uri=true``, on a ``file:`` filename
+        (SQLAlchemy would otherwise open a file named ``x.db?mode=ro``)."""
+        url = super().normalise_url(url)
+        problem = sqlite_url_problem(url.database, url.query)
+        if problem is not None:
+            from ..errors import ConfigurationError
+
+            raise ConfigurationError(problem)
+        database = url.database or ""
+        if sqlite_uri(database, url.query) is not None and not database.startswith("file:"):
+            url = url.set(database=f"file:{database}")
+        return url
 
     def engine_options(self, url: URL, settings: Settings) -> dict[str, Any]:
         connect_args: dict[str, Any] = {

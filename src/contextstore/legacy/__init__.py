@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from .._facts import is_memory_database, wait_bound
+from .._facts import is_memory_database, sqlite_uri, wait_bound
 from ..errors import ConfigurationError
 from ..models import HealthReport
 from . import _sql
@@ -92,7 +92,9 @@ class LegacyBackend:
             )
         self._settings = settings
         self._head_revision = head_revision
-        self._db = Database(path)
+        # the file and options core's driver opens (see _facts.sqlite_uri)
+        uri = sqlite_uri(path, url.query)
+        self._db = Database(path if uri is None else uri, uri=uri is not None)
         self._connected = False
         self._probes: set[asyncio.Task[Any]] = set()
         # annotated with the protocols so the type checker proves they are met

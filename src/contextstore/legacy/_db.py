@@ -150,8 +150,9 @@ class Connection:
 class Database:
     """Opens a configured connection per operation on one SQLite file."""
 
-    def __init__(self, path: str, *, busy_timeout_ms: int | None = None) -> None:
+    def __init__(self, path: str, *, busy_timeout_ms: int | None = None, uri: bool = False) -> None:
         self._path = path
+        self._uri = uri
         self._busy_timeout_ms = BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
         self._closed = False
 
@@ -167,7 +168,9 @@ class Database:
         if self._closed:
             raise ContextStoreError("the legacy backend is closed; create a new Store")
         wait_ms = self._busy_timeout_ms if busy_timeout_ms is None else busy_timeout_ms
-        raw = aiosqlite.connect(self._path, isolation_level=None, timeout=wait_ms / 1000)
+        raw = aiosqlite.connect(
+            self._path, isolation_level=None, timeout=wait_ms / 1000, uri=self._uri
+        )
         try:
             await raw
         except BaseException:
@@ -284,7 +287,7 @@ class BoundDatabase(Database):
     """The operations of one unit of work, all on its connection (see ``unit_of_work``)."""
 
     def __init__(self, database: Database, connection: Connection, state: UnitState) -> None:
-        super().__init__(database.path)
+        super().__init__(database.path, uri=database._uri)
         self._connection = connection
         self._state = state
         self._savepoints = 0
