@@ -72,8 +72,9 @@ __all__ = [
 Row = Sequence[Any]
 T = TypeVar("T")
 
-#: failures after which a connection is not used again
-LOST_KINDS = {ErrorKind.DISCONNECT, ErrorKind.HUNG, ErrorKind.UNAVAILABLE}
+#: failures after which a connection is not used again (MySQL hangs up after
+#: refusing a request for its size)
+LOST_KINDS = {ErrorKind.DISCONNECT, ErrorKind.HUNG, ErrorKind.UNAVAILABLE, ErrorKind.TOO_LARGE}
 
 #: a bind parameter the caller must give (no value in the statement)
 _REQUIRED: Any = object()

@@ -171,8 +171,11 @@ _INVALID = frozenset({19, 275, 1299, 1811, 3091})
 _BUSY_PRIMARY = frozenset({5, 6})  # BUSY, LOCKED
 _UNAVAILABLE_PRIMARY = frozenset({14, 26})  # CANTOPEN, NOTADB
 _INTERRUPT_PRIMARY = frozenset({9})  # INTERRUPT: sqlite3_interrupt, our statement timeout
+_TOO_BIG_PRIMARY = frozenset({18})  # TOOBIG: a string or blob past SQLITE_MAX_LENGTH
 
-SqliteErrorKind = Literal["conflict", "not_found", "invalid", "busy", "unavailable", "timeout"]
+SqliteErrorKind = Literal[
+    "conflict", "not_found", "invalid", "busy", "unavailable", "timeout", "too_large"
+]
 
 
 def sqlite_error_kind(code: int | None) -> SqliteErrorKind | None:
@@ -192,6 +195,8 @@ def sqlite_error_kind(code: int | None) -> SqliteErrorKind | None:
         return "unavailable"
     if primary in _INTERRUPT_PRIMARY:
         return "timeout"
+    if primary in _TOO_BIG_PRIMARY:
+        return "too_large"
     return None
 
 

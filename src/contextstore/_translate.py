@@ -110,6 +110,9 @@ def translate(dialect: Dialect, error: Exception, progress: Progress) -> Context
         return NotFoundError(REFUSALS["not_found"])
     if kind is ErrorKind.INVALID:
         return ValidationError(REFUSALS["invalid"])
+    if kind is ErrorKind.TOO_LARGE:
+        # never a disconnect, never retried: the same request would be refused again
+        return ValidationError(REFUSALS["too_large"])
     if kind is ErrorKind.AUTH:
         return ConfigurationError(REFUSALS["auth"])
     if kind is ErrorKind.TIMEOUT:

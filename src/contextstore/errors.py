@@ -90,6 +90,10 @@ REFUSALS: Final[dict[str, str]] = {
         "the database refused the login: wrong user name or password, or no access to this database"
     ),
     "busy": "transaction rolled back by the database (lock conflict)",
+    "too_large": (
+        "the request is larger than the database accepts at once; nothing was written "
+        "(send fewer or smaller items per call)"
+    ),
     "unavailable": "cannot reach the database",
     "error": "the database reported an error (the original is chained as __cause__)",
 }

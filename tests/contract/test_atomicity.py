@@ -120,3 +120,16 @@ async def test_a_session_recreated_after_delete_starts_empty(store: Store) -> No
     assert await store.participants.list("again") == []
     activity = await store.sessions.activity("again", viewer=ADMIN)
     assert (activity.message_count, activity.unique_senders) == (0, 0)
+
+
+@pytest.mark.parametrize(("count", "size"), [(170, 100_000), (1_000, 17_000)])
+async def test_a_bulk_write_beyond_one_server_packet_is_stored_whole(
+    store: Store, count: int, size: int
+) -> None:
+    # 17 MB in one call: past MariaDB's default max_allowed_packet (16 MiB),
+    # so it must be split into statements, in one transaction
+    await make_session(store, "big")
+    items = [NewMessage(sender="a", content=f"{n:06d}" + "x" * (size - 6)) for n in range(count)]
+    added = await store.messages.add_many("big", items)
+    assert [m.content[:6] for m in added] == [f"{n:06d}" for n in range(count)]
+    assert await store.messages.count("big", viewer=ADMIN) == count

@@ -52,6 +52,10 @@ class ErrorKind(enum.Enum):
     #: another attempt would only wait as long again.
     HUNG = "hung"
     UNAVAILABLE = "unavailable"  # cannot connect at all (refused, unknown db)
+    #: a request larger than the server takes (MySQL's max_allowed_packet,
+    #: SQLite's TOOBIG, PostgreSQL's program limits): bad input, not an outage,
+    #: though MySQL closes the connection after refusing it
+    TOO_LARGE = "too_large"
     #: the server refused the login (credentials, or no access to the
     #: database): a configuration to fix, not an outage to wait out
     AUTH = "auth"

@@ -97,6 +97,8 @@ _BY_ERRNO: dict[int, ErrorKind] = {
     1053: ErrorKind.DISCONNECT,  # ER_SERVER_SHUTDOWN
     2002: ErrorKind.UNAVAILABLE,  # CR_CONNECTION_ERROR
     2003: ErrorKind.UNAVAILABLE,  # CR_CONN_HOST_ERROR
+    1153: ErrorKind.TOO_LARGE,  # ER_NET_PACKET_TOO_LARGE (then the server hangs up)
+    2020: ErrorKind.TOO_LARGE,  # CR_NET_PACKET_TOO_LARGE (the client's own bound)
     1045: ErrorKind.AUTH,  # ER_ACCESS_DENIED_ERROR
     1044: ErrorKind.AUTH,  # ER_DBACCESS_DENIED_ERROR
     1698: ErrorKind.AUTH,  # ER_ACCESS_DENIED_NO_PASSWORD_ERROR
@@ -121,6 +123,10 @@ _STATEMENT_HEADROOM = 64 * 1024
 _PIPELINE_ROWS = 500
 #: a row's parentheses and commas
 _ROW_OVERHEAD = 4
+#: bytes of a one-row INSERT besides the row (the statement's text is short)
+_ONE_ROW_HEADROOM = 4 * 1024
+#: the characters MySQL string literals escape with a backslash
+_ESCAPED = ("\\", "'", '"', "\0", "\n", "\r", "\x1a")
 #: the longest literal a number, a date or NULL is written as
 _SCALAR_SIZE = 40
 _DEFAULT_MAX_OVERFLOW = 10
@@ -210,12 +216,31 @@ def _cut(rows: Sequence[Sequence[Any]], budget: int) -> list[Sequence[Sequence[A
                 size += 2 * len(value) + 3
             else:
                 size += _SCALAR_SIZE
+        if size > budget and _exact_size(row) + _ONE_ROW_HEADROOM > budget + _STATEMENT_HEADROOM:
+            # one row the server would refuse on its own: no cut can help,
+            # and sending it would cost the connection (see ErrorKind.TOO_LARGE)
+            from ..errors import REFUSALS, ValidationError
+
+            raise ValidationError(REFUSALS["too_large"])
         if used + size > budget and index > start:
             batches.append(rows[start:index])
             start, used = index, 0
         used += size
     batches.append(rows[start:])
     return batches
+
+
+def _exact_size(row: Sequence[Any]) -> int:
+    """The bytes ``row`` takes in a statement, measured (:func:`_cut` estimates)."""
+    size = _ROW_OVERHEAD
+    for value in row:
+        if isinstance(value, str):
+            size += len(value.encode()) + sum(value.count(c) for c in _ESCAPED) + 2
+        elif isinstance(value, bytes):
+            size += 2 * len(value) + 3
+        else:
+            size += _SCALAR_SIZE
+    return size
 
 
 def _statements(rows: Sequence[Sequence[Any]], packet: int) -> list[Sequence[Sequence[Any]]]:

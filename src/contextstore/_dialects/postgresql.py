@@ -72,6 +72,7 @@ _BY_SQLSTATE: dict[str, ErrorKind] = {
     "22P02": ErrorKind.INVALID,  # invalid_text_representation
     "22P05": ErrorKind.INVALID,  # untranslatable_character
     "22003": ErrorKind.INVALID,  # numeric_value_out_of_range
+    "54000": ErrorKind.TOO_LARGE,  # program_limit_exceeded (a value or row too big)
     "57014": ErrorKind.TIMEOUT,  # query_canceled (statement_timeout)
     "40001": ErrorKind.RETRYABLE,  # serialization_failure
     "40P01": ErrorKind.RETRYABLE,  # deadlock_detected

@@ -102,6 +102,8 @@ def translate(exc: sqlite3.Error, *, committing: bool = False) -> ContextStoreEr
         return NotFoundError(REFUSALS["not_found"])
     if kind == "invalid":
         return ValidationError(REFUSALS["invalid"])
+    if kind == "too_large":
+        return ValidationError(REFUSALS["too_large"])
     if kind == "busy":
         return DatabaseUnavailableError(REFUSALS["busy"], may_have_committed=False)
     if kind == "unavailable":
