@@ -18,14 +18,15 @@ legacy package both import it, and neither imports the other.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 
@@ -33,6 +34,7 @@ __all__ = [
     "BUCKET_LAYOUT",
     "BUSY_TIMEOUT_MS",
     "FTS_TABLE",
+    "Probes",
     "SqliteErrorKind",
     "collection_paused",
     "fts5_query",
@@ -50,6 +52,8 @@ __all__ = [
     "utcnow",
     "wait_bound",
 ]
+
+T = TypeVar("T")
 
 
 def json_text(value: Any) -> str:
@@ -134,6 +138,46 @@ def wait_bound(timeout: object) -> float | str:
     if not math.isfinite(timeout) or timeout <= 0:
         return _not_positive(timeout)
     return min(timeout, LONGEST_WAIT)
+
+
+class Probes:
+    """Health probes run as tasks of their own, each abandoned at its deadline.
+
+    A probe that outlives its deadline is cancelled and kept here until it
+    ends, so that closing can wait for it; its failure is expected, so it is
+    marked retrieved rather than logged as never retrieved.
+    """
+
+    def __init__(self) -> None:
+        self._running: set[asyncio.Task[Any]] = set()
+
+    async def answer(self, probe: Coroutine[Any, Any, T], bound: float) -> asyncio.Task[T] | None:
+        """``probe`` run within ``bound`` seconds: its finished task (result or
+        failure), or None when it did not finish in time (then cancelled)."""
+        task = asyncio.ensure_future(probe)
+        self._running.add(task)
+        task.add_done_callback(self._forget)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=bound)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task not in done:
+            task.cancel()
+            return None
+        return task
+
+    async def close(self) -> None:
+        """Cancel the probes still running and wait for them, briefly."""
+        for task in list(self._running):
+            task.cancel()
+        if self._running:
+            await asyncio.wait(self._running, timeout=1.0)
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._running.discard(task)
+        if not task.cancelled():
+            task.exception()
 
 
 def _not_positive(timeout: float) -> str:

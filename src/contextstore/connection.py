@@ -33,7 +33,7 @@ from sqlalchemy.pool import QueuePool
 
 from ._dialects import SNAPSHOT, WRITE_INTENT, dialect_for
 from ._execute import ConnectionExecutor, Executor, Leases, observed
-from ._facts import wait_bound
+from ._facts import Probes, wait_bound
 from ._statements import Statements
 from ._translate import Progress, translate, translating
 from ._unit import UnitState
@@ -73,7 +73,7 @@ class ConnectionManager(Statements):
         self._engine: AsyncEngine | None = (
             engine if engine is not None else create_engine(self._settings)
         )
-        self._probes: set[asyncio.Task[Any]] = set()
+        self._probes = Probes()
         self._unpooled: AsyncEngine | None = None
         self._leases = self._make_leases(self._engine)
 
@@ -447,22 +447,13 @@ class ConnectionManager(Statements):
         elif self._engine is None:
             error = "ConnectionManager is closed"
         else:
-            probe = asyncio.ensure_future(self._probe())
-            self._probes.add(probe)
-            probe.add_done_callback(self._forget_probe)
-            try:
-                done, _ = await asyncio.wait({probe}, timeout=bound)
-            except asyncio.CancelledError:
-                probe.cancel()
-                raise
-            if probe in done:
-                if probe.exception() is not None:
-                    error = _describe(probe.exception())
-                else:
-                    version, revision, current = probe.result()
-            else:
-                probe.cancel()
+            probe = await self._probes.answer(self._probe(), bound)
+            if probe is None:
                 error = f"no answer from the database within {bound:g} s"
+            elif probe.exception() is not None:
+                error = _describe(probe.exception())
+            else:
+                version, revision, current = probe.result()
         latency = (time.perf_counter() - start) * 1000
         return HealthReport(
             ok=error is None,
@@ -475,11 +466,6 @@ class ConnectionManager(Statements):
             pool=self.pool_stats(),
             error=error,
         )
-
-    def _forget_probe(self, task: asyncio.Task[Any]) -> None:
-        self._probes.discard(task)
-        if not task.cancelled():
-            task.exception()  # mark retrieved: an abandoned probe's failure is expected
 
     async def _probe(self) -> tuple[str, str | None, bool]:
         """Server version, schema revision, and whether that revision is the newest."""
@@ -514,10 +500,7 @@ class ConnectionManager(Statements):
 
         Probes still running are cancelled. Calling it again does nothing.
         """
-        for probe in list(self._probes):
-            probe.cancel()
-        if self._probes:
-            await asyncio.wait(self._probes, timeout=1.0)
+        await self._probes.close()
         await self._leases.close()
         engine, self._engine = self._engine, None
         unpooled, self._unpooled = self._unpooled, None

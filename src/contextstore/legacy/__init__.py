@@ -26,13 +26,12 @@ records, the shared validation and cursors, and the facts it shares with core
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .._facts import is_memory_database, sqlite_uri, wait_bound
+from .._facts import Probes, is_memory_database, sqlite_uri, wait_bound
 from ..errors import ConfigurationError
 from ..models import HealthReport
 from . import _sql
@@ -96,7 +95,7 @@ class LegacyBackend:
         uri = sqlite_uri(path, url.query)
         self._db = Database(path if uri is None else uri, uri=uri is not None)
         self._connected = False
-        self._probes: set[asyncio.Task[Any]] = set()
+        self._probes = Probes()
         # annotated with the protocols so the type checker proves they are met
         self.sessions: SessionRepository = LegacySessionRepository(self._db)
         self.messages: MessageRepository = LegacyMessageRepository(self._db)
@@ -142,10 +141,7 @@ class LegacyBackend:
         """Refuse later operations and wait (briefly) for abandoned health probes."""
         self._connected = False
         self._db.close()
-        for probe in list(self._probes):
-            probe.cancel()
-        if self._probes:
-            await asyncio.wait(self._probes, timeout=1.0)
+        await self._probes.close()
 
     async def health(self, timeout: float = 5.0) -> HealthReport:
         """Probe the file with a real round trip; never raises, returns within ``timeout``."""
@@ -176,27 +172,14 @@ class LegacyBackend:
         """The probe's error, or the server version and schema revision, within ``bound`` s."""
         # the probe's lock waits end by the deadline too, so an abandoned
         # probe does not keep its connection's thread busy for long
-        probe = asyncio.ensure_future(self._probe(busy_timeout_ms=int(bound * 1000)))
-        self._probes.add(probe)
-        probe.add_done_callback(self._forget_probe)
-        try:
-            done, _ = await asyncio.wait({probe}, timeout=bound)
-        except asyncio.CancelledError:
-            probe.cancel()
-            raise
-        if probe not in done:
-            probe.cancel()
+        probe = await self._probes.answer(self._probe(busy_timeout_ms=int(bound * 1000)), bound)
+        if probe is None:
             return f"no answer from the database within {bound:g} s", None, None
         failure = probe.exception()
         if failure is not None:
             return f"{type(failure).__name__}: {failure}", None, None
         version, revision = probe.result()
         return None, version, revision
-
-    def _forget_probe(self, task: asyncio.Task[Any]) -> None:
-        self._probes.discard(task)
-        if not task.cancelled():
-            task.exception()  # mark retrieved: an abandoned probe's failure is expected
 
     async def _probe(self, *, busy_timeout_ms: int) -> tuple[str, str | None]:
         async with self._db.reading(busy_timeout_ms=busy_timeout_ms) as conn:
