@@ -20,7 +20,7 @@ from contextstore._admin.cli import app
 
 pytestmark = pytest.mark.sqlite
 
-HEAD = "0001_baseline"
+HEAD = "0002"
 ONE_DATABASE = [
     ["health"],
     ["demo"],

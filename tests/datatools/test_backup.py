@@ -36,7 +36,7 @@ from tests.datatools._data import (
 )
 from tests.datatools.conftest import FreshUrl
 
-HEAD = "0001_baseline"
+HEAD = "0002"
 SECRET = "S3cret-pw-backup"
 
 

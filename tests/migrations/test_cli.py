@@ -12,7 +12,7 @@ from contextstore import ConnectionManager, Settings
 from contextstore._admin.cli import app
 from tests.migrations._inspect import Snapshot, assert_at_head, assert_empty, snapshot
 
-HEAD = "0001_baseline"
+HEAD = "0002"
 
 
 def _db(url: str, *args: str) -> tuple[int, str]:

@@ -13,7 +13,7 @@ from contextstore._dialects import dialect_for
 from contextstore.schema import sessions
 from tests.migrations._inspect import assert_at_head, assert_empty, snapshot
 
-HEAD = "0001_baseline"
+HEAD = "0002"
 
 
 @pytest.fixture
