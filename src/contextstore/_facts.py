@@ -215,34 +215,38 @@ _CJK = (
     "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff"
 )
 _ASCII_WORD = re.compile(r"[a-z0-9]+")
-_UNICODE_WORD = re.compile(f"[{_CJK}]|(?:(?![{_CJK}])[^\\W_])+")
+_WORD = re.compile(r"[^\W_]+")
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+_CJK_WORD = re.compile(f"[{_CJK}]|(?:(?![{_CJK}])[^\\W_])+")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 #: letters with no decomposition that a reader still sees as a letter with a mark
-_LETTER_FOLDS = str.maketrans(
-    {
-        "\u0131": "i",
-        "ø": "o",
-        "đ": "d",
-        "ð": "d",
-        "ł": "l",
-        "ħ": "h",
-        "ŧ": "t",
-        "æ": "ae",
-        "œ": "oe",
-    }
-)
+_LETTER_FOLDS = {
+    "\u0131": "i",
+    "ø": "o",
+    "đ": "d",
+    "ð": "d",
+    "ł": "l",
+    "ħ": "h",
+    "ŧ": "t",
+    "æ": "ae",
+    "œ": "oe",
+}
+_LETTER_FOLD = re.compile(f"[{''.join(_LETTER_FOLDS)}]")
 #: kana voicing marks survive the mark removal: NFC puts them back on their kana
 #: (\u304b\u3099 -> \u304c), so \u306f and \u3070 stay different words
 _KEPT_MARKS = frozenset({0x3099, 0x309A})
 
 
 @functools.cache
-def _combining_marks() -> re.Pattern[str]:
-    """Every character of Unicode category M (marks) but the kana voicing marks.
+def _combining_marks() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Every character of Unicode category M (marks) but the kana voicing marks:
+    those of the BMP, and those beyond (a separate class, so that the first is
+    one of ``re``'s fast 16-bit character sets).
 
     Built on first use (about 40 ms) from the ``unicodedata`` of the running
     Python; marks are assigned in planes 0, 1 and 14 only.
     """
-    ranges: list[str] = []
+    ranges: list[tuple[int, int]] = []
     for plane in (range(0x20000), range(0xE0000, 0xE1000)):
         start: int | None = None
         for cp in (*plane, plane.stop):
@@ -250,9 +254,17 @@ def _combining_marks() -> re.Pattern[str]:
             if mark and start is None:
                 start = cp
             elif not mark and start is not None:
-                ranges.append(f"{chr(start)}-{chr(cp - 1)}")
+                ranges.append((start, cp - 1))
                 start = None
-    return re.compile(f"[{''.join(ranges)}]+")
+
+    def pattern(selected: list[tuple[int, int]]) -> re.Pattern[str]:
+        return re.compile(f"[{''.join(f'{chr(a)}-{chr(b)}' for a, b in selected)}]+")
+
+    # no range straddles U+FFFF: U+FFFF is not a mark
+    return (
+        pattern([(a, b) for a, b in ranges if b <= 0xFFFF]),
+        pattern([(a, b) for a, b in ranges if a > 0xFFFF]),
+    )
 
 
 def search_tokens(text: str) -> list[str]:
@@ -274,9 +286,18 @@ def search_tokens(text: str) -> list[str]:
     """
     if text.isascii():
         return _ASCII_WORD.findall(text.lower())
+    # NFKD first: a compatibility form may decompose to a capital (U+210C is H)
     folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
-    folded = _combining_marks().sub("", folded.translate(_LETTER_FOLDS))
-    return _UNICODE_WORD.findall(unicodedata.normalize("NFC", folded))
+    if _LETTER_FOLD.search(folded) is not None:
+        folded = _LETTER_FOLD.sub(lambda match: _LETTER_FOLDS[match.group()], folded)
+    marks, astral_marks = _combining_marks()
+    folded = marks.sub("", folded)
+    if _ASTRAL.search(folded) is not None:
+        folded = astral_marks.sub("", folded)
+    folded = unicodedata.normalize("NFC", folded)
+    if _CJK_CHAR.search(folded) is None:
+        return _WORD.findall(folded)
+    return _CJK_WORD.findall(folded)
 
 
 def search_term(token: str) -> str:
@@ -313,8 +334,9 @@ def search_text(content: str) -> str:
         tokens = kept
     if not tokens:
         return ""
-    if content.isascii() and max(map(len, tokens)) <= MAX_TERM_LENGTH - 2:
-        return "zw" + " zw".join(tokens)  # the common case: every term is zw + word
+    joined = " zw".join(tokens)
+    if joined.isascii() and max(map(len, tokens)) <= MAX_TERM_LENGTH - 2:
+        return "zw" + joined  # the common case (accents folded too): every term is zw + word
     return " ".join(map(search_term, tokens))
 
 
