@@ -47,6 +47,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, column_property
 
 from contextstore import schema
+from contextstore._facts import search_text, search_words
 
 from ..corpus import VIEWER_ID, VIEWER_TYPE, MessageData, utcnow
 from ..plan import MEMORY_AGENT, PAGE_SIZE, POOL_SIZE, SEARCH_LIMIT
@@ -76,6 +77,7 @@ class Message(Base):
     parent_message_id: Mapped[int | None]
     timestamp: Mapped[datetime]
     client_token: Mapped[str | None]
+    search_text: Mapped[str | None]
 
 
 class Memory(Base):
@@ -121,9 +123,9 @@ _SEARCH_SQL = {
     ),
     "mysql": (
         f"SELECT {_SEARCH_COLUMNS}, "
-        "MATCH (m.content) AGAINST (:query IN NATURAL LANGUAGE MODE) AS score "
+        "MATCH (m.search_text) AGAINST (:query IN NATURAL LANGUAGE MODE) AS score "
         "FROM messages AS m "
-        "WHERE MATCH (m.content) AGAINST (:query IN NATURAL LANGUAGE MODE) > 0 "
+        "WHERE MATCH (m.search_text) AGAINST (:query IN NATURAL LANGUAGE MODE) > 0 "
         f"AND {_VISIBLE_SQL} "
         f"ORDER BY score DESC, m.id DESC LIMIT {SEARCH_LIMIT}"
     ),
@@ -132,12 +134,14 @@ _UPSERT_UPDATES = ("value", "metadata", "updated_at", "expires_at")
 
 
 def search_query(dialect: str, query: str) -> str:
-    """The words of ``query`` in the dialect's query syntax, as the raw subjects write it."""
+    """The terms of ``query`` (contextstore's normalisation, which ``search_text``
+    holds) in the dialect's query syntax, as the raw subjects write it."""
+    terms = search_words(query)
     if dialect == "sqlite":
-        return " OR ".join(f'"{word}"' for word in query.split())
+        return " OR ".join(f'"{term}"' for term in terms)
     if dialect == "postgresql":
-        return " | ".join(f"'{word.lower()}'" for word in query.split())
-    return query
+        return " | ".join(f"'{term}'" for term in terms)
+    return " ".join(terms)
 
 
 class OrmSubject(Subject):
@@ -198,6 +202,7 @@ class OrmSubject(Subject):
             message_type=item.message_type,
             metadata_=item.metadata,
             timestamp=utcnow(),
+            search_text=search_text(item.content),
         )
 
     async def add(self, session_id: str, item: MessageData) -> int:

@@ -21,8 +21,11 @@ MESSAGE_COLUMNS = (
     "m.message_type, m.metadata, m.parent_message_id, m.timestamp"
 )
 MEMORY_COLUMNS = "agent_id, session_id, {key}, value, metadata, created_at, updated_at, expires_at"
+#: ``search_text``: the words search finds a message by, which every writer of
+#: this schema stores beside the content (contextstore's normalisation)
 INSERT_COLUMNS = (
-    "session_id, sender, sender_type, content, visibility, message_type, metadata, {ts}"
+    "session_id, sender, sender_type, content, visibility, message_type, metadata, {ts}, "
+    "search_text"
 )
 _MESSAGE_FIELDS = tuple(name.removeprefix("m.") for name in MESSAGE_COLUMNS.split(", "))
 _MEMORY_FIELDS = tuple(MEMORY_COLUMNS.format(key="key").split(", "))

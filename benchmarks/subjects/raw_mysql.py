@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from contextstore._facts import search_text, search_words
+
 from ..corpus import VIEWER_ID, VIEWER_TYPE, MessageData, utcnow
 from ..plan import MEMORY_AGENT, PAGE_SIZE, POOL_SIZE, SEARCH_LIMIT
 from .base import PagePosition
@@ -40,12 +42,14 @@ class RawMySQL(RawSubject):
         self._pool: Any = None
         self._sql = message_sql(lambda _n: "%s", ts="m.`timestamp`")
         columns = INSERT_COLUMNS.format(ts="`timestamp`")
-        self._insert = f"INSERT INTO messages ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        self._insert = (
+            f"INSERT INTO messages ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        )
         self._search = (
             f"SELECT {MESSAGE_COLUMNS}, "
-            "MATCH (m.content) AGAINST (%s IN NATURAL LANGUAGE MODE) AS score "
+            "MATCH (m.search_text) AGAINST (%s IN NATURAL LANGUAGE MODE) AS score "
             "FROM messages AS m "
-            "WHERE MATCH (m.content) AGAINST (%s IN NATURAL LANGUAGE MODE) > 0 "
+            "WHERE MATCH (m.search_text) AGAINST (%s IN NATURAL LANGUAGE MODE) > 0 "
             f"AND {visibility_predicate('%s', '%s')} "
             f"ORDER BY score DESC, m.id DESC LIMIT {SEARCH_LIMIT}"
         )
@@ -119,6 +123,7 @@ class RawMySQL(RawSubject):
             item.message_type,
             json.dumps(item.metadata),
             moment,
+            search_text(item.content),
         )
 
     async def add(self, session_id: str, item: MessageData) -> int:
@@ -177,7 +182,8 @@ class RawMySQL(RawSubject):
         return [self._message(row)["id"] for row in rows[:PAGE_SIZE]]
 
     async def search(self, query: str) -> list[int]:
-        rows = await self._fetch(self._conn, self._search, (query, query, VIEWER_ID, VIEWER_TYPE))
+        terms = " ".join(search_words(query))
+        rows = await self._fetch(self._conn, self._search, (terms, terms, VIEWER_ID, VIEWER_TYPE))
         return [self._message(row)["id"] for row in rows]
 
     async def memory_set(self, key: str, value: Any) -> None:

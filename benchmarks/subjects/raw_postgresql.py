@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from contextstore._facts import search_text, search_words
+
 from ..corpus import VIEWER_ID, VIEWER_TYPE, MessageData, utcnow
 from ..plan import MEMORY_AGENT, PAGE_SIZE, POOL_SIZE, SEARCH_LIMIT
 from .base import PagePosition
@@ -33,7 +35,8 @@ class RawPostgreSQL(RawSubject):
         self._sql = message_sql(lambda n: f"${n}")
         columns = INSERT_COLUMNS.format(ts="timestamp")
         self._insert = (
-            f"INSERT INTO messages ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id"
+            f"INSERT INTO messages ({columns}) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id"
         )
         self._copy_columns = [*columns.replace(" ", "").split(",")]
         self._search = (
@@ -93,6 +96,7 @@ class RawPostgreSQL(RawSubject):
             item.message_type,
             json.dumps(item.metadata),
             moment,
+            search_text(item.content),
         )
 
     async def add(self, session_id: str, item: MessageData) -> int:
@@ -135,7 +139,7 @@ class RawPostgreSQL(RawSubject):
         return [self._message(row)["id"] for row in rows[:PAGE_SIZE]]
 
     async def search(self, query: str) -> list[int]:
-        tsquery = " | ".join(f"'{word.lower()}'" for word in query.split())
+        tsquery = " | ".join(f"'{term}'" for term in search_words(query))
         rows = await self._conn.fetch(self._search, tsquery, VIEWER_ID, VIEWER_TYPE)
         return [self._message(row)["id"] for row in rows]
 

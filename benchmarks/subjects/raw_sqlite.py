@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from contextstore._facts import search_text, search_words
+
 from ..corpus import VIEWER_ID, VIEWER_TYPE, MessageData, utcnow
 from ..plan import MEMORY_AGENT, PAGE_SIZE, POOL_SIZE, SEARCH_LIMIT
 from .base import PagePosition
@@ -44,7 +46,7 @@ class RawSQLite(RawSubject):
         q = "?"
         self._sql = message_sql(lambda _n: q)
         columns = INSERT_COLUMNS.format(ts="timestamp")
-        self._insert = f"INSERT INTO messages ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        self._insert = f"INSERT INTO messages ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         self._search = (
             f"SELECT {MESSAGE_COLUMNS}, -bm25(messages_fts) AS score FROM messages AS m "
             "JOIN messages_fts ON messages_fts.rowid = m.id "
@@ -112,6 +114,7 @@ class RawSQLite(RawSubject):
             item.message_type,
             json.dumps(item.metadata),
             moment,
+            search_text(item.content),
         )
 
     async def add(self, session_id: str, item: MessageData) -> int:
@@ -171,7 +174,7 @@ class RawSQLite(RawSubject):
         return [self._message(row)["id"] for row in itertools.islice(rows, PAGE_SIZE)]
 
     async def search(self, query: str) -> list[int]:
-        match = " OR ".join(f'"{word}"' for word in query.split())
+        match = " OR ".join(f'"{term}"' for term in search_words(query))
         rows = await self.conn.execute_fetchall(self._search, (match, VIEWER_ID, VIEWER_TYPE))
         return [self._message(row)["id"] for row in rows]
 

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0003_json_fidelity"
-down_revision: str | Sequence[str] | None = "0001_baseline"
+down_revision: str | Sequence[str] | None = "0002_search_text"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

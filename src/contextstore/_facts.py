@@ -10,8 +10,10 @@ legacy package both import it, and neither imports the other.
 * SQLite: the busy timeout, the result codes and what they mean, the text
   layout of a stored DATETIME and of its time buckets, the full-text table,
   which URLs are in-memory databases;
-* search: which words of a query are searched for, and the FTS5 expression
-  that finds them;
+* search: the words of a text (the one normalisation every backend and
+  dialect searches by), the index terms they are written as in
+  ``messages.search_text``, the terms a query searches for, and the FTS5
+  expression that finds them;
 * JSON: how a JSON column's value becomes text and back (orjson, with the
   standard library where orjson would differ from it).
 """
@@ -20,10 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
+import hashlib
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -34,6 +39,9 @@ __all__ = [
     "BUCKET_LAYOUT",
     "BUSY_TIMEOUT_MS",
     "FTS_TABLE",
+    "MAX_INDEXED_WORDS",
+    "MAX_QUERY_WORDS",
+    "MAX_TERM_LENGTH",
     "Probes",
     "SqliteErrorKind",
     "collection_paused",
@@ -45,6 +53,9 @@ __all__ = [
     "jsonb_loads",
     "key_taken",
     "no_session",
+    "search_term",
+    "search_text",
+    "search_tokens",
     "search_words",
     "sqlite_error_kind",
     "sqlite_uri",
@@ -252,8 +263,8 @@ BUCKET_LAYOUT: Mapping[str, str] = {
     "day": "%Y-%m-%d 00:00:00.000000",
 }
 
-#: the FTS5 external-content table over ``messages.content`` (rowid = messages.id),
-#: created by the migrations and kept in sync by triggers there.
+#: the FTS5 external-content table over ``messages.search_text`` (rowid =
+#: messages.id), created by the migrations and kept in sync by triggers there.
 FTS_TABLE = "messages_fts"
 
 
@@ -318,32 +329,177 @@ def sqlite_uri(database: str, query: Mapping[str, Any]) -> str | None:
 
 
 # -- search ----------------------------------------------------------------
+#
+# One search on every dialect: contextstore, not the database, decides what
+# the words of a text are. A message's words are written beside it, encoded
+# (``messages.search_text``), and each dialect's full-text index runs over
+# that column; a query goes through the same function. The encoding is chosen
+# so that every engine's own tokenizer sees exactly our words and nothing
+# else: each word becomes one term of ASCII letters and digits, at least 3
+# and at most 32 characters long, starting with ``z`` (see :func:`search_term`).
 
+#: how many distinct words of a message are indexed (the rest is not searchable):
+#: bounds the index entry of a 100,000-character message on every dialect
+#: (PostgreSQL refuses a ``tsvector`` beyond 1 MiB).
+MAX_INDEXED_WORDS = 10_000
+#: how many distinct words of a query are searched for.
+MAX_QUERY_WORDS = 32
+#: the longest term; longer ones are hashed. Below InnoDB's
+#: ``innodb_ft_max_token_size`` (84), far below PostgreSQL's 2,047-byte lexemes.
+MAX_TERM_LENGTH = 32
+
+#: scripts written without spaces between words: each character is a word of its
+#: own (Han ideographs with their extensions and compatibility forms, kana,
+#: bopomofo, the iteration marks), so a word inside a sentence can be found.
+_CJK = (
+    "\u3005-\u3007\u3040-\u30ff\u3100-\u312f\u31a0-\u31bf\u31f0-\u31ff"
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff"
+)
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
 _WORD = re.compile(r"[^\W_]+")
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+_CJK_WORD = re.compile(f"[{_CJK}]|(?:(?![{_CJK}])[^\\W_])+")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+#: letters with no decomposition that a reader still sees as a letter with a mark
+_LETTER_FOLDS = {
+    "\u0131": "i",
+    "ø": "o",
+    "đ": "d",
+    "ð": "d",
+    "ł": "l",
+    "ħ": "h",
+    "ŧ": "t",
+    "æ": "ae",
+    "œ": "oe",
+}
+_LETTER_FOLD = re.compile(f"[{''.join(_LETTER_FOLDS)}]")
+#: kana voicing marks survive the mark removal: NFC puts them back on their kana
+#: (\u304b\u3099 -> \u304c), so \u306f and \u3070 stay different words
+_KEPT_MARKS = frozenset({0x3099, 0x309A})
 
 
-def search_words(text: str, limit: int = 32) -> list[str]:
-    """The plain words of a search query: runs of letters and digits, nothing else.
+@functools.cache
+def _combining_marks() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Every character of Unicode category M (marks) but the kana voicing marks:
+    those of the BMP, and those beyond (a separate class, so that the first is
+    one of ``re``'s fast 16-bit character sets).
 
-    Every full-text builder starts from these, so no operator, quote or
-    wildcard of any engine's query syntax ever reaches the database.
+    Built on first use (about 40 ms) from the ``unicodedata`` of the running
+    Python; marks are assigned in planes 0, 1 and 14 only.
     """
-    return _WORD.findall(text)[:limit]
+    ranges: list[tuple[int, int]] = []
+    for plane in (range(0x20000), range(0xE0000, 0xE1000)):
+        start: int | None = None
+        for cp in (*plane, plane.stop):
+            mark = cp in plane and cp not in _KEPT_MARKS and unicodedata.category(chr(cp))[0] == "M"
+            if mark and start is None:
+                start = cp
+            elif not mark and start is not None:
+                ranges.append((start, cp - 1))
+                start = None
+
+    def pattern(selected: list[tuple[int, int]]) -> re.Pattern[str]:
+        return re.compile(f"[{''.join(f'{chr(a)}-{chr(b)}' for a, b in selected)}]+")
+
+    # no range straddles U+FFFF: U+FFFF is not a mark
+    return (
+        pattern([(a, b) for a, b in ranges if b <= 0xFFFF]),
+        pattern([(a, b) for a, b in ranges if a > 0xFFFF]),
+    )
+
+
+def search_tokens(text: str) -> list[str]:
+    """The words of ``text`` as search sees them, in order, repeats kept.
+
+    * case- and accent-folded: Unicode compatibility decomposition (NFKD),
+      case folding, every combining mark removed, a few letters that have no
+      decomposition folded by hand (dotless i, ``ø đ ð ł ħ ŧ æ œ``), then NFC; so
+      ``İstanbul``, ``ISTANBUL`` and ``istanbul`` are one word, ``ÉCOLE`` is
+      ``ecole``, ``Straße`` is ``strasse``, ``ﬁ`` is ``fi``;
+    * split at every character that is not a letter or a digit (``_``, ``@``,
+      ``.``, ``-``, apostrophes, spaces...): ``user@example.com`` is ``user``,
+      ``example``, ``com``; ``3.14159`` is ``3`` and ``14159``; ``foo_bar`` is
+      ``foo`` and ``bar``;
+    * each Han ideograph, kana and bopomofo character is a word by itself
+      (those scripts put no spaces between words); other scripts are split at
+      non-letters only (a Thai phrase is one word);
+    * no minimum length and no stop words.
+    """
+    if text.isascii():
+        return _ASCII_WORD.findall(text.lower())
+    # NFKD first: a compatibility form may decompose to a capital (U+210C is H)
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+    if _LETTER_FOLD.search(folded) is not None:
+        folded = _LETTER_FOLD.sub(lambda match: _LETTER_FOLDS[match.group()], folded)
+    marks, astral_marks = _combining_marks()
+    folded = marks.sub("", folded)
+    if _ASTRAL.search(folded) is not None:
+        folded = astral_marks.sub("", folded)
+    folded = unicodedata.normalize("NFC", folded)
+    if _CJK_CHAR.search(folded) is None:
+        return _WORD.findall(folded)
+    return _CJK_WORD.findall(folded)
+
+
+def search_term(token: str) -> str:
+    """The index term of one word of :func:`search_tokens`.
+
+    ``zw`` + the word when it is ASCII (letters and digits), ``zu`` + the hex of
+    its UTF-8 otherwise, ``zh`` + a 120-bit BLAKE2b of it when that would be
+    longer than :data:`MAX_TERM_LENGTH`. Every term is therefore one plain
+    ASCII word of 3-32 characters: MariaDB's default 3-character minimum and
+    its stop words (none starts with ``z``), PostgreSQL's parser and locale,
+    and FTS5's tokenizer all see exactly it, and no collation of any dialect
+    can make two different words equal.
+    """
+    term = f"zw{token}" if token.isascii() else f"zu{token.encode().hex()}"
+    if len(term) <= MAX_TERM_LENGTH:
+        return term
+    return f"zh{hashlib.blake2b(token.encode(), digest_size=15).hexdigest()}"
+
+
+def search_text(content: str) -> str:
+    """``messages.search_text`` for a message's content: its terms, space-separated,
+    repeats kept (ranking counts them), of its first :data:`MAX_INDEXED_WORDS`
+    distinct words."""
+    tokens = search_tokens(content)
+    if len(tokens) > MAX_INDEXED_WORDS:
+        seen: set[str] = set()
+        kept: list[str] = []
+        for token in tokens:
+            if token not in seen:
+                if len(seen) == MAX_INDEXED_WORDS:
+                    continue
+                seen.add(token)
+            kept.append(token)
+        tokens = kept
+    if not tokens:
+        return ""
+    joined = " zw".join(tokens)
+    if joined.isascii() and max(map(len, tokens)) <= MAX_TERM_LENGTH - 2:
+        return "zw" + joined  # the common case (accents folded too): every term is zw + word
+    return " ".join(map(search_term, tokens))
+
+
+def search_words(text: str, limit: int = MAX_QUERY_WORDS) -> list[str]:
+    """The index terms a query searches for: its first ``limit`` distinct words
+    (:func:`search_tokens`), each as :func:`search_term`.
+
+    Terms are ASCII letters and digits only, so no operator, quote or wildcard
+    of any engine's query syntax ever reaches the database; a message matches
+    when it holds any of them.
+    """
+    return list(dict.fromkeys(map(search_term, dict.fromkeys(search_tokens(text)))))[:limit]
 
 
 def fts5_query(text: str) -> str | None:
     """The FTS5 ``MATCH`` expression for a user's search text; None when it has no words.
 
-    Every word is quoted as an FTS5 string, so nothing in the input can act as
-    FTS5 syntax (``AND``/``OR``/``NOT``/``NEAR``, ``*``, ``^``, ``:``, quotes,
-    parentheses); the words are joined with ``OR``: a message matches when it
-    contains any of them, and ``bm25`` ranks messages with more (and rarer)
-    matching words first. Matching is case- and diacritic-insensitive (the
-    tokenizer folds both).
+    The terms (:func:`search_words`) are quoted as FTS5 strings and joined with
+    ``OR``: a message matches when it contains any of them, and ``bm25`` ranks
+    messages with more (and rarer) matching words first.
     """
-    words: dict[str, str] = {}
-    for word in search_words(text):
-        words.setdefault(word.casefold(), word)
-    if not words:
+    terms = search_words(text)
+    if not terms:
         return None
-    return " OR ".join(f'"{word}"' for word in words.values())
+    return " OR ".join(f'"{term}"' for term in terms)

@@ -10,10 +10,16 @@ Invariants the repositories (both backends) rely on:
   plain UNIQUE key) and is the one upsert target on every dialect;
 * ``client_token`` columns are optional idempotency keys: unique when given,
   NULL any number of times;
-* the full-text objects (SQLite FTS5 table and triggers, PostgreSQL
+* ``messages.search_text`` holds the message's words as search sees them,
+  encoded as index terms (``contextstore._facts.search_text``: case- and
+  accent-folded, split at every non-letter, no minimum length, no stop
+  words); every writer of contextstore (core, legacy, the data tools)
+  computes it from ``content`` in Python, so every dialect searches the same
+  words. It is never part of a record;
+* the full-text objects over it (SQLite FTS5 table and triggers, PostgreSQL
   ``search_vector`` column and GIN index, MariaDB FULLTEXT index) are created
-  by the migrations through the dialect recipes and are deliberately not
-  declared here; ``contextstore db check`` ignores them.
+  by the migrations and are deliberately not declared here; ``contextstore
+  db check`` ignores them.
 """
 
 from __future__ import annotations
@@ -118,6 +124,9 @@ messages = Table(
     ),
     Column("timestamp", UTCDateTime(), nullable=False),
     Column("client_token", ExactString(64), nullable=True),
+    # the words of content as search sees them (_facts.search_text), written
+    # by every writer of contextstore; NULL only for rows written by others
+    Column("search_text", LongText, nullable=True),
     _not_empty("sender"),
     CheckConstraint(column("visibility").in_(VISIBILITIES), name="visibility_known"),
     Index(None, "session_id", "timestamp", "id"),

@@ -195,7 +195,9 @@ class Store:
     async def connect(self) -> Store:
         """Open the backend (and migrate when ``auto_migrate``); returns self.
 
-        Calling it again on a connected Store does nothing.
+        Calling it again on a connected Store does nothing. On the legacy
+        backend the file is migrated by the same revisions as on core (the
+        legacy module itself only creates the baseline on an empty file).
 
         Returns:
             This Store, connected.
@@ -216,6 +218,16 @@ class Store:
 
             legacy: Any = open_legacy(self._settings, head_revision=_head_revision())
             await legacy.connect()
+            if self._settings.auto_migrate:
+                # legacy creates the baseline on an empty file and never
+                # migrates; core's migrations bring the file to the newest
+                # revision, so both backends write the same columns
+                # (``messages.search_text``, which legacy fills too)
+                try:
+                    await self._migrate_file()
+                except BaseException:
+                    await legacy.close()
+                    raise
             self._backend = legacy
             return self
         db = ConnectionManager(self._settings)
@@ -226,6 +238,14 @@ class Store:
             raise
         self._backend = _CoreBackend(db)
         return self
+
+    async def _migrate_file(self) -> None:
+        """Bring the legacy backend's file to head through a core connection of its own."""
+        db = ConnectionManager(self._settings)
+        try:
+            await self._prepare_schema(db)
+        finally:
+            await db.dispose()
 
     async def _prepare_schema(self, db: ConnectionManager) -> None:
         """Bring the schema to head when ``auto_migrate`` is on."""

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Table, func, select
 from typer.testing import CliRunner
 
-from contextstore import ConnectionManager, Settings, _migrations
+from contextstore import ConnectionManager, Settings
 from contextstore._admin.cli import app
 from contextstore.schema import agent_memory, audit_log, messages, session_participants, sessions
 
@@ -66,10 +66,7 @@ def test_demo_json_matches_the_database(backend_url: tuple[str, str]) -> None:
     assert summary["backend"] == backend
     assert summary["url"] == Settings(database_url=url).safe_url
     assert summary["health"]["ok"] is True
-    # the legacy backend creates (and stamps) the baseline schema and leaves
-    # later revisions to core, as tests/legacy/test_health.py says
-    current = backend == "core" or _migrations.head_revision() == "0001_baseline"
-    assert summary["health"]["schema_current"] is current
+    assert summary["health"]["schema_current"] is True
 
     reported = {field: summary[field] for field in COUNTED}
     assert reported == stored(url)

@@ -8,7 +8,7 @@ compute what a backend *should* return and compare the whole answer at once.
 from __future__ import annotations
 
 import json
-import re
+import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,12 +46,57 @@ def audit_key(event: AuditEvent) -> tuple[datetime, int]:
     return (event.timestamp, event.id)
 
 
-_WORD = re.compile(r"[^\W_]+")
+#: letters that are a letter with a mark to a reader but have no decomposition
+_LETTER_FOLDS = {"\u0131": "i", "ø": "o", "đ": "d", "ð": "d", "ł": "l", "ħ": "h", "ŧ": "t"}
+_LIGATURES = {"æ": "ae", "œ": "oe"}
+
+
+def _is_cjk(char: str) -> bool:
+    """Han ideographs, kana, bopomofo and the iteration marks: a word each."""
+    cp = ord(char)
+    return (
+        0x3005 <= cp <= 0x3007
+        or 0x3040 <= cp <= 0x312F
+        or 0x31A0 <= cp <= 0x31BF
+        or 0x31F0 <= cp <= 0x31FF
+        or 0x3400 <= cp <= 0x4DBF
+        or 0x4E00 <= cp <= 0x9FFF
+        or 0xF900 <= cp <= 0xFAFF
+        or 0x20000 <= cp <= 0x3FFFF
+    )
+
+
+def word_list(text: str) -> list[str]:
+    """The words of the search rule, restated one character at a time: case-
+    and accent-folded (compatibility forms decomposed, marks dropped except the
+    kana voicing marks, which recombine), split at every character that is not
+    a letter or digit, each CJK character a word, no minimum length, no stop
+    words."""
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+    kept = []
+    for char in folded:
+        if unicodedata.category(char).startswith("M") and char not in "\u3099\u309a":
+            continue
+        kept.append(_LETTER_FOLDS.get(char) or _LIGATURES.get(char) or char)
+    out: list[str] = []
+    current = ""
+    for char in unicodedata.normalize("NFC", "".join(kept)):
+        if char.isalnum() and not _is_cjk(char):
+            current += char
+            continue
+        if current:
+            out.append(current)
+            current = ""
+        if _is_cjk(char):
+            out.append(char)
+    if current:
+        out.append(current)
+    return out
 
 
 def words(text: str) -> set[str]:
-    """Plain words (runs of letters and digits), case-folded."""
-    return {w.casefold() for w in _WORD.findall(text)}
+    """The distinct words of ``text`` (see :func:`word_list`)."""
+    return set(word_list(text))
 
 
 def contains_word(content: str, word: str) -> bool:

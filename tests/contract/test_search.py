@@ -1,8 +1,8 @@
 """Full-text search: whole words, case-insensitive, best first, operators are plain text.
 
-Test words are distinctive, at least four letters and not stopwords, because
-MariaDB FULLTEXT ignores short words and stopwords. Filler messages keep a
-searched word from appearing in every row except where that is the point.
+Test words are distinctive. Filler messages keep a searched word from
+appearing in every row except where that is the point. What a word is (accents,
+punctuation, short words, stop words, CJK) is ``test_search_everywhere.py``'s.
 """
 
 from __future__ import annotations

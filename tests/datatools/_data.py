@@ -19,6 +19,8 @@ from sqlalchemy import func, insert, select
 
 from contextstore import ConnectionManager, NewMessage, Settings, Store, Viewer
 from contextstore._admin.datatools import TABLES
+from contextstore._admin.datatools.tables import DERIVED
+from contextstore._facts import search_text
 from contextstore.schema import agent_memory, messages
 
 T = TypeVar("T")
@@ -213,7 +215,10 @@ async def read_all(url: str) -> dict[str, list[dict[str, Any]]]:
     try:
         found: dict[str, list[dict[str, Any]]] = {}
         for table in TABLES:
-            columns = [c for c in table.c if c.computed is None]
+            # derived columns are the data tools' to compute, not to copy
+            columns = [
+                c for c in table.c if c.computed is None and (table.name, c.name) not in DERIVED
+            ]
             stmt = select(*columns).order_by(*table.primary_key.columns)
             found[table.name] = [dict(row) for row in await db.fetch_all(stmt)]
         return found
@@ -273,6 +278,10 @@ async def check_fresh_ids_and_search(url: str, word: str = "roadmap") -> None:
             int(await db.fetch_value(select(func.max(agent_memory.c.id)))) > highest["agent_memory"]
         )
         assert event.id > highest["audit_log"]
+        # every row got the search text of its content, whatever the source held
+        texts = await db.fetch_all(select(messages.c.content, messages.c.search_text))
+        assert texts
+        assert all(row["search_text"] == search_text(row["content"]) for row in texts)
         hits = await store.messages.search(word, viewer=ADMIN, limit=50)
         old = [hit for hit in hits if hit.message.id <= highest["messages"]]
         assert old, f"search for {word!r} found no copied message"

@@ -10,7 +10,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from contextstore import ConnectionManager, Settings, Store
+from contextstore import ConnectionManager, Settings, Store, _migrations
 from contextstore._admin.cli import app
 from contextstore._admin.datatools import copy_database, table_checksums, verify_databases
 from contextstore.errors import ConflictError, ContextStoreError
@@ -36,6 +36,14 @@ def cli(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+async def downgrade(url: str, revision: str) -> None:
+    db = ConnectionManager(Settings(database_url=url))
+    try:
+        await _migrations.downgrade(db, revision)
+    finally:
+        await db.dispose()
+
+
 async def make_source(url: str, *, backend: str = "core", tag: str = "t") -> None:
     async with Store(Settings(database_url=url, backend=backend)) as store:
         await populate(store, tag=tag)
@@ -59,7 +67,9 @@ def test_from_a_legacy_file(
     source = f"sqlite+aiosqlite:///{source_path}"
     run(lambda: make_source(source, backend="legacy"))
     if not stamped:
-        # what older legacy releases left behind: the tables, no alembic_version
+        # what older legacy releases left behind: the baseline tables (no
+        # search_text yet), no alembic_version
+        run(lambda: downgrade(source, "0001_baseline"))
         with sqlite3.connect(source_path) as raw:
             raw.execute("DROP TABLE alembic_version")
     before = run(lambda: read_all(source))

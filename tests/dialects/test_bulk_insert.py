@@ -106,6 +106,7 @@ async def test_mariadb_returning_path_gives_each_row_its_id(mysql_empty_url: str
     # statements a server in that mode gets, on this server
     from contextstore._dialects import dialect_for
     from contextstore._dialects._base import returning_ids
+    from contextstore._facts import search_text
     from contextstore.repositories.messages import _INSERT_ROW
 
     async with Store(Settings(database_url=mysql_empty_url)) as store:
@@ -125,6 +126,7 @@ async def test_mariadb_returning_path_gives_each_row_its_id(mysql_empty_url: str
                 "parent_message_id": None,
                 "timestamp": now,
                 "client_token": f"{'ab' * 12}{n:08x}",
+                "search_text": search_text(f"row {n}"),
             }
             for n in range(30)
         ]

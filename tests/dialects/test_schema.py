@@ -24,6 +24,7 @@ from contextstore import (
     ValidationError,
     _migrations,
 )
+from contextstore._facts import search_text, search_words
 from contextstore.schema import (
     agent_memory,
     audit_log,
@@ -71,6 +72,8 @@ async def _message(db: ConnectionManager, session_id: str, content: str, **extra
         "message_type": "agent_response",
         "metadata": {},
         "timestamp": NOW,
+        # what every writer of contextstore stores beside the content
+        "search_text": search_text(content),
         **extra,
     }
     async with db.transaction() as conn:
@@ -298,17 +301,20 @@ async def test_message_in_a_missing_session_is_not_found(db: ConnectionManager) 
 
 
 # -- full-text search kept in sync by the database ---------------------------
+#
+# The index runs over messages.search_text (the words contextstore's writers
+# store beside the content); each query here is the term of one word.
 
 SEARCHES: dict[str, Callable[[str], Executable]] = {
     "sqlite": lambda word: text(
         "SELECT rowid FROM messages_fts WHERE messages_fts MATCH :q ORDER BY rowid"
-    ).bindparams(q=f'"{word}"'),
+    ).bindparams(q=f'"{search_words(word)[0]}"'),
     "postgresql": lambda word: text(
         "SELECT id FROM messages WHERE search_vector @@ plainto_tsquery('simple', :q) ORDER BY id"
-    ).bindparams(q=word),
+    ).bindparams(q=search_words(word)[0]),
     "mysql": lambda word: text(
-        "SELECT id FROM messages WHERE MATCH (content) AGAINST (:q IN BOOLEAN MODE) ORDER BY id"
-    ).bindparams(q=f"+{word}"),
+        "SELECT id FROM messages WHERE MATCH (search_text) AGAINST (:q IN BOOLEAN MODE) ORDER BY id"
+    ).bindparams(q=f"+{search_words(word)[0]}"),
 }
 
 
@@ -327,8 +333,11 @@ async def test_fulltext_follows_insert_update_and_delete(
     assert await found("MARMALADE") == [first]  # case-insensitive everywhere
     assert await found("zebras") == [second]
 
+    edited = "Pineapple orchestra"
     await db.execute(
-        update(messages).where(messages.c.id == first).values(content="Pineapple orchestra")
+        update(messages)
+        .where(messages.c.id == first)
+        .values(content=edited, search_text=search_text(edited))
     )
     assert await found("marmalade") == []
     assert await found("orchestra") == [first]
@@ -348,9 +357,10 @@ async def test_fulltext_follows_insert_update_and_delete(
 
 async def test_fulltext_indexes_unicode_words(db: ConnectionManager, dialect_name: str) -> None:
     session_id = await _session(db)
-    message_id = await _message(db, session_id, f"Größenwahn {EMOJI_100K[:10]} Übermütig")
-    rows = await db.fetch_all(SEARCHES[dialect_name]("übermütig"))
-    assert [next(iter(row.values())) for row in rows] == [message_id]
+    message_id = await _message(db, session_id, f"Größenwahn {EMOJI_100K[:10]} Übermütig 北京")
+    for word in ("übermütig", "ubermutig", "GROSSENWAHN", "京"):
+        rows = await db.fetch_all(SEARCHES[dialect_name](word))
+        assert [next(iter(row.values())) for row in rows] == [message_id], word
 
 
 # -- one dialect each ----------------------------------------------------------

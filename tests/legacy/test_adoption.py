@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from contextstore import _migrations
+from contextstore import ConnectionManager, Settings, _migrations
 from contextstore._admin.cli import app
 
 from ._dataset import populate, snapshot
@@ -23,6 +23,7 @@ from .conftest import OpenStore
 
 pytestmark = [pytest.mark.sqlite, pytest.mark.legacy]
 
+BASELINE_REVISION = "0001_baseline"
 TABLES = ("sessions", "messages", "agent_memory", "audit_log", "session_participants")
 
 
@@ -38,8 +39,22 @@ def _sql(path: Path, *statements: str) -> list[Any]:
         conn.close()
 
 
+#: the columns of messages at the baseline (later revisions add derived ones)
+_BASELINE_MESSAGE_COLUMNS = (
+    "id, session_id, sender, sender_type, content, visibility, message_type, metadata, "
+    "parent_message_id, timestamp, client_token"
+)
+
+
 def _rows(path: Path) -> dict[str, list[Any]]:
-    return {table: _sql(path, f"SELECT * FROM {table} ORDER BY rowid") for table in TABLES}
+    return {
+        table: _sql(
+            path,
+            f"SELECT {_BASELINE_MESSAGE_COLUMNS if table == 'messages' else '*'} "
+            f"FROM {table} ORDER BY rowid",
+        )
+        for table in TABLES
+    }
 
 
 def _has_version_table(path: Path) -> bool:
@@ -48,12 +63,19 @@ def _has_version_table(path: Path) -> bool:
 
 
 def _legacy_file_without_stamp(open_store: OpenStore, path: Path) -> dict[str, Any]:
-    """Create and fill a file with legacy, then remove its stamp; returns its snapshot."""
+    """Create and fill a file with legacy, take it back to the baseline schema
+    those releases created, then remove its stamp; returns its snapshot."""
 
     async def fill() -> dict[str, Any]:
         async with open_store("legacy") as legacy:
             await populate(legacy)
-            return await snapshot(legacy)
+            state = await snapshot(legacy)
+        db = ConnectionManager(Settings(database_url=f"sqlite+aiosqlite:///{path}"))
+        try:
+            await _migrations.downgrade(db, BASELINE_REVISION)
+        finally:
+            await db.dispose()
+        return state
 
     state = asyncio.run(fill())
     _sql(path, "DROP TABLE alembic_version")

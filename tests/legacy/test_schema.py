@@ -52,10 +52,13 @@ async def alembic_file(path: Path, target: str = BASELINE) -> Path:
 
 
 async def test_legacy_creates_exactly_the_alembic_baseline(
-    open_store: OpenStore, db_path: Path, tmp_path: Path
+    db_url: str, db_path: Path, tmp_path: Path
 ) -> None:
-    async with open_store("legacy"):
-        pass
+    from contextstore.legacy import open_legacy
+
+    legacy = open_legacy(Settings(database_url=db_url, backend="legacy"))
+    await legacy.connect()
+    await legacy.close()
     expected = await alembic_file(tmp_path / "alembic.db")
 
     created = sqlite_master(db_path)
@@ -67,6 +70,18 @@ async def test_legacy_creates_exactly_the_alembic_baseline(
     assert {"sessions", "messages", "agent_memory", "audit_log", "session_participants"} <= names
     assert {"messages_fts", "messages_fts_ai", "messages_fts_ad", "messages_fts_au"} <= names
     assert revision(db_path) == revision(expected) == [BASELINE]
+
+
+async def test_a_legacy_store_is_migrated_to_the_newest_revision(
+    open_store: OpenStore, db_path: Path, tmp_path: Path
+) -> None:
+    """Store.connect() brings the file legacy created to head, like core's
+    (legacy writes ``messages.search_text``, which the baseline has not)."""
+    async with open_store("legacy") as legacy:
+        assert (await legacy.health()).schema_current
+    assert revision(db_path) == [_migrations.head_revision()]
+    expected = await alembic_file(tmp_path / "alembic.db", "head")
+    assert sqlite_master(db_path) == sqlite_master(expected)
 
 
 def test_the_legacy_baseline_is_the_first_alembic_revision() -> None:

@@ -1,4 +1,4 @@
-"""Revision 0003: a database made at the baseline keeps its rows, and JSON keeps its types after.
+"""Revision 0003: a database made at the revision before keeps its rows; JSON keeps its types.
 
 Before 0003, PostgreSQL's JSON columns were ``jsonb``, which turns ``1e16``
 into an int and ``-0.0`` into ``0.0``. The upgrade converts the columns of an
@@ -16,7 +16,8 @@ import pytest
 from contextstore import ConnectionManager, NewMessage, Settings, Store, Viewer, _migrations
 from tests._typed_json import typed
 
-BASELINE = "0001_baseline"
+#: the revision before 0003: the current code writes its tables (search_text included)
+PREVIOUS = "0002_search_text"
 REVISION = "0003_json_fidelity"
 ADMIN = Viewer(agent_id="root", is_admin=True)
 #: numbers a decimal store rewrites, beside ones every store keeps
@@ -64,13 +65,13 @@ async def read_all(store: Store, tag: str) -> Any:
 
 
 def store_on(db: ConnectionManager) -> Store:
-    return Store(Settings(database_url=db.settings.database_url, auto_migrate=False))
+    return Store(Settings(database_url=db.settings.effective_database_url, auto_migrate=False))
 
 
 async def test_an_existing_database_is_converted_and_keeps_its_rows(
     db: ConnectionManager,
 ) -> None:
-    await _migrations.upgrade(db, BASELINE)
+    await _migrations.upgrade(db, PREVIOUS)
     async with store_on(db) as store:
         await write_all(store, "old")
         before = await read_all(store, "old")
@@ -84,8 +85,8 @@ async def test_an_existing_database_is_converted_and_keeps_its_rows(
         await write_all(store, "new")
         assert await read_all(store, "new") == typed([DOCUMENT] * 5)
 
-    await _migrations.downgrade(db, BASELINE)
-    assert await _migrations.current(db) == BASELINE
+    await _migrations.downgrade(db, PREVIOUS)
+    assert await _migrations.current(db) == PREVIOUS
     async with store_on(db) as store:
         assert await read_all(store, "old") == before
         # a decimal store may rewrite the numbers again (1e308 to the integer

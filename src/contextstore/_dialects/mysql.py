@@ -22,9 +22,14 @@ are ``DATETIME(6)`` holding UTC wall time; exact strings (ids, keys, names)
 use a binary NO PAD collation, because ``utf8mb4_bin`` is PAD SPACE on MariaDB
 (``'k' = 'k '`` would be true and a UNIQUE key would reject the second):
 ``utf8mb4_nopad_bin`` on MariaDB, ``utf8mb4_0900_bin`` on MySQL 8. Full-text
-search is an InnoDB FULLTEXT index on ``messages.content`` (default parser:
-words of at least ``innodb_ft_min_token_size`` = 3 characters, InnoDB stop
-words; changes become searchable at COMMIT).
+search is an InnoDB FULLTEXT index on ``messages.search_text``, the message's
+words already normalised and encoded by contextstore (see
+``contextstore._facts.search_term``): every term is 3-32 ASCII letters and
+digits starting with ``z``, so the server's ``innodb_ft_min_token_size``
+(default 3; a server set above 3 would miss one-letter words),
+``innodb_ft_max_token_size`` (84), its default stop words (none starts with
+``z``) and the column's collation change nothing, and ``a`` or ``the`` is
+found like any other word. Changes become searchable at COMMIT.
 """
 
 from __future__ import annotations
@@ -107,8 +112,8 @@ _BY_ERRNO: dict[int, ErrorKind] = {
 }
 
 
-#: FULLTEXT index over messages.content.
-FULLTEXT_INDEX = "ix_messages_content_fulltext"
+#: FULLTEXT index over messages.search_text.
+FULLTEXT_INDEX = "ix_messages_search_text_fulltext"
 #: binary NO PAD collations: exact, case- and trailing-space-sensitive.
 EXACT_COLLATION_MARIADB = "utf8mb4_nopad_bin"
 EXACT_COLLATION_MYSQL = "utf8mb4_0900_bin"
@@ -507,9 +512,9 @@ class MySQLDialect(Dialect):
         return stmt.with_hint(table, f"FORCE INDEX ({index})", dialect_name="mysql")
 
     def search_terms(self, query: str) -> str | None:
-        words = search_words(query)
-        # natural-language mode has no operators; the words are plain anyway
-        return " ".join(words) if words else None
+        terms = search_words(query)
+        # natural-language mode has no operators; the terms are plain anyway
+        return " ".join(terms) if terms else None
 
     def search_statement(
         self,
@@ -518,7 +523,7 @@ class MySQLDialect(Dialect):
         terms: ColumnElement[Any],
         filters: Sequence[ColumnElement[bool]],
     ) -> Select[Any]:
-        relevance = mysql_match(table.c.content, against=terms).in_natural_language_mode()
+        relevance = mysql_match(table.c.search_text, against=terms).in_natural_language_mode()
         score = relevance.label("score")
         return (
             select(*columns, score)

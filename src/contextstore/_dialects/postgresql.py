@@ -16,9 +16,14 @@ the unit on a fresh connection.
 Schema: timestamps are ``timestamptz``; exact strings use ``COLLATE "C"``
 (byte order, the same order SQLite and MySQL's binary collations give, and
 B-tree indexes usable for ``LIKE 'prefix%'``); full-text search is a STORED
-generated ``tsvector`` column with a GIN index, computed by the server on every
-write. It is created by the migration, not declared in ``schema.messages``
-(a ``select(messages)`` should not ship the vector).
+generated ``tsvector`` column, ``to_tsvector('simple', search_text)``, with a
+GIN index, computed by the server on every write. ``search_text`` holds the
+message's words already normalised and encoded by contextstore (plain ASCII
+terms such as ``zwecole``, see ``contextstore._facts.search_term``), so the
+parser, the ``simple`` dictionary and the database's locale change nothing:
+every term is one ``asciiword``/``numword`` token, kept as it is. The vector
+is created by the migration, not declared in ``schema.messages`` (a
+``select(messages)`` should not ship it).
 """
 
 from __future__ import annotations
@@ -91,8 +96,8 @@ _BY_CLASS: dict[str, ErrorKind] = {
 #: generated tsvector column on messages, and its GIN index.
 SEARCH_VECTOR_COLUMN = "search_vector"
 SEARCH_VECTOR_INDEX = "ix_messages_search_vector"
-#: text search configuration: 'simple' lowercases, no stemming or stop words,
-#: so every language is searchable the same way.
+#: text search configuration: 'simple' has no stemming and no stop words; over
+#: contextstore's terms (lowercase ASCII already) it changes nothing.
 TEXT_SEARCH_CONFIG = "simple"
 #: key of the transaction-scoped advisory lock serialising migration runs.
 MIGRATION_LOCK_KEY = 0x636F6E74  # "cont"
@@ -341,11 +346,11 @@ class PostgreSQLDialect(Dialect):
         return on_conflict_upsert(pg_insert, table, values, conflict, update, returning)
 
     def search_terms(self, query: str) -> str | None:
-        words = search_words(query)
-        if not words:
+        terms = search_words(query)
+        if not terms:
             return None
-        # words are letters and digits only, so quoting each as a lexeme is safe
-        return " | ".join(f"'{word.lower()}'" for word in words)
+        # terms are ASCII letters and digits only, so quoting each as a lexeme is safe
+        return " | ".join(f"'{term}'" for term in terms)
 
     def search_statement(
         self,

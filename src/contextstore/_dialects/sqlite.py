@@ -12,9 +12,11 @@ Invariants:
 * every connection gets WAL, ``foreign_keys=ON``, ``synchronous=NORMAL`` and a
   busy timeout; ``:memory:`` databases share one connection (``StaticPool``)
   because each new connection would see a different empty database;
-* full-text search is an FTS5 *external-content* table over ``messages``
-  kept in sync by triggers, so rows written by any writer (core, legacy, raw
-  SQL) are searchable. A future migration that rebuilds ``messages`` (batch
+* full-text search is an FTS5 *external-content* table over
+  ``messages.search_text`` (the message's words, normalised and encoded by
+  contextstore: see ``contextstore._facts.search_term``) with the ``ascii``
+  tokenizer, kept in sync by triggers, so rows written by core and legacy
+  alike are searchable. A future migration that rebuilds ``messages`` (batch
   mode) drops the triggers with it and must create them again.
 
 See https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-savepoints-transactional-ddl

@@ -99,9 +99,9 @@ GROUP BY s.id
 
 MESSAGE_INSERT = """
 INSERT INTO messages (session_id, sender, sender_type, content, visibility, message_type,
-                      metadata, parent_message_id, timestamp)
+                      metadata, parent_message_id, timestamp, search_text)
 VALUES (:session_id, :sender, :sender_type, :content, :visibility, :message_type,
-        :metadata, :parent_message_id, :timestamp)
+        :metadata, :parent_message_id, :timestamp, :search_text)
 """
 
 #: a parent the replying sender (the viewer, never an admin) may read

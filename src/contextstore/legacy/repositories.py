@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .. import _cursor, _validate
-from .._facts import BUCKET_LAYOUT, fts5_query, key_taken, no_session, utcnow
+from .._facts import BUCKET_LAYOUT, fts5_query, key_taken, no_session, search_text, utcnow
 from ..errors import ConflictError, NotFoundError, ValidationError, _in_terms
 from ..models import (
     ActivityBucket,
@@ -344,7 +344,13 @@ class LegacyMessageRepository(_Repository):
             for row in rows:
                 row_id = await conn.insert(
                     _sql.MESSAGE_INSERT,
-                    {**row, "metadata": to_db_json(row["metadata"]), "timestamp": to_db_time(now)},
+                    {
+                        **row,
+                        "metadata": to_db_json(row["metadata"]),
+                        "timestamp": to_db_time(now),
+                        # core's normalisation, so either backend finds what the other wrote
+                        "search_text": search_text(row["content"]),
+                    },
                 )
                 created.append(Message(id=row_id, timestamp=now, **row))
         return created

@@ -12,7 +12,7 @@ from sqlalchemy import Integer, Select, bindparam, func, insert, literal_column,
 
 from .. import _cursor, _validate
 from .._execute import Query
-from .._facts import collection_paused, no_session, utcnow
+from .._facts import collection_paused, no_session, search_text, utcnow
 from ..errors import NotFoundError, ValidationError, _in_terms
 from ..models import Message, NewMessage, Page, SearchHit, Viewer, trusted
 from ..schema import messages, session_participants
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 _COLUMNS = MESSAGE_COLUMNS
 #: the columns a new message is written with
-_WRITTEN = (*(column.name for column in MESSAGE_COLUMNS[1:]), "client_token")
+_WRITTEN = (*(column.name for column in MESSAGE_COLUMNS[1:]), "client_token", "search_text")
 
 
 class CoreMessageRepository(CoreRepository):
@@ -78,6 +78,8 @@ class CoreMessageRepository(CoreRepository):
         for index, row in enumerate(rows):
             row["timestamp"] = now
             row["client_token"] = f"{prefix}{index:08x}"
+            # the words search finds it by, the same on every dialect
+            row["search_text"] = search_text(row["content"])
         if len(rows) == 1 and rows[0]["parent_message_id"] is None:
             return [await self._insert_one(rows[0])]
         parents = _parents_by_sender(rows)

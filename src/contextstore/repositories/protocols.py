@@ -348,10 +348,17 @@ class MessageRepository(Protocol):
     ) -> builtins.list[SearchHit]:
         """Full-text search over the content of the messages ``viewer`` may see.
 
-        The query is read as plain words (runs of letters and digits; the
-        first 32); quotes, operators and wildcards are ordinary text. A
-        message matches when it holds any of the words, as a whole word,
-        whatever the case; messages with more (and rarer) matches rank first.
+        Content and query are split into words by one normalisation, the
+        same on every backend and database: case- and accent-folded
+        (``ecole`` finds ``ÉCOLE``, ``istanbul`` finds ``İstanbul``), split
+        at every character that is not a letter or digit (``user@example.com``
+        holds ``user``, ``example``, ``com``; ``foo_bar`` holds ``foo`` and
+        ``bar``), each CJK ideograph and kana a word of its own, no minimum
+        length and no stop words. The first 32 distinct words of the query are
+        used; quotes, operators and wildcards are ordinary text. A message
+        matches when it holds any of the words, as a whole word; messages with
+        more (and rarer) matches rank first. See the documentation, page
+        "Repositories", section "Search".
 
         Args:
             query: the search text (1-1,000 characters, not blank).

@@ -15,10 +15,15 @@ Policy shared by every tool here:
   Batches hold at most ``batch_size`` rows and roughly :data:`MAX_BATCH_CHARS`
   characters of row data, whichever is less.
 * **Columns**: every column of ``contextstore.schema`` except generated ones
-  (``agent_memory.scope``). The full-text objects are not in the schema and
-  are maintained by the target database itself: the FTS5 triggers index each
-  inserted row on SQLite, the ``tsvector`` column is computed by PostgreSQL,
-  the FULLTEXT index by MariaDB. Ids and timestamps are written as read.
+  (``agent_memory.scope``) and derived ones (:data:`.tables.DERIVED`:
+  ``messages.search_text``, the words search finds a message by), which are
+  neither read nor dumped nor checksummed: each inserted row gets its
+  ``search_text`` computed from its content again, by the same
+  normalisation as every other writer. The full-text objects are not in the
+  schema and are maintained by the target database itself over
+  ``search_text``: the FTS5 triggers index each inserted row on SQLite, the
+  ``tsvector`` column is computed by PostgreSQL, the FULLTEXT index by
+  MariaDB. Ids and timestamps are written as read.
 * **Checksum** of a table: SHA-256 over, for every row in primary-key order,
   the UTF-8 of its canonical JSON object followed by ``\\n``. Canonical JSON:
   compact, keys sorted, non-ASCII kept; datetimes as aware UTC ISO 8601 with
@@ -39,9 +44,10 @@ Policy shared by every tool here:
 * **Statement timeout**: none on the tools' own connections (see ``_opened``).
 * **Source**: must be at the newest schema revision, or at one the tools read
   as the newest (``copy.READ_AS_NEWEST``: the same tables, columns and
-  values; a dump's header revision likewise); an unstamped file
-  created by the legacy backend counts as the baseline revision and is read
-  as it is (never modified). Copies and backups read table after table: stop
+  values; a dump's header revision likewise); an unstamped file created by an
+  older legacy release (the baseline schema) is read as it is (never
+  modified) when it has every column the tools read, derived ones aside.
+  Copies and backups read table after table: stop
   the writers first for a consistent result across tables.
 
 Dump format (``contextstore-dump``, version :data:`DUMP_FORMAT_VERSION`): a

@@ -48,10 +48,12 @@ if TYPE_CHECKING:
 #: revisions before the newest whose tables the tools read exactly as the
 #: newest's (the same tables and columns, the same values through
 #: contextstore's types): a database or a dump at one of them is read as it
-#: is. 0003_json_fidelity changed only PostgreSQL's JSON column type (jsonb to
-#: json), and both read through the same codecs; a later revision that
+#: is. 0002_search_text added only a derived column (``messages.search_text``,
+#: computed on insert, never read: see ``tables.DERIVED``), and
+#: 0003_json_fidelity changed only PostgreSQL's JSON column type (jsonb to
+#: json), which both read through the same codecs; a later revision that
 #: changes what is copied takes the revisions before it out of this set.
-READ_AS_NEWEST = frozenset({"0001_baseline"})
+READ_AS_NEWEST = frozenset({"0001_baseline", "0002_search_text"})
 
 
 def _readable(revision: str, head: str | None) -> bool:
@@ -89,12 +91,38 @@ async def _counts(db: ConnectionManager, present: set[str] | None = None) -> dic
     return counts
 
 
+async def _missing_columns(db: ConnectionManager) -> list[str]:
+    """``table.column`` of every column the tools read that the database lacks."""
+    from sqlalchemy import inspect
+
+    def missing(sync: Any) -> list[str]:
+        inspector = inspect(sync)
+        found: list[str] = []
+        for spec in SPECS:
+            present = {column["name"] for column in inspector.get_columns(spec.name)}
+            found += [f"{spec.name}.{c.name}" for c in spec.columns if c.name not in present]
+        return found
+
+    async def work(conn: AsyncConnection) -> list[str]:
+        return list(await conn.run_sync(missing))
+
+    return await db.run(work, write=False)
+
+
 async def _source_revision(db: ConnectionManager, role: str) -> str:
     """The schema revision of a database to read from: the newest, or one the
-    tools read as the newest (:data:`READ_AS_NEWEST`)."""
+    tools read as the newest (:data:`READ_AS_NEWEST`).
+
+    An unstamped file that older legacy releases created (the baseline, no
+    ``alembic_version``) is read as it is when it has every column the tools
+    read (the derived ones, :data:`.tables.DERIVED`, are computed, not read):
+    its rows are then those of the newest revision, which is returned.
+    """
     from contextstore import _migrations
 
-    baseline, head, known = _revisions()
+    _baseline, head, known = _revisions()
+    if head is None:
+        raise ContextStoreError("no migration scripts found: cannot tell the newest revision")
     revision = await _migrations.current(db)
     if revision is None:
         present = await _table_names(db)
@@ -104,11 +132,15 @@ async def _source_revision(db: ConnectionManager, role: str) -> str:
                 f"{role} {db.settings.safe_url} has no contextstore schema "
                 f"(missing tables: {', '.join(missing)})"
             )
-        # an unstamped legacy file: the legacy backend only ever created the baseline
-        revision = baseline
-    if head is None:
-        raise ContextStoreError("no migration scripts found: cannot tell the newest revision")
-    if revision is None or not _readable(revision, head):
+        short = await _missing_columns(db)
+        if short:
+            raise ContextStoreError(
+                f"{role} {db.settings.safe_url} has no alembic_version and lacks "
+                f"columns of this contextstore's schema ({', '.join(short)}); "
+                "run 'contextstore db upgrade' on it first"
+            )
+        return head
+    if not _readable(revision, head):
         state = "an unknown" if revision not in known else "an older"
         raise ContextStoreError(
             f"{role} {db.settings.safe_url} is at {state} schema revision {revision} "
@@ -341,7 +373,8 @@ async def _copy_table(
                 if writing is not None:
                     await writing
                     progress.advance(spec.name, written)
-                writing, written = asyncio.ensure_future(conn.execute(statement, batch)), len(batch)
+                insert = conn.execute(statement, spec.derive(batch))
+                writing, written = asyncio.ensure_future(insert), len(batch)
         if writing is not None:
             await writing
             writing = None

@@ -454,7 +454,7 @@ async def _load_dump(
     async def flush() -> None:
         nonlocal batch, chars
         if current is not None and batch:
-            await conn.execute(_insert(conn, current), batch)
+            await conn.execute(_insert(conn, current), current.derive(batch))
             progress.advance(current.name, len(batch))
         batch, chars = [], 0
 

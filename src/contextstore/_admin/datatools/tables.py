@@ -12,13 +12,14 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Boolean, Integer
 
+from contextstore._facts import search_text
 from contextstore.errors import ContextStoreError, ValidationError
 from contextstore.schema import agent_memory, audit_log, messages, session_participants, sessions
 
@@ -27,6 +28,13 @@ if TYPE_CHECKING:
 
 #: every table, parents before children (the order of inserts and of a dump).
 TABLES: tuple[Table, ...] = (sessions, messages, agent_memory, audit_log, session_participants)
+
+#: columns a writer computes from the rest of the row: never read, dumped or
+#: checksummed, computed again for every row a copy or restore inserts (so the
+#: target's search index is right whatever the source held).
+DERIVED: Mapping[tuple[str, str], Callable[[Mapping[str, Any]], Any]] = {
+    ("messages", "search_text"): lambda row: search_text(row["content"]),
+}
 
 
 # -- public records ------------------------------------------------------
@@ -140,9 +148,20 @@ class _Spec:
     @classmethod
     def of(cls, table: Table) -> _Spec:
         columns = tuple(
-            _Column(c.name, _kind_of(c), bool(c.nullable)) for c in table.c if c.computed is None
+            _Column(c.name, _kind_of(c), bool(c.nullable))
+            for c in table.c
+            if c.computed is None and (table.name, c.name) not in DERIVED
         )
         return cls(table, columns, tuple(c.name for c in table.primary_key.columns))
+
+    def derive(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``rows`` (dicts of :attr:`columns`) with the derived columns added, as
+        the target's INSERT takes them: computed here from the row, never read."""
+        derived = [(name, make) for (table, name), make in DERIVED.items() if table == self.name]
+        for name, make in derived:
+            for row in rows:
+                row[name] = make(row)
+        return rows
 
     @property
     def name(self) -> str:
