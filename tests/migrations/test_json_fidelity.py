@@ -8,10 +8,7 @@ dialect stores JSON as written; the downgrade goes back without losing a row.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from contextstore import ConnectionManager, NewMessage, Settings, Store, Viewer, _migrations
 from tests._typed_json import typed
@@ -30,15 +27,6 @@ DOCUMENT: dict[str, Any] = {
     "text": "ünï \U0001f680",
     "nested": {"deep": [None, True, {"k": "v"}]},
 }
-
-
-@pytest.fixture
-async def db(empty_url: str) -> AsyncIterator[ConnectionManager]:
-    manager = ConnectionManager(Settings(database_url=empty_url))
-    try:
-        yield manager
-    finally:
-        await manager.dispose()
 
 
 async def write_all(store: Store, tag: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import Index, text
@@ -14,15 +13,6 @@ from contextstore.schema import sessions
 from tests.migrations._inspect import assert_at_head, assert_empty, snapshot
 
 HEAD = "0003_json_fidelity"
-
-
-@pytest.fixture
-async def db(empty_url: str) -> AsyncIterator[ConnectionManager]:
-    manager = ConnectionManager(Settings(database_url=empty_url))
-    try:
-        yield manager
-    finally:
-        await manager.dispose()
 
 
 def test_head_is_the_newest_revision() -> None:

@@ -9,7 +9,6 @@ library's.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
@@ -59,15 +58,6 @@ _FROZEN = _revision().search_text
 
 def _revision_search_text(text: str) -> str:
     return _FROZEN(text)
-
-
-@pytest.fixture
-async def db(empty_url: str) -> AsyncIterator[ConnectionManager]:
-    manager = ConnectionManager(Settings(database_url=empty_url))
-    try:
-        yield manager
-    finally:
-        await manager.dispose()
 
 
 #: the messages table as revision 0001 has it (no search_text yet)
@@ -136,7 +126,7 @@ async def test_an_existing_database_is_upgraded_backfilled_and_searchable(
     assert len(rows) == len(CORPUS) + FILLER_ROWS
     assert [row["search_text"] for row in rows] == [search_text(row["content"]) for row in rows]
 
-    async with Store(Settings(database_url=str(db.settings.database_url))) as store:
+    async with Store(Settings(database_url=db.settings.effective_database_url)) as store:
         by_content = {content: name for name, content in CORPUS.items()}
         for query, wanted in NAMED.items():
             hits = await store.messages.search(query, viewer=ADMIN, limit=1000)
