@@ -51,8 +51,6 @@ __all__ = [
     "json_loads",
     "json_text",
     "jsonb_loads",
-    "key_taken",
-    "no_session",
     "search_term",
     "search_text",
     "search_tokens",
@@ -118,16 +116,6 @@ _LONG_DIGITS_BYTES = re.compile(rb"\d{%d}" % _LONG_DIGITS_RUN)
 def utcnow() -> datetime:
     """The one clock of contextstore: aware UTC, microsecond precision."""
     return datetime.now(UTC)
-
-
-def no_session(session_id: str) -> str:
-    """The message of a call about a session that does not exist."""
-    return f"session {session_id!r} does not exist"
-
-
-def key_taken(agent_id: str, key: str) -> str:
-    """The message of ``memory.set(overwrite=False)`` on a live key."""
-    return f"memory key {key!r} of agent {agent_id!r} already exists (overwrite=False)"
 
 
 #: the longest wait a caller's timeout asks for that is honoured as given; a

@@ -20,7 +20,7 @@ Messages never contain a password: URLs are rendered through
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Final
 
 __all__ = [
@@ -120,3 +120,21 @@ def _in_terms(*, missing: str | None = None, taken: str | None = None) -> Iterat
         if taken is None or str(error) != REFUSALS["conflict"]:
             raise
         raise ConflictError(taken) from error.__cause__
+
+
+def no_session(session_id: str) -> str:
+    """The message of a call about a session that does not exist."""
+    return f"session {session_id!r} does not exist"
+
+
+def key_taken(agent_id: str, key: str) -> str:
+    """The message of ``memory.set(overwrite=False)`` on a live key."""
+    return f"memory key {key!r} of agent {agent_id!r} already exists (overwrite=False)"
+
+
+def _memory_terms(agent_id: str, key: str, session_id: str | None) -> AbstractContextManager[None]:
+    """``memory.set``'s refusals by the database in its caller's terms (both backends)."""
+    return _in_terms(
+        missing=None if session_id is None else no_session(session_id),
+        taken=key_taken(agent_id, key),
+    )

@@ -13,13 +13,20 @@ import builtins
 import sqlite3
 import uuid
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
 from .. import _cursor, _validate
-from .._facts import BUCKET_LAYOUT, fts5_query, key_taken, no_session, search_text, utcnow
-from ..errors import ConflictError, NotFoundError, ValidationError, _in_terms
+from .._facts import BUCKET_LAYOUT, fts5_query, search_text, utcnow
+from ..errors import (
+    ConflictError,
+    NotFoundError,
+    ValidationError,
+    _in_terms,
+    _memory_terms,
+    key_taken,
+    no_session,
+)
 from ..models import (
     ActivityBucket,
     AuditEvent,
@@ -69,14 +76,6 @@ def _viewer(viewer: Any) -> dict[str, Any]:
         "viewer_type": viewer.agent_type,
         "is_admin": int(viewer.is_admin),
     }
-
-
-def _memory_terms(agent_id: str, key: str, session_id: str | None) -> AbstractContextManager[None]:
-    """``memory.set``'s refusals by the database in its caller's terms."""
-    return _in_terms(
-        missing=None if session_id is None else no_session(session_id),
-        taken=key_taken(agent_id, key),
-    )
 
 
 # -- row mapping ---------------------------------------------------------------

@@ -12,8 +12,8 @@ from sqlalchemy import Integer, Select, bindparam, func, insert, literal_column,
 
 from .. import _cursor, _validate
 from .._execute import Query
-from .._facts import no_session, utcnow
-from ..errors import _in_terms
+from .._facts import utcnow
+from ..errors import _in_terms, no_session
 from ..models import ActivityBucket, AuditEvent, Page, trusted
 from ..schema import audit_log
 from ._common import CoreRepository, after_param

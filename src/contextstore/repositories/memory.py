@@ -11,7 +11,6 @@ from __future__ import annotations
 import builtins
 import functools
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +18,8 @@ from sqlalchemy import Integer, String, bindparam, delete, func, insert, literal
 
 from .. import _validate
 from .._execute import Query
-from .._facts import key_taken, no_session, utcnow
-from ..errors import _in_terms
+from .._facts import utcnow
+from ..errors import _memory_terms
 from ..models import MemoryEntry
 from ..schema import agent_memory
 from ._common import CoreRepository
@@ -124,14 +123,6 @@ def _upsert_query(dialect: Dialect, returning: bool) -> Query:
     return Query(stmt)
 
 
-def _terms(agent_id: str, key: str, session_id: str | None) -> AbstractContextManager[None]:
-    """``set``'s refusals by the database in its caller's terms."""
-    return _in_terms(
-        missing=None if session_id is None else no_session(session_id),
-        taken=key_taken(agent_id, key),
-    )
-
-
 class CoreMemoryRepository(CoreRepository):
     async def set(
         self,
@@ -173,7 +164,7 @@ class CoreMemoryRepository(CoreRepository):
                 async def once(executor: Executor) -> MemoryEntry:
                     return entry_from(_one(await executor.rows(upsert, params)))
 
-                with _terms(agent_id, key, session_id):
+                with _memory_terms(agent_id, key, session_id):
                     return await self._db.perform(
                         once, write=True, idempotent=True, autocommit=True
                     )
@@ -184,7 +175,7 @@ class CoreMemoryRepository(CoreRepository):
                 await executor.execute(upsert, params)
                 return entry_from(_one(await executor.rows(_STORED, key_params)))
 
-            with _terms(agent_id, key, session_id):
+            with _memory_terms(agent_id, key, session_id):
                 return await self._db.perform(upserted, write=True, idempotent=True)
 
         entry_params: dict[str, Any] = {
@@ -212,7 +203,7 @@ class CoreMemoryRepository(CoreRepository):
             mine = await executor.row(_MINE, entry_params)
             return None if mine is None else entry_from(mine)
 
-        with _terms(agent_id, key, session_id):
+        with _memory_terms(agent_id, key, session_id):
             return await self._db.perform(inserted, write=True, recover=recover)
 
     async def get(

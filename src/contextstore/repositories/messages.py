@@ -12,8 +12,8 @@ from sqlalchemy import Integer, Select, bindparam, func, insert, literal_column,
 
 from .. import _cursor, _validate
 from .._execute import Query
-from .._facts import collection_paused, no_session, search_text, utcnow
-from ..errors import NotFoundError, ValidationError, _in_terms
+from .._facts import collection_paused, search_text, utcnow
+from ..errors import NotFoundError, ValidationError, _in_terms, no_session
 from ..models import Message, NewMessage, Page, SearchHit, Viewer, trusted
 from ..schema import messages, session_participants
 from ._common import CoreRepository, after_param

@@ -10,8 +10,8 @@ from sqlalchemy import Select, bindparam, delete, select
 
 from .. import _validate
 from .._execute import Query
-from .._facts import no_session, utcnow
-from ..errors import _in_terms
+from .._facts import utcnow
+from ..errors import _in_terms, no_session
 from ..models import Participant, Session
 from ..schema import session_participants, sessions
 from ._common import CoreRepository

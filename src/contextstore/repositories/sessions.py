@@ -21,8 +21,8 @@ from sqlalchemy import (
 
 from .. import _cursor, _validate
 from .._execute import Query
-from .._facts import no_session, utcnow
-from ..errors import NotFoundError, _in_terms
+from .._facts import utcnow
+from ..errors import NotFoundError, _in_terms, no_session
 from ..models import Page, Session, SessionActivity, Viewer, trusted
 from ..schema import messages, sessions
 from ._common import CoreRepository, after_param
