@@ -1,0 +1,136 @@
+"""One unit of work per request (``TransactionDep``): committed before the response
+is sent when the endpoint returns, rolled back when it raises, and a COMMIT that
+fails is the response, never a 2xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from contextstore import Store, Viewer
+
+ADMIN = Viewer(agent_id="auditor", is_admin=True)
+
+
+async def _written(store: Store, session_id: str) -> dict[str, Any]:
+    return {
+        "session": await store.sessions.get(session_id) is not None,
+        "participants": len(await store.participants.list(session_id)),
+        "messages": await store.messages.count(session_id, viewer=ADMIN),
+    }
+
+
+COMMITTED = {"session": True, "participants": 1, "messages": 1}
+NOTHING = {"session": False, "participants": 0, "messages": 0}
+
+
+async def test_a_request_that_returns_commits_its_writes(
+    client: httpx.AsyncClient, reader: Store
+) -> None:
+    response = await client.post("/sessions/s1", json={"agent": "planner"})
+    assert response.status_code == 201
+    assert response.json() == {"id": "s1"}
+    assert await _written(reader, "s1") == COMMITTED
+    again = await client.get("/sessions/s1")
+    assert again.status_code == 200
+    assert again.json()["created_by"] == "planner"
+
+
+@pytest.mark.parametrize(
+    ("fail", "status"), [("http", 400), ("crash", 500)], ids=["http-exception", "own-exception"]
+)
+async def test_a_request_that_raises_rolls_back_its_writes(
+    client: httpx.AsyncClient, reader: Store, fail: str, status: int
+) -> None:
+    response = await client.post("/sessions/s1", json={"fail": fail})
+    assert response.status_code == status
+    assert await _written(reader, "s1") == NOTHING
+    assert (await client.get("/sessions/s1")).status_code == 404
+
+
+async def test_a_refused_commit_is_an_error_response_and_writes_nothing(
+    client: httpx.AsyncClient, reader: Store
+) -> None:
+    # the endpoint swallows a failed statement and returns: the unit of work
+    # refuses to COMMIT, and that refusal, not the endpoint's 201, is the answer
+    response = await client.post("/sessions/s1", json={"fail": "swallow"})
+    assert response.status_code == 500
+    assert response.json()["error"] == "ContextStoreError"
+    assert "rolled back" in response.json()["detail"]
+    assert await _written(reader, "s1") == NOTHING
+
+
+async def _status_when_the_response_starts(
+    app: FastAPI, path: str, reader: Store, session_id: str
+) -> tuple[int, bool]:
+    """Call ``app`` over raw ASGI; return the status and whether the write was
+    committed (seen by another connection) when the response began."""
+    seen: dict[str, Any] = {}
+    body = json.dumps({"agent": "planner"}).encode()
+    received = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        if received:
+            await asyncio.Event().wait()  # the client never disconnects
+        received = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            seen["status"] = message["status"]
+            seen["committed"] = await reader.sessions.get(session_id) is not None
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"service")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("service", 80),
+    }
+    await app(scope, receive, send)
+    return seen["status"], seen["committed"]
+
+
+async def test_the_commit_happens_before_the_response_is_sent(
+    app: FastAPI, client: httpx.AsyncClient, reader: Store
+) -> None:
+    assert await _status_when_the_response_starts(app, "/sessions/s1", reader, "s1") == (
+        201,
+        True,
+    )
+    # the tester tested: with FastAPI's default dependency scope the same write
+    # is not yet committed when the client is told 201
+    assert await _status_when_the_response_starts(app, "/late/s2", reader, "s2") == (201, False)
+    assert await reader.sessions.get("s2") is not None
+
+
+async def test_300_concurrent_requests_get_the_same_answers_on_every_dialect(
+    client: httpx.AsyncClient, reader: Store
+) -> None:
+    # two requests per session id: one creates it, the other finds it taken
+    ids = [f"s{i}" for i in range(150)] * 2
+    responses = await asyncio.gather(
+        *(client.post(f"/sessions/{sid}", json={"agent": f"agent-{n}"}) for n, sid in enumerate(ids))
+    )
+    assert Counter(r.status_code for r in responses) == {201: 150, 409: 150}
+    assert {r.json()["error"] for r in responses if r.status_code == 409} == {"ConflictError"}
+    assert sorted(r.json()["id"] for r in responses if r.status_code == 201) == sorted(ids[:150])
+    page = await reader.sessions.list(limit=1000)
+    assert len(page.items) == 150
+    for sid in ("s0", "s77", "s149"):
+        assert await _written(reader, sid) == COMMITTED
