@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from collections.abc import MutableMapping
 from typing import Any
 
 import httpx
@@ -76,19 +77,19 @@ async def _status_when_the_response_starts(
     body = json.dumps({"agent": "planner"}).encode()
     received = False
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> MutableMapping[str, Any]:
         nonlocal received
         if received:
             await asyncio.Event().wait()  # the client never disconnects
         received = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
             seen["status"] = message["status"]
             seen["committed"] = await reader.sessions.get(session_id) is not None
 
-    scope = {
+    scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -125,7 +126,10 @@ async def test_300_concurrent_requests_get_the_same_answers_on_every_dialect(
     # two requests per session id: one creates it, the other finds it taken
     ids = [f"s{i}" for i in range(150)] * 2
     responses = await asyncio.gather(
-        *(client.post(f"/sessions/{sid}", json={"agent": f"agent-{n}"}) for n, sid in enumerate(ids))
+        *(
+            client.post(f"/sessions/{sid}", json={"agent": f"agent-{n}"})
+            for n, sid in enumerate(ids)
+        )
     )
     assert Counter(r.status_code for r in responses) == {201: 150, 409: 150}
     assert {r.json()["error"] for r in responses if r.status_code == 409} == {"ConflictError"}

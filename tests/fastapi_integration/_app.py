@@ -8,6 +8,7 @@ not send lifespan events) and yields a client talking to it in process.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +17,7 @@ import httpx
 from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel
 from sqlalchemy import text
+from starlette.types import Receive, Scope, Send
 
 from contextstore import ConflictError, Settings, Transaction
 from contextstore.fastapi import (
@@ -89,15 +91,16 @@ def make_app(settings: Settings | None, *, with_lifespan: bool = True) -> FastAP
         if body.fail == "crash":
             raise Boom("the endpoint crashed")
         if body.fail == "swallow":
-            try:
+            # the failed statement is hidden from the endpoint, not from the
+            # unit of work: it refuses to COMMIT all the same
+            with contextlib.suppress(ConflictError):
                 await tx.sessions.create(purpose="again", created_by="x", session_id=session_id)
-            except ConflictError:
-                pass  # the unit is failed all the same: COMMIT is refused
         return {"id": session_id}
 
     @app.post("/late/{session_id}", status_code=201)
     async def create_late(
-        session_id: str, tx: Transaction = Depends(get_transaction)  # noqa: B008
+        session_id: str,
+        tx: Transaction = Depends(get_transaction),  # noqa: B008
     ) -> dict[str, str]:
         # FastAPI's default scope: the unit ends after the response is sent
         await tx.sessions.create(purpose="plan", created_by="late", session_id=session_id)
@@ -116,7 +119,7 @@ def make_app(settings: Settings | None, *, with_lifespan: bool = True) -> FastAP
         return {"purpose": updated.purpose}
 
     @app.post("/sessions/{session_id}/messages", status_code=201)
-    async def post_message(session_id: str, content: str, tx: TransactionDep) -> dict[str, str]:
+    async def post_message(session_id: str, content: str, tx: TransactionDep) -> dict[str, int]:
         message = await tx.messages.add(session_id, sender="planner", content=content)
         return {"id": message.id}
 
@@ -135,9 +138,17 @@ def make_app(settings: Settings | None, *, with_lifespan: bool = True) -> FastAP
 
 @asynccontextmanager
 async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run ``app``'s lifespan and yield a client served by it."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    """Run ``app``'s lifespan and yield a client served by it.
+
+    As an ASGI server does, each request gets a copy of the state the lifespan
+    yielded (``request.state``).
+    """
+    async with app.router.lifespan_context(app) as state:
+
+        async def server(scope: Scope, receive: Receive, send: Send) -> None:
+            await app({**scope, "state": dict(state or {})}, receive, send)
+
+        transport = httpx.ASGITransport(app=server, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
             yield client
 
