@@ -16,7 +16,7 @@ Rules this module keeps:
   ``import contextstore.fastapi`` does, and without FastAPI installed it fails
   with an ``ImportError`` naming the extra. The data path never imports it
   (an import-linter contract).
-* The unit of work of a request (:data:`TransactionDep`) commits *before*
+* The unit of work of a request (``TransactionDep``) commits *before*
   the response is sent: it is a dependency of scope ``"function"``, whose
   exit runs when the endpoint has returned and its response has been
   serialised, not after the response went out (FastAPI's default scope,
@@ -77,8 +77,8 @@ __all__ = [
     "store_lifespan",
 ]
 
-#: the attribute of ``app.state`` that holds the app's Store
 STATE_ATTRIBUTE: Final = "contextstore"
+"""The attribute of ``app.state`` that holds the app's Store."""
 
 _logger = logging.getLogger("contextstore.fastapi")
 
@@ -100,10 +100,10 @@ _STATUSES: Final[tuple[tuple[type[ContextStoreError], int], ...]] = (
 
 @asynccontextmanager
 async def store_lifespan(app: FastAPI, settings: Settings | None = None) -> AsyncIterator[Store]:
-    """Open a Store for the app's lifetime, inside a lifespan of the service's own.
+    """``async with store_lifespan(app, settings) as store``: the Store inside your own lifespan.
 
     The Store is connected (and, with ``auto_migrate``, migrated) on entry,
-    put on ``app.state`` (see :data:`STATE_ATTRIBUTE`) for :func:`get_store`,
+    put on ``app.state`` (see ``STATE_ATTRIBUTE``) for ``get_store``,
     and closed on exit. It stays on ``app.state`` once closed, so a request
     that arrives after shutdown gets a clear "Store is closed" error and the
     health route a 503.
@@ -144,12 +144,12 @@ def lifespan(
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """The lifespan of an app that uses contextstore: ``FastAPI(lifespan=lifespan(settings))``.
 
-    Each startup opens a new Store (see :func:`store_lifespan`); shutdown
+    Each startup opens a new Store (see ``store_lifespan``); shutdown
     closes it. A service with a lifespan of its own passes it as ``inner``:
     it runs inside, after the Store is open and before it is closed, so it
-    may use the Store (through ``app.state`` or :func:`get_store`). A
+    may use the Store (through ``app.state`` or ``get_store``). A
     lifespan that yields state is composed the other way round, with
-    :func:`store_lifespan` inside it.
+    ``store_lifespan`` inside it.
 
     Args:
         settings: where and how to connect; ``None`` reads the environment
@@ -176,13 +176,13 @@ def lifespan(
 
 
 async def get_store(request: Request) -> Store:
-    """The app's Store (dependency); prefer the alias :data:`StoreDep`.
+    """The app's Store (dependency); prefer the alias ``StoreDep``.
 
     Args:
         request: the current request (supplied by FastAPI).
 
     Returns:
-        The Store that :func:`lifespan` or :func:`store_lifespan` put on
+        The Store that ``lifespan`` or ``store_lifespan`` put on
         ``app.state``.
 
     Raises:
@@ -203,7 +203,7 @@ StoreDep = Annotated[Store, Depends(get_store)]
 
 
 async def get_transaction(store: StoreDep) -> AsyncIterator[Transaction]:
-    """One unit of work per request (dependency); use it through :data:`TransactionDep`.
+    """One unit of work per request (dependency); use it through ``TransactionDep``.
 
     The transaction commits when the endpoint returns normally and rolls
     back when it raises (``HTTPException`` included); a COMMIT that fails is
@@ -215,7 +215,7 @@ async def get_transaction(store: StoreDep) -> AsyncIterator[Transaction]:
         store: the app's Store (supplied by FastAPI).
 
     Yields:
-        The request's :class:`~contextstore.Transaction`, the same one for
+        The request's ``Transaction``, the same one for
         every dependency of the request that asks for it.
 
     Raises:
