@@ -19,8 +19,8 @@ Rules this module keeps:
 * The unit of work of a request (``TransactionDep``) commits *before*
   the response is sent: it is a dependency of scope ``"function"``, whose
   exit runs when the endpoint has returned and its response has been
-  serialised, not after the response went out (FastAPI's default scope,
-  ``"request"``, since 0.118). A client therefore never sees a 2xx for a
+  serialised, not after the response went out (as it does in FastAPI's
+  default scope, ``"request"``, since 0.118). A client therefore never sees a 2xx for a
   write that did not commit, and a failed COMMIT becomes the response.
 * An error body says what the typed error says, in the caller's terms:
   ``{"error": "<class name>", "detail": "<message>"}``. Nothing of its

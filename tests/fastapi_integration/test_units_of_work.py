@@ -14,8 +14,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import insert, text
 
-from contextstore import Store, Viewer
+import contextstore.errors
+from contextstore import Settings, Store, Transaction, Viewer
+from contextstore.fastapi import StoreDep, TransactionDep
+from contextstore.schema import session_participants
+
+from ._app import assert_nothing_internal, make_app, serve
 
 ADMIN = Viewer(agent_id="auditor", is_admin=True)
 
@@ -66,6 +72,64 @@ async def test_a_refused_commit_is_an_error_response_and_writes_nothing(
     assert response.json()["error"] == "ContextStoreError"
     assert "rolled back" in response.json()["detail"]
     assert await _written(reader, "s1") == NOTHING
+
+
+async def _refuse_commit_sqlite(tx: Transaction, store: Store) -> None:
+    # foreign keys checked at COMMIT, and a participant of a session that does
+    # not exist: the database refuses the COMMIT itself
+    await tx.execute(text("PRAGMA defer_foreign_keys = ON"))
+    await tx.execute(insert(session_participants).values(session_id="nowhere", agent_id="a"))
+
+
+async def _kill_postgresql(tx: Transaction, store: Store) -> None:
+    pid = await tx.fetch_value(text("SELECT pg_backend_pid()"))
+    # the second argument waits (ms) until the backend is gone
+    assert await store.db.fetch_value(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+
+
+async def _kill_mysql(tx: Transaction, store: Store) -> None:
+    pid = await tx.fetch_value(text("SELECT CONNECTION_ID()"))
+    await store.db.execute(text(f"KILL CONNECTION {int(pid)}"))
+    alive = text("SELECT COUNT(*) FROM information_schema.processlist WHERE id = :pid")
+    for _ in range(100):
+        if await store.db.fetch_value(alive, {"pid": pid}) == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"connection {pid} outlived KILL")
+
+
+#: how each dialect fails the COMMIT of a unit whose statements all succeeded:
+#: SQLite refuses it, a server loses the connection before it (killed from a
+#: second connection); the one place the dialects cannot be driven alike
+COMMIT_BREAKERS = {
+    "sqlite": _refuse_commit_sqlite,
+    "postgresql": _kill_postgresql,
+    "mysql": _kill_mysql,
+}
+
+
+async def test_a_commit_that_fails_is_never_a_2xx(empty_url: str, dialect_name: str) -> None:
+    app = make_app(Settings(database_url=empty_url))
+
+    @app.post("/doomed/{session_id}", status_code=201)
+    async def doomed(session_id: str, tx: TransactionDep, store: StoreDep) -> dict[str, str]:
+        await tx.sessions.create(purpose="doomed", created_by="planner", session_id=session_id)
+        await COMMIT_BREAKERS[dialect_name](tx, store)
+        return {"id": session_id}
+
+    async with serve(app) as client:
+        response = await client.post("/doomed/s1")
+        assert response.status_code >= 400, response.text
+        assert_nothing_internal(response)
+        # the typed error of the failed COMMIT, whichever it is, is the answer
+        assert response.json()["error"] in contextstore.errors.__all__
+        if response.json().get("may_have_committed"):
+            # a lost COMMIT: the outcome is unknown, so no invitation to retry
+            assert response.status_code == 503
+            assert "Retry-After" not in response.headers
+        # nothing was committed, and the app goes on serving on a fresh connection
+        assert (await client.get("/sessions/s1")).status_code == 404
+        assert (await client.post("/sessions/s2", json={})).status_code == 201
 
 
 async def _status_when_the_response_starts(
