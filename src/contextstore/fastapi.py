@@ -45,6 +45,7 @@ except ImportError as error:  # the extra is not installed
         "contextstore.fastapi needs FastAPI: pip install 'contextstore[fastapi]'"
     ) from error
 
+from ._facts import wait_bound
 from .errors import (
     ConfigurationError,
     ConflictError,
@@ -284,7 +285,14 @@ def add_exception_handlers(app: FastAPI, *, retry_after: int = 5) -> None:
         app: the application.
         retry_after: seconds sent in ``Retry-After`` with a 503 for which
             nothing can have been written.
+
+    Raises:
+        ConfigurationError: ``retry_after`` is not a whole number of seconds, 0 or more.
     """
+    if isinstance(retry_after, bool) or not isinstance(retry_after, int) or retry_after < 0:
+        raise ConfigurationError(
+            f"retry_after must be a whole number of seconds, 0 or more, got {retry_after!r}"
+        )
     app.add_exception_handler(ContextStoreError, _error_handler(retry_after))
 
 
@@ -297,9 +305,9 @@ def health_router(
     """A router with one route: ``GET path`` answers the Store's HealthReport.
 
     200 when the report is ok, 503 otherwise (the database does not answer
-    within ``timeout``, the schema is not current, the Store is closed...).
-    The body is the report as JSON; it names no URL but replicas' masked
-    ones, and never a password.
+    within ``timeout``, fails, or the Store is closed). The body is the
+    report as JSON; it names no URL but replicas' masked ones, and never a
+    password.
 
     Args:
         path: where the route answers.
@@ -308,7 +316,13 @@ def health_router(
 
     Returns:
         The router, for ``app.include_router(...)``.
+
+    Raises:
+        ConfigurationError: ``timeout`` is not a positive finite number.
     """
+    bound = wait_bound(timeout)
+    if isinstance(bound, str):  # refused now, not reported by every probe
+        raise ConfigurationError(f"health_router: {bound}")
     router = APIRouter()
 
     @router.get(
@@ -319,7 +333,7 @@ def health_router(
         summary="Health of the database",
     )
     async def health(store: StoreDep) -> JSONResponse:
-        report = await store.health(timeout=timeout)
+        report = await store.health(timeout=bound)
         return JSONResponse(report.model_dump(mode="json"), status_code=200 if report.ok else 503)
 
     return router

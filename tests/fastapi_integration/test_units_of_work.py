@@ -9,11 +9,11 @@ import asyncio
 import json
 from collections import Counter
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, HTTPException
 from sqlalchemy import insert, text
 
 import contextstore.errors
@@ -72,6 +72,60 @@ async def test_a_refused_commit_is_an_error_response_and_writes_nothing(
     assert response.json()["error"] == "ContextStoreError"
     assert "rolled back" in response.json()["detail"]
     assert await _written(reader, "s1") == NOTHING
+
+
+async def audited(tx: TransactionDep) -> Transaction:
+    """A dependency of the request that writes through its unit of work."""
+    await tx.audit.record("request", agent_id="gateway")
+    return tx
+
+
+# module level: FastAPI resolves the (string) annotations in the module's globals
+AuditedDep = Annotated[Transaction, Depends(audited)]
+
+
+async def test_every_dependency_of_a_request_shares_its_unit_of_work(empty_url: str) -> None:
+    app = make_app(Settings(database_url=empty_url))
+
+    @app.post("/audited/{session_id}", status_code=201)
+    async def create(
+        session_id: str,
+        fail: bool,
+        tx: TransactionDep,
+        seen: AuditedDep,
+    ) -> dict[str, bool]:
+        await tx.sessions.create(purpose="plan", created_by="planner", session_id=session_id)
+        if fail:
+            raise HTTPException(status_code=400, detail="refused")
+        return {"same": seen is tx}
+
+    async with serve(app) as client, Store(Settings(database_url=empty_url)) as reader:
+        refused = await client.post("/audited/s1", params={"fail": True})
+        assert refused.status_code == 400
+        assert (await reader.audit.list()).items == []  # the dependency's write went too
+        created = await client.post("/audited/s2", params={"fail": False})
+        assert created.status_code == 201
+        assert created.json() == {"same": True}
+        assert [e.event_type for e in (await reader.audit.list()).items] == ["request"]
+        assert await reader.sessions.get("s2") is not None
+
+
+@pytest.mark.sqlite
+@pytest.mark.legacy
+async def test_the_legacy_backend_serves_units_of_work_alike(sqlite_empty_url: str) -> None:
+    app = make_app(Settings(database_url=sqlite_empty_url, backend="legacy"))
+    async with serve(app) as client:
+        assert (await client.post("/sessions/s1", json={})).status_code == 201
+        assert (await client.post("/sessions/s2", json={"fail": "http"})).status_code == 400
+        assert (await client.post("/sessions/s1", json={})).status_code == 409
+        assert (await client.post("/sessions/s3", json={"fail": "swallow"})).status_code == 500
+        health = await client.get("/healthz")
+    assert health.status_code == 200
+    assert health.json()["backend"] == "legacy"
+    async with Store(Settings(database_url=sqlite_empty_url, backend="legacy")) as reader:
+        assert await _written(reader, "s1") == COMMITTED
+        assert await _written(reader, "s2") == NOTHING
+        assert await _written(reader, "s3") == NOTHING
 
 
 async def _refuse_commit_sqlite(tx: Transaction, store: Store) -> None:
