@@ -104,8 +104,8 @@ async def store_lifespan(app: FastAPI, settings: Settings | None = None) -> Asyn
     """``async with store_lifespan(app, settings) as store``: the Store inside your own lifespan.
 
     The Store is connected (and, with ``auto_migrate``, migrated) on entry,
-    put on ``app.state`` (see ``STATE_ATTRIBUTE``) for ``get_store``,
-    and closed on exit. It stays on ``app.state`` once closed, so a request
+    put on ``app.state`` (see ``STATE_ATTRIBUTE``) for ``get_store``, and
+    closed on exit. It stays on ``app.state`` once closed, so a request
     that arrives after shutdown gets a clear "Store is closed" error and the
     health route a 503.
 
@@ -148,8 +148,8 @@ def lifespan(
     Each startup opens a new Store (see ``store_lifespan``); shutdown
     closes it. A service with a lifespan of its own passes it as ``inner``:
     it runs inside, after the Store is open and before it is closed, so it
-    may use the Store (through ``app.state`` or ``get_store``). A
-    lifespan that yields state is composed the other way round, with
+    may use the Store (through ``app.state`` or ``get_store``). A lifespan
+    that yields state is composed the other way round, with
     ``store_lifespan`` inside it.
 
     Args:
@@ -216,8 +216,8 @@ async def get_transaction(store: StoreDep) -> AsyncIterator[Transaction]:
         store: the app's Store (supplied by FastAPI).
 
     Yields:
-        The request's ``Transaction``, the same one for
-        every dependency of the request that asks for it.
+        The request's ``Transaction``, the same one for every dependency of
+        the request that asks for it.
 
     Raises:
         ContextStoreError: a call inside failed in the database and the
@@ -275,11 +275,11 @@ def add_exception_handlers(app: FastAPI, *, retry_after: int = 5) -> None:
 
     The body is ``{"error": "<class name>", "detail": "<message>"}``, plus
     ``"may_have_committed"`` on a 503, which carries ``Retry-After`` unless
-    the write may have committed (a retry could then apply it twice). A 500
-    is logged with its traceback on the ``contextstore.fastapi`` logger. The
-    message is already in the
-    caller's terms and never carries a password, SQL or the driver's text.
-    A handler the service registers for a more specific class wins.
+    the write may have committed (a retry could then apply it twice). The
+    message is already in the caller's terms and never carries a password,
+    SQL or the driver's text. A 500 is logged with its traceback on the
+    ``contextstore.fastapi`` logger. A handler the service registers for a
+    more specific class wins.
 
     Args:
         app: the application.
