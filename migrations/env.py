@@ -7,10 +7,15 @@
 * otherwise (plain ``alembic upgrade head``) the URL comes from
   ``contextstore.Settings()`` (``CONTEXTSTORE_DATABASE_URL`` or ``.env``) and
   a pool-less engine with the dialect's connect hooks is used once;
-* the options (compare types, batch mode on SQLite, skipping the full-text
-  objects that are not in ``schema.metadata``) come from
+* the options (the version table ``contextstore_version``, compare types,
+  batch mode on SQLite, judging contextstore's own tables only) come from
   ``contextstore._migrations.context_options``, so ``alembic check`` and
-  ``contextstore db check`` judge drift the same way.
+  ``contextstore db check`` judge drift the same way;
+* online, under the migration lock: before the run, a stamp an older release
+  left in ``alembic_version`` is moved to ``contextstore_version``
+  (``carry_version``; a service's ``alembic_version`` is left alone); after
+  it, an empty ``contextstore_version`` (a downgrade or stamp to ``base``) is
+  dropped.
 """
 
 from __future__ import annotations
@@ -50,8 +55,10 @@ def run_migrations(connection: Connection) -> None:
             connection=connection,
             **_migrations.context_options(dialect_for(connection.engine.url)),
         )
+        _migrations.carry_version(connection)
         with context.begin_transaction():
             context.run_migrations()
+        _migrations.drop_empty_version_table(connection)
 
 
 async def run_standalone() -> None:
