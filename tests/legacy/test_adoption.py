@@ -240,7 +240,9 @@ def test_a_baseline_file_an_older_legacy_stamped_is_moved_and_upgraded(
 ) -> None:
     # an older legacy release stamped the baseline in alembic_version
     before = _legacy_file_without_stamp(open_store, db_path)
-    _sql(db_path, _SERVICE_HISTORY[0], f"INSERT INTO alembic_version VALUES ('{BASELINE_REVISION}')")
+    _sql(
+        db_path, _SERVICE_HISTORY[0], f"INSERT INTO alembic_version VALUES ('{BASELINE_REVISION}')"
+    )
     raw_before = _rows(db_path)
 
     result = _upgrade(db_url)
