@@ -273,9 +273,7 @@ def test_an_untranslated_driver_error_is_one_line_without_the_password(tmp_path:
 
 
 def _beside_a_service(path: Path) -> None:
-    """A service's table and Alembic history in the file, contextstore's stamp
-    where the previous release kept it (in that same ``alembic_version``
-    before the service had one: here the service's row replaces it)."""
+    """A service's own table and Alembic history in the file, beside contextstore's."""
     with sqlite3.connect(path) as raw:
         raw.execute("CREATE TABLE nc_tickets (id INTEGER PRIMARY KEY, title TEXT)")
         raw.execute("INSERT INTO nc_tickets VALUES (1, 'printer on fire')")

@@ -154,12 +154,13 @@ def test_an_empty_file_is_not_adopted_but_migrated(db_path: Path, db_url: str) -
     ]
 
 
-#: a service's own Alembic history in the same file
-_SERVICE_HISTORY = (
+#: Alembic's default version table, as Alembic creates it
+_CREATE_ALEMBIC_VERSION = (
     "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
-    "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))",
-    "INSERT INTO alembic_version VALUES ('svc_0001')",
+    "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
 )
+#: a service's own Alembic history in the same file
+_SERVICE_HISTORY = (_CREATE_ALEMBIC_VERSION, "INSERT INTO alembic_version VALUES ('svc_0001')")
 
 
 def test_an_unstamped_file_beside_a_service_history_is_adopted(
@@ -188,7 +189,7 @@ def _stamped_by_an_older_release(path: Path, revision: str) -> None:
     _sql(
         path,
         "DROP TABLE contextstore_version",
-        _SERVICE_HISTORY[0],
+        _CREATE_ALEMBIC_VERSION,
         f"INSERT INTO alembic_version VALUES ('{revision}')",
     )
 
@@ -241,7 +242,9 @@ def test_a_baseline_file_an_older_legacy_stamped_is_moved_and_upgraded(
     # an older legacy release stamped the baseline in alembic_version
     before = _legacy_file_without_stamp(open_store, db_path)
     _sql(
-        db_path, _SERVICE_HISTORY[0], f"INSERT INTO alembic_version VALUES ('{BASELINE_REVISION}')"
+        db_path,
+        _CREATE_ALEMBIC_VERSION,
+        f"INSERT INTO alembic_version VALUES ('{BASELINE_REVISION}')",
     )
     raw_before = _rows(db_path)
 
