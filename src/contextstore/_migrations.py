@@ -16,7 +16,8 @@ Invariants:
   ``alembic_version``, which is left to a service's own Alembic history in
   the same database. A database an older release stamped in
   ``alembic_version`` is moved over by the first upgrade, downgrade or stamp
-  (:func:`carry_version`, run by ``env.py`` under the migration lock); until
+  (:func:`carry_version`, run by ``env.py`` under the migration lock; reading
+  commands never move it); until
   then :func:`current` and ``health()`` read the revision where that release
   left it (:func:`old_release_revision`);
 * the comparison behind :func:`check` judges contextstore's own tables only:
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "VERSION_TABLE",
+    "WRITES_REVISION",
     "Adopt",
     "RunSQL",
     "carry_version",
@@ -109,11 +111,17 @@ def head_revision() -> str | None:
         return None
 
 
-def make_config(connection: Connection | None = None) -> Config:
+#: ``config.attributes`` key telling ``env.py`` whether the command writes a
+#: revision (and so may move an older release's stamp, see :func:`carry_version`)
+WRITES_REVISION = "contextstore.writes_revision"
+
+
+def make_config(connection: Connection | None = None, *, write: bool = False) -> Config:
     """An Alembic ``Config`` needing no ``alembic.ini``.
 
     Args:
         connection: run the commands on this connection instead of opening one.
+        write: the command writes a revision (upgrade, downgrade, stamp).
     """
     from alembic.config import Config
 
@@ -122,6 +130,7 @@ def make_config(connection: Connection | None = None) -> Config:
     config.set_main_option("script_location", str(script_location()))
     if connection is not None:
         config.attributes["connection"] = connection
+        config.attributes[WRITES_REVISION] = write
     return config
 
 
@@ -238,9 +247,11 @@ def carry_version(connection: Connection) -> str | None:
     """Move an older release's stamp from ``alembic_version`` to ``contextstore_version``.
 
     Run by ``env.py`` on its connection, under the migration lock, before an
-    upgrade, downgrade or stamp. Only a stamp :func:`old_release_revision`
-    recognises is moved; an ``alembic_version`` holding a service's revision
-    is never read further, written or dropped.
+    upgrade, downgrade or stamp (never before a reading command: an older
+    release still running against the database must keep finding its stamp).
+    Only a stamp :func:`old_release_revision` recognises is moved; an
+    ``alembic_version`` holding a service's revision is never read further,
+    written or dropped.
 
     The steps, in this order: create ``contextstore_version`` (if absent) and
     record the revision there; delete contextstore's row from
@@ -475,7 +486,7 @@ async def _run(
     recipe = dialect_for(engine.url)
 
     def in_alembic(connection: Connection) -> T:
-        return action(make_config(connection))
+        return action(make_config(connection, write=write))
 
     try:
         async with _one_command_at_a_time():

@@ -15,6 +15,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from alembic.config import main as alembic_main
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, inspect, select, text
@@ -126,6 +127,8 @@ async def test_an_older_stamp_is_moved_by_upgrade(db: ConnectionManager, revisio
     assert len(drift) == 1
     assert "alembic_version" in drift[0]
     assert "db upgrade" in drift[0]
+    # reading never moves it: the previous release may still be running
+    assert "contextstore_version" not in await table_names(db)
 
     await _migrations.upgrade(db)
 
@@ -206,6 +209,32 @@ async def test_an_empty_alembic_version_left_by_a_move_is_left_alone(
     await _migrations.upgrade(db)
     assert await own_rows(db) == [HEAD]
     assert "alembic_version" in await table_names(db)
+    assert await _migrations.check(db) == []
+
+
+def test_the_alembic_command_line_moves_only_when_writing(
+    sqlite_empty_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``alembic current`` reads; ``alembic upgrade head`` moves the stamp."""
+    _on(sqlite_empty_url, lambda db: as_previous_release(db, HEAD))
+    monkeypatch.setenv("CONTEXTSTORE_DATABASE_URL", sqlite_empty_url)
+    ini = str(_migrations.script_location().parent / "alembic.ini")
+
+    alembic_main(argv=["-c", ini, "current"])
+    _on(sqlite_empty_url, _assert_not_moved)
+
+    alembic_main(argv=["-c", ini, "upgrade", "head"])
+    _on(sqlite_empty_url, _assert_moved)
+
+
+async def _assert_not_moved(db: ConnectionManager) -> None:
+    assert "contextstore_version" not in await table_names(db)
+    assert await _migrations.current(db) == HEAD  # from alembic_version
+
+
+async def _assert_moved(db: ConnectionManager) -> None:
+    assert await own_rows(db) == [HEAD]
+    assert "alembic_version" not in await table_names(db)
     assert await _migrations.check(db) == []
 
 
