@@ -7,10 +7,18 @@
 * otherwise (plain ``alembic upgrade head``) the URL comes from
   ``contextstore.Settings()`` (``CONTEXTSTORE_DATABASE_URL`` or ``.env``) and
   a pool-less engine with the dialect's connect hooks is used once;
-* the options (compare types, batch mode on SQLite, skipping the full-text
-  objects that are not in ``schema.metadata``) come from
+* the options (the version table ``contextstore_version``, compare types,
+  batch mode on SQLite, judging contextstore's own tables only) come from
   ``contextstore._migrations.context_options``, so ``alembic check`` and
-  ``contextstore db check`` judge drift the same way.
+  ``contextstore db check`` judge drift the same way;
+* online, under the migration lock, for the commands that write a revision
+  (upgrade, downgrade, stamp; see ``_writes_revision``): before the run, a
+  stamp an older release left in ``alembic_version`` is moved to
+  ``contextstore_version`` (``carry_version``; a service's
+  ``alembic_version`` is left alone); after it, an empty
+  ``contextstore_version`` (a downgrade or stamp to ``base``) is dropped.
+  Reading commands (``current``, ``check``) never write: an older release
+  still running against the database must keep finding its stamp.
 """
 
 from __future__ import annotations
@@ -44,14 +52,33 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+#: the ``alembic`` commands that write a revision
+_WRITING_COMMANDS = frozenset({"upgrade", "downgrade", "stamp"})
+
+
+def _writes_revision() -> bool:
+    """Whether this run writes a revision: told by ``contextstore._migrations``,
+    or the ``alembic`` command line's command."""
+    told = config.attributes.get(_migrations.WRITES_REVISION)
+    if told is not None:
+        return bool(told)
+    command = getattr(config.cmd_opts, "cmd", None)
+    return command is not None and getattr(command[0], "__name__", "") in _WRITING_COMMANDS
+
+
 def run_migrations(connection: Connection) -> None:
+    writes = _writes_revision()
     with _migrations.migration_lock(connection):
         context.configure(
             connection=connection,
             **_migrations.context_options(dialect_for(connection.engine.url)),
         )
+        if writes:
+            _migrations.carry_version(connection)
         with context.begin_transaction():
             context.run_migrations()
+        if writes:
+            _migrations.drop_empty_version_table(connection)
 
 
 async def run_standalone() -> None:

@@ -15,7 +15,10 @@ legacy package both import it, and neither imports the other.
   ``messages.search_text``, the terms a query searches for, and the FTS5
   expression that finds them;
 * JSON: how a JSON column's value becomes text and back (orjson, with the
-  standard library where orjson would differ from it).
+  standard library where orjson would differ from it);
+* the schema revision: where contextstore records it (``VERSION_TABLE``), and
+  how to recognise the one an older release recorded in Alembic's default
+  table (``OLD_VERSION_TABLE``, ``OLD_RELEASE_REVISIONS``).
 """
 
 from __future__ import annotations
@@ -38,10 +41,14 @@ import orjson
 __all__ = [
     "BUCKET_LAYOUT",
     "BUSY_TIMEOUT_MS",
+    "FIRST_TABLE",
     "FTS_TABLE",
     "MAX_INDEXED_WORDS",
     "MAX_QUERY_WORDS",
     "MAX_TERM_LENGTH",
+    "OLD_RELEASE_REVISIONS",
+    "OLD_VERSION_TABLE",
+    "VERSION_TABLE",
     "Probes",
     "SqliteErrorKind",
     "collection_paused",
@@ -51,6 +58,7 @@ __all__ = [
     "json_loads",
     "json_text",
     "jsonb_loads",
+    "old_release_stamp",
     "search_term",
     "search_text",
     "search_tokens",
@@ -105,6 +113,46 @@ def jsonb_loads(data: bytes) -> Any:
     """A PostgreSQL ``jsonb`` value in binary format (a version byte, then the
     document's UTF-8 text) as its value, by :func:`json_bytes_loads`."""
     return json_bytes_loads(data[1:])
+
+
+#: the table contextstore's Alembic history records its revision in, so that a
+#: service's own Alembic history (in Alembic's default ``alembic_version``)
+#: can live in the same database.
+VERSION_TABLE = "contextstore_version"
+#: where releases before ``VERSION_TABLE`` recorded contextstore's revision.
+OLD_VERSION_TABLE = "alembic_version"
+#: every revision those releases knew. Frozen: every later revision is
+#: recorded in ``VERSION_TABLE`` from the start, so an ``OLD_VERSION_TABLE``
+#: row with another value is a service's own.
+OLD_RELEASE_REVISIONS = frozenset({"0001_baseline", "0002_search_text", "0003_json_fidelity"})
+#: contextstore's table the baseline creates first; its presence tells an older
+#: release's stamp from a service's revision that happens to have the same name.
+FIRST_TABLE = "sessions"
+
+
+def old_release_stamp(rows: Sequence[Sequence[Any]], *, has_tables: bool) -> str | None:
+    """contextstore's revision among ``OLD_VERSION_TABLE``'s rows, if an older release wrote it.
+
+    Asked only when ``VERSION_TABLE`` holds no revision (it is absent, or
+    empty after an interrupted move). The rows are an older release's stamp
+    when there is exactly one (contextstore's history is linear: several
+    heads are a service's branched history), it is one of
+    ``OLD_RELEASE_REVISIONS``, and contextstore's tables are there
+    (``has_tables``: ``FIRST_TABLE`` exists), so a service's first revision
+    called ``0001_baseline`` in a database without contextstore stays the
+    service's.
+
+    Args:
+        rows: the rows of ``OLD_VERSION_TABLE`` (``version_num`` first).
+        has_tables: whether ``FIRST_TABLE`` exists.
+
+    Returns:
+        The revision, or None when the rows are not contextstore's.
+    """
+    if not has_tables or len(rows) != 1:
+        return None
+    revision = str(rows[0][0])
+    return revision if revision in OLD_RELEASE_REVISIONS else None
 
 
 #: an integer literal that may not fit 64 bits (or digits inside a string: harmless)

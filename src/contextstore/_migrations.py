@@ -11,9 +11,23 @@ Invariants:
   migration lock (advisory lock, ``GET_LOCK``; SQLite's ``BEGIN IMMEDIATE``
   already serialises writers), so services starting together with
   ``auto_migrate`` do not race each other's DDL;
-* the full-text objects are created by the migrations but are not in
-  ``schema.metadata``; the comparison behind :func:`check` skips them
+* contextstore's revision lives in its own version table,
+  ``contextstore_version`` (``VERSION_TABLE``), never in Alembic's default
+  ``alembic_version``, which is left to a service's own Alembic history in
+  the same database. A database an older release stamped in
+  ``alembic_version`` is moved over by the first upgrade, downgrade or stamp
+  (:func:`carry_version`, run by ``env.py`` under the migration lock; reading
+  commands never move it); until
+  then :func:`current` and ``health()`` read the revision where that release
+  left it (:func:`old_release_revision`);
+* the comparison behind :func:`check` judges contextstore's own tables only:
+  a table that is not in ``schema.metadata`` (a service's, either version
+  table, the full-text tables) is skipped with everything on it, and so are
+  the full-text columns and indexes the migrations add to ``messages``
   (``include_name``/``include_object``, asked of the dialect recipe);
+* after a run that leaves ``contextstore_version`` empty (a downgrade to
+  ``base``, a stamp at ``base``) the table is dropped, so nothing of
+  contextstore is left behind (:func:`drop_empty_version_table`);
 * errors leave as contextstore errors (SQLAlchemy ones through
   ``_translate``; Alembic's as :class:`ContextStoreError`), never with a URL.
 """
@@ -29,9 +43,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlalchemy import Column, MetaData, String, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ._dialects import WRITE_INTENT, dialect_for
+from ._facts import FIRST_TABLE, OLD_VERSION_TABLE, VERSION_TABLE, old_release_stamp
 from ._translate import translating
 from .errors import ContextStoreError
 
@@ -43,6 +59,7 @@ Adopt = Callable[[RunSQL], "str | None"]
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
     from sqlalchemy.engine import Connection
 
     from ._dialects import Dialect
@@ -50,15 +67,22 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 __all__ = [
+    "VERSION_TABLE",
+    "WRITES_REVISION",
     "Adopt",
     "RunSQL",
+    "carry_version",
     "check",
     "context_options",
     "current",
     "downgrade",
+    "drop_empty_version_table",
     "head_revision",
     "make_config",
     "migration_lock",
+    "old_release_revision",
+    "own_revision",
+    "recorded_revision",
     "script_location",
     "stamp",
     "standalone_engine",
@@ -87,11 +111,17 @@ def head_revision() -> str | None:
         return None
 
 
-def make_config(connection: Connection | None = None) -> Config:
+#: ``config.attributes`` key telling ``env.py`` whether the command writes a
+#: revision (and so may move an older release's stamp, see :func:`carry_version`)
+WRITES_REVISION = "contextstore.writes_revision"
+
+
+def make_config(connection: Connection | None = None, *, write: bool = False) -> Config:
     """An Alembic ``Config`` needing no ``alembic.ini``.
 
     Args:
         connection: run the commands on this connection instead of opening one.
+        write: the command writes a revision (upgrade, downgrade, stamp).
     """
     from alembic.config import Config
 
@@ -100,34 +130,176 @@ def make_config(connection: Connection | None = None) -> Config:
     config.set_main_option("script_location", str(script_location()))
     if connection is not None:
         config.attributes["connection"] = connection
+        config.attributes[WRITES_REVISION] = write
     return config
 
 
 def context_options(recipe: Dialect) -> dict[str, Any]:
     """The ``context.configure`` options ``env.py`` uses for ``recipe``'s dialect.
 
-    The full-text objects the migrations create per dialect are not in
-    ``schema.metadata`` (a PostgreSQL-only column cannot be), so the schema
-    comparison is told to ignore them; tables by name before reflection (the
-    FTS5 virtual and shadow tables), columns and indexes after.
+    The revision is recorded in ``contextstore_version``. The schema
+    comparison judges contextstore's own tables only: a reflected table that
+    is not in ``schema.metadata`` is skipped by name before reflection, with
+    its columns and indexes (a service's tables, Alembic's default
+    ``alembic_version``, the FTS5 virtual and shadow tables; Alembic itself
+    skips the configured version table). The full-text columns and indexes
+    the migrations add to contextstore's own ``messages`` cannot be in
+    ``schema.metadata`` (a PostgreSQL-only column), so they are skipped too.
     """
     from .schema import metadata
 
     def include_name(name: str | None, type_: str, _parents: Any) -> bool:
-        return name is None or type_ != "table" or not recipe.is_fulltext_object(name)
+        if name is None:
+            return True
+        if type_ == "table":
+            return name in metadata.tables
+        return not recipe.is_fulltext_object(name)
 
     def include_object(
-        _obj: Any, name: str | None, _type: str, _reflected: bool, _compare_to: Any
+        obj: Any, name: str | None, type_: str, _reflected: bool, _compare_to: Any
     ) -> bool:
-        return name is None or not recipe.is_fulltext_object(name)
+        if name is None:
+            return True
+        if type_ == "table":
+            return name in metadata.tables
+        table = getattr(obj, "table", None)
+        if table is not None and getattr(table, "name", None) not in metadata.tables:
+            return False
+        return not recipe.is_fulltext_object(name)
 
     return {
         "target_metadata": metadata,
+        "version_table": VERSION_TABLE,
         "compare_type": True,
         "render_as_batch": recipe.alter_by_rebuild,
         "include_name": include_name,
         "include_object": include_object,
     }
+
+
+# -- where the revision is recorded -------------------------------------------
+
+
+def _old_version_table() -> Table:
+    """Alembic's default version table, as far as reading and deleting go."""
+    return Table(OLD_VERSION_TABLE, MetaData(), Column("version_num", String(32)))
+
+
+def _own_context(connection: Connection) -> MigrationContext:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+
+
+def own_revision(connection: Connection) -> str | None:
+    """The revision recorded in ``contextstore_version`` (None: none there)."""
+    return _own_context(connection).get_current_revision()
+
+
+def old_release_revision(connection: Connection) -> str | None:
+    """contextstore's revision as a release before ``contextstore_version`` recorded it.
+
+    That is the value of ``alembic_version`` when all of these hold, and None
+    otherwise (the rule is ``_facts.old_release_stamp``, which the legacy
+    backend follows too):
+
+    * ``contextstore_version`` holds no revision (it is absent, or empty
+      because a move on MariaDB was interrupted after creating it);
+    * ``alembic_version`` holds exactly one row (contextstore's history is
+      linear: a branched history with several heads is a service's);
+    * that row is one of the revisions those releases knew
+      (``OLD_RELEASE_REVISIONS``, a frozen set);
+    * contextstore's tables are there (``sessions``): a service whose own first
+      revision happens to be called ``0001_baseline`` keeps it.
+
+    Args:
+        connection: a connection to the database (read only).
+    """
+    if own_revision(connection) is not None:
+        return None
+    return _old_stamp(connection)
+
+
+def _old_stamp(connection: Connection) -> str | None:
+    """:func:`old_release_revision`'s rules but the first (``contextstore_version`` is empty)."""
+    from sqlalchemy import inspect, select
+
+    inspector = inspect(connection)
+    if not inspector.has_table(OLD_VERSION_TABLE):
+        return None
+    old = _old_version_table()
+    rows = connection.execute(select(old.c.version_num)).all()
+    return old_release_stamp(rows, has_tables=inspector.has_table(FIRST_TABLE))
+
+
+def recorded_revision(connection: Connection) -> str | None:
+    """The revision contextstore's schema is at, wherever it is recorded.
+
+    ``contextstore_version``'s, or else an older release's stamp in
+    ``alembic_version`` (:func:`old_release_revision`); None for a database
+    contextstore never migrated.
+    """
+    own = own_revision(connection)
+    return own if own is not None else _old_stamp(connection)
+
+
+def carry_version(connection: Connection) -> str | None:
+    """Move an older release's stamp from ``alembic_version`` to ``contextstore_version``.
+
+    Run by ``env.py`` on its connection, under the migration lock, before an
+    upgrade, downgrade or stamp (never before a reading command: an older
+    release still running against the database must keep finding its stamp).
+    Only a stamp :func:`old_release_revision` recognises is moved; an
+    ``alembic_version`` holding a service's revision is never read further,
+    written or dropped.
+
+    The steps, in this order: create ``contextstore_version`` (if absent) and
+    record the revision there; delete contextstore's row from
+    ``alembic_version``; drop ``alembic_version`` if it is then empty. It
+    was contextstore's alone (it held that one row, nothing else), so nothing
+    of a service's goes with it. On SQLite and PostgreSQL all three are one
+    transaction: the move happens whole or not at all. MariaDB commits at
+    each DDL statement, so the order is chosen for interruptions: stopped
+    after the CREATE, the new table is empty and the stamp is still where it
+    was (read from there and moved by the next run); the INSERT and the
+    DELETE are one transaction, committed together by the DROP (or the
+    migration's first DDL statement), so the revision is never in both tables
+    or in neither; stopped before the DROP, an empty ``alembic_version``
+    stays, which Alembic reads as "no revision", as if it were absent, and
+    which is left to a service's history from then on.
+
+    Args:
+        connection: the migration's connection, inside its transaction.
+
+    Returns:
+        The revision moved, or None when there was nothing to move.
+    """
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import delete, func, select
+
+    revision = old_release_revision(connection)
+    if revision is None:
+        return None
+    _own_context(connection).stamp(ScriptDirectory.from_config(make_config()), revision)
+    old = _old_version_table()
+    connection.execute(delete(old).where(old.c.version_num == revision))
+    if not connection.execute(select(func.count()).select_from(old)).scalar():
+        old.drop(connection)
+    return revision
+
+
+def drop_empty_version_table(connection: Connection) -> bool:
+    """Drop ``contextstore_version`` when it holds no revision (after a run to ``base``).
+
+    Returns:
+        True when the table was dropped.
+    """
+    from sqlalchemy import inspect
+
+    if not inspect(connection).has_table(VERSION_TABLE) or own_revision(connection) is not None:
+        return False
+    Table(VERSION_TABLE, MetaData()).drop(connection)
+    return True
 
 
 @contextmanager
@@ -189,6 +361,9 @@ def _adopt_unstamped(config: Config, adopt: Adopt) -> str | None:
     connection: Connection = config.attributes["connection"]
     if dialect_for(connection.engine.url).is_server:
         return None  # only an embedded file can have been created by the legacy backend
+    # an older release's stamp is contextstore's revision: nothing to adopt
+    # (SQLite's write lock, taken by BEGIN IMMEDIATE, serialises this run)
+    carry_version(connection)
 
     def run(sql: str, params: dict[str, Any] | None) -> list[Any]:
         result = connection.exec_driver_sql(sql, params or {})
@@ -222,6 +397,10 @@ async def stamp(target: AsyncEngine | ConnectionManager, revision: str) -> None:
 async def current(target: AsyncEngine | ConnectionManager) -> str | None:
     """The revision the database is at; None for a database never migrated.
 
+    Read from ``contextstore_version``, or, on a database an older release
+    stamped and no upgrade has moved yet, from ``alembic_version``
+    (:func:`recorded_revision`). A service's own revision is never returned.
+
     Raises:
         ContextStoreError: the database cannot be read.
     """
@@ -229,11 +408,16 @@ async def current(target: AsyncEngine | ConnectionManager) -> str | None:
 
 
 async def check(target: AsyncEngine | ConnectionManager) -> list[str]:
-    """Compare the database with ``schema.metadata``.
+    """Compare contextstore's tables in the database with ``schema.metadata``.
+
+    Only contextstore's own tables are judged: a service's tables (and its
+    ``alembic_version``) are never reported.
 
     Returns:
-        One line per difference; empty when the database is at the newest
-        revision and matches the tables exactly.
+        One line per difference; empty when contextstore's revision is the
+        newest, is recorded in ``contextstore_version``, and its tables match
+        exactly. A revision still where an older release recorded it is one
+        line (``db upgrade`` moves it).
 
     Raises:
         ContextStoreError: the database cannot be read.
@@ -242,17 +426,21 @@ async def check(target: AsyncEngine | ConnectionManager) -> list[str]:
 
 
 def _current_revision(config: Config) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    connection: Connection = config.attributes["connection"]
-    return MigrationContext.configure(connection).get_current_revision()
+    return recorded_revision(config.attributes["connection"])
 
 
 def _differences(config: Config) -> list[str]:
     from alembic import command
     from alembic.util import AutogenerateDiffsDetected
 
-    at, head = _current_revision(config), head_revision()
+    connection: Connection = config.attributes["connection"]
+    at, head = own_revision(connection), head_revision()
+    old = None if at is not None else _old_stamp(connection)
+    if old is not None:
+        return [
+            f"schema revision {old} is recorded in {OLD_VERSION_TABLE}, where releases "
+            f"before {VERSION_TABLE} kept it: run 'db upgrade' to move it"
+        ]
     if at != head:
         return [f"schema is at revision {at or 'none'}, newest is {head}: run 'db upgrade'"]
     try:
@@ -298,7 +486,7 @@ async def _run(
     recipe = dialect_for(engine.url)
 
     def in_alembic(connection: Connection) -> T:
-        return action(make_config(connection))
+        return action(make_config(connection, write=write))
 
     try:
         async with _one_command_at_a_time():

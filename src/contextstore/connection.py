@@ -33,7 +33,7 @@ from sqlalchemy.pool import QueuePool
 
 from ._dialects import SNAPSHOT, WRITE_INTENT, dialect_for
 from ._execute import ConnectionExecutor, Executor, Leases, observed
-from ._facts import Probes, wait_bound
+from ._facts import VERSION_TABLE, Probes, wait_bound
 from ._statements import Statements
 from ._translate import Progress, translate, translating
 from ._unit import UnitState
@@ -479,11 +479,14 @@ class ConnectionManager(Statements):
         version = await self._run(engine, _scalar(self._dialect.server_version_sql()), False)
         revision: str | None = None
         try:
-            revision = await self._run(
-                engine, _scalar("SELECT version_num FROM alembic_version"), False
-            )
+            revision = await self._run(engine, _scalar(_OWN_REVISION_SQL), False)
         except ContextStoreError:
-            revision = None  # no schema yet
+            revision = None  # no contextstore_version (yet)
+        if revision is None:
+            # not migrated yet, or stamped by an older release in alembic_version
+            # and not moved yet (never a service's revision: see _migrations)
+            with contextlib.suppress(ContextStoreError):
+                revision = await self._run(engine, _old_release_revision, False)
         # inside the probe, so even the first (uncached) read of the migration
         # scripts counts against the health timeout
         current = revision is not None and revision == _head_revision()
@@ -507,6 +510,17 @@ class ConnectionManager(Statements):
         for each in (engine, unpooled):
             if each is not None:
                 await each.dispose()
+
+
+#: contextstore's revision, from its own version table (``_facts.VERSION_TABLE``)
+_OWN_REVISION_SQL = f"SELECT version_num FROM {VERSION_TABLE}"
+
+
+async def _old_release_revision(conn: AsyncConnection) -> str | None:
+    """Work for ``run``: a stamp an older release left in ``alembic_version``."""
+    from ._migrations import old_release_revision
+
+    return await conn.run_sync(old_release_revision)
 
 
 def _scalar(sql: str) -> Callable[[AsyncConnection], Awaitable[Any]]:

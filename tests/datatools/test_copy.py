@@ -68,10 +68,10 @@ def test_from_a_legacy_file(
     run(lambda: make_source(source, backend="legacy"))
     if not stamped:
         # what older legacy releases left behind: the baseline tables (no
-        # search_text yet), no alembic_version
+        # search_text yet), no version table
         run(lambda: downgrade(source, "0001_baseline"))
         with sqlite3.connect(source_path) as raw:
-            raw.execute("DROP TABLE alembic_version")
+            raw.execute("DROP TABLE contextstore_version")
     before = run(lambda: read_all(source))
     target = fresh_url(dialect)
 
@@ -81,7 +81,7 @@ def test_from_a_legacy_file(
 
     assert_same_rows(before, run(lambda: read_all(target)))
     # the source is read, never changed (not even stamped)
-    assert ("alembic_version" in run(lambda: table_names(source))) is stamped
+    assert ("contextstore_version" in run(lambda: table_names(source))) is stamped
     assert_same_rows(before, run(lambda: read_all(source)))
     run(lambda: check_fresh_ids_and_search(target))
 
@@ -270,3 +270,73 @@ def test_an_untranslated_driver_error_is_one_line_without_the_password(tmp_path:
     assert err.startswith("error:")
     assert len(err.strip().splitlines()) == 1
     assert SECRET not in out + err
+
+
+def _beside_a_service(path: Path) -> None:
+    """A service's own table and Alembic history in the file, beside contextstore's."""
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TABLE nc_tickets (id INTEGER PRIMARY KEY, title TEXT)")
+        raw.execute("INSERT INTO nc_tickets VALUES (1, 'printer on fire')")
+        raw.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        raw.execute("INSERT INTO alembic_version VALUES ('svc_0001')")
+    raw.close()
+
+
+@pytest.mark.sqlite
+@pytest.mark.parametrize(
+    "dialect",
+    [
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgresql),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ],
+)
+def test_only_contextstore_tables_are_copied(
+    dialect: str, tmp_path: Path, fresh_url: FreshUrl
+) -> None:
+    source_path = tmp_path / "shared.db"
+    source = f"sqlite+aiosqlite:///{source_path}"
+    run(lambda: make_source(source))
+    _beside_a_service(source_path)
+    before = run(lambda: read_all(source))
+    target = fresh_url(dialect)
+
+    code, out, err = cli("db", "copy", source, target)
+    assert code == 0, out + err
+
+    assert_same_rows(before, run(lambda: read_all(target)))
+    names = run(lambda: table_names(target))
+    assert "contextstore_version" in names
+    assert not names & {"nc_tickets", "alembic_version"}
+    # the source keeps the service's history and table untouched
+    with sqlite3.connect(source_path) as raw:
+        assert raw.execute("SELECT version_num FROM alembic_version").fetchall() == [("svc_0001",)]
+        assert raw.execute("SELECT title FROM nc_tickets").fetchall() == [("printer on fire",)]
+    raw.close()
+
+
+@pytest.mark.sqlite
+def test_a_source_an_older_release_stamped_is_read_unchanged(
+    tmp_path: Path, fresh_url: FreshUrl
+) -> None:
+    source_path = tmp_path / "old.db"
+    source = f"sqlite+aiosqlite:///{source_path}"
+    run(lambda: make_source(source))
+    head = _migrations.head_revision()
+    with sqlite3.connect(source_path) as raw:
+        # where releases before contextstore_version recorded the revision
+        raw.execute("DROP TABLE contextstore_version")
+        raw.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        raw.execute("INSERT INTO alembic_version VALUES (?)", (head,))
+    raw.close()
+    before = run(lambda: read_all(source))
+    target = fresh_url("sqlite")
+
+    code, out, err = cli("db", "copy", source, target)
+    assert code == 0, out + err
+    assert f"(schema {head})" in out  # read from where that release recorded it
+
+    assert_same_rows(before, run(lambda: read_all(target)))
+    assert "alembic_version" not in run(lambda: table_names(target))
+    # the source is read, never changed: its stamp is where it was
+    assert "contextstore_version" not in run(lambda: table_names(source))

@@ -149,16 +149,22 @@ async def test_schema_revision_and_currency(
     monkeypatch.setattr("contextstore.connection._head_revision", lambda: "cafe0002")
     async with managed(empty_url) as db:
         async with db.transaction() as conn:
+            await conn.execute(text("CREATE TABLE contextstore_version (version_num VARCHAR(32))"))
+            await conn.execute(text("INSERT INTO contextstore_version VALUES ('cafe0001')"))
+            # a service's own Alembic history beside it is not contextstore's revision
             await conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
-            await conn.execute(text("INSERT INTO alembic_version VALUES ('cafe0001')"))
+            await conn.execute(text("INSERT INTO alembic_version VALUES ('cafe0002')"))
         behind = await db.health_check(timeout=5.0)
         assert behind.ok is True
         assert behind.schema_revision == "cafe0001"
         assert behind.schema_current is False
-        await db.execute(text("UPDATE alembic_version SET version_num = 'cafe0002'"))
+        await db.execute(text("UPDATE contextstore_version SET version_num = 'cafe0002'"))
         current = await db.health_check(timeout=5.0)
         assert current.schema_revision == "cafe0002"
         assert current.schema_current is True
+        await db.execute(text("DELETE FROM contextstore_version"))
+        unstamped = await db.health_check(timeout=5.0)
+        assert (unstamped.schema_revision, unstamped.schema_current) == (None, False)
 
 
 async def test_answers_while_the_pool_is_exhausted(empty_url: str) -> None:

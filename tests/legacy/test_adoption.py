@@ -1,8 +1,9 @@
 """``contextstore db upgrade`` adopts a legacy-created file, every row intact.
 
-Older legacy releases created the baseline schema without stamping
-``alembic_version``; such a file is simulated here by dropping that table
-from a file legacy created and filled.
+Older legacy releases created the baseline schema without stamping it; such
+a file is simulated here by dropping the version table from a file legacy
+created and filled. Older releases that did stamp used Alembic's
+``alembic_version``: such a file is read by legacy as it is and moved by core.
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ def _rows(path: Path) -> dict[str, list[Any]]:
     }
 
 
-def _has_version_table(path: Path) -> bool:
-    query = "SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'"
+def _has_version_table(path: Path, name: str = "contextstore_version") -> bool:
+    query = f"SELECT 1 FROM sqlite_master WHERE name = '{name}'"
     return bool(_sql(path, query))
 
 
@@ -78,7 +79,7 @@ def _legacy_file_without_stamp(open_store: OpenStore, path: Path) -> dict[str, A
         return state
 
     state = asyncio.run(fill())
-    _sql(path, "DROP TABLE alembic_version")
+    _sql(path, "DROP TABLE contextstore_version")
     return state
 
 
@@ -95,7 +96,7 @@ def test_db_upgrade_adopts_a_legacy_file_and_core_reads_every_row(
     result = _upgrade(db_url)
     assert result.exit_code == 0, result.output
 
-    assert _sql(db_path, "SELECT version_num FROM alembic_version") == [
+    assert _sql(db_path, "SELECT version_num FROM contextstore_version") == [
         (_migrations.head_revision(),)
     ]
     assert _rows(db_path) == raw_before
@@ -148,6 +149,115 @@ def test_a_schema_that_is_not_the_baseline_is_refused_untouched(
 def test_an_empty_file_is_not_adopted_but_migrated(db_path: Path, db_url: str) -> None:
     result = _upgrade(db_url)
     assert result.exit_code == 0, result.output
-    assert _sql(db_path, "SELECT version_num FROM alembic_version") == [
+    assert _sql(db_path, "SELECT version_num FROM contextstore_version") == [
         (_migrations.head_revision(),)
     ]
+
+
+#: Alembic's default version table, as Alembic creates it
+_CREATE_ALEMBIC_VERSION = (
+    "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+    "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+)
+#: a service's own Alembic history in the same file
+_SERVICE_HISTORY = (_CREATE_ALEMBIC_VERSION, "INSERT INTO alembic_version VALUES ('svc_0001')")
+
+
+def test_an_unstamped_file_beside_a_service_history_is_adopted(
+    open_store: OpenStore, db_path: Path, db_url: str
+) -> None:
+    before = _legacy_file_without_stamp(open_store, db_path)
+    _sql(db_path, *_SERVICE_HISTORY)
+
+    result = _upgrade(db_url)
+    assert result.exit_code == 0, result.output
+
+    assert _sql(db_path, "SELECT version_num FROM contextstore_version") == [
+        (_migrations.head_revision(),)
+    ]
+    assert _sql(db_path, "SELECT version_num FROM alembic_version") == [("svc_0001",)]
+
+    async def read() -> dict[str, Any]:
+        async with open_store("core", auto_migrate=False) as core:
+            return await snapshot(core)
+
+    assert asyncio.run(read()) == before
+
+
+def _stamped_by_an_older_release(path: Path, revision: str) -> None:
+    """Where releases before contextstore_version recorded the revision."""
+    _sql(
+        path,
+        "DROP TABLE contextstore_version",
+        _CREATE_ALEMBIC_VERSION,
+        f"INSERT INTO alembic_version VALUES ('{revision}')",
+    )
+
+
+def test_legacy_reads_a_file_an_older_release_stamped_and_core_moves_it(
+    open_store: OpenStore, db_path: Path
+) -> None:
+    async def fill() -> dict[str, Any]:
+        async with open_store("legacy") as legacy:
+            await populate(legacy)
+            return await snapshot(legacy)
+
+    before = asyncio.run(fill())
+    head = _migrations.head_revision()
+    _stamped_by_an_older_release(db_path, str(head))
+    raw_before = _rows(db_path)
+
+    async def with_legacy() -> tuple[Any, dict[str, Any]]:
+        # no core upgrade on connect: legacy reads the file as that release left it
+        async with open_store("legacy", auto_migrate=False) as legacy:
+            return await legacy.health(), await snapshot(legacy)
+
+    report, seen = asyncio.run(with_legacy())
+    assert (report.ok, report.schema_revision, report.schema_current) == (True, head, True)
+    assert seen == before
+    assert not _has_version_table(db_path)  # legacy moved nothing
+
+    async def with_core() -> dict[str, Any]:
+        async with open_store("core") as core:  # auto_migrate: the stamp is moved
+            assert (await core.health()).schema_current
+            return await snapshot(core)
+
+    assert asyncio.run(with_core()) == before
+    assert _sql(db_path, "SELECT version_num FROM contextstore_version") == [(head,)]
+    assert not _has_version_table(db_path, "alembic_version")
+    assert _rows(db_path) == raw_before
+
+    async def back_to_legacy() -> tuple[Any, dict[str, Any]]:
+        async with open_store("legacy") as legacy:
+            return await legacy.health(), await snapshot(legacy)
+
+    report, seen = asyncio.run(back_to_legacy())
+    assert (report.schema_revision, report.schema_current) == (head, True)
+    assert seen == before
+
+
+def test_a_baseline_file_an_older_legacy_stamped_is_moved_and_upgraded(
+    open_store: OpenStore, db_path: Path, db_url: str
+) -> None:
+    # an older legacy release stamped the baseline in alembic_version
+    before = _legacy_file_without_stamp(open_store, db_path)
+    _sql(
+        db_path,
+        _CREATE_ALEMBIC_VERSION,
+        f"INSERT INTO alembic_version VALUES ('{BASELINE_REVISION}')",
+    )
+    raw_before = _rows(db_path)
+
+    result = _upgrade(db_url)
+    assert result.exit_code == 0, result.output
+    assert _sql(db_path, "SELECT version_num FROM contextstore_version") == [
+        (_migrations.head_revision(),)
+    ]
+    assert not _has_version_table(db_path, "alembic_version")
+    assert _rows(db_path) == raw_before
+
+    async def read() -> dict[str, Any]:
+        async with open_store("legacy") as legacy:
+            return await snapshot(legacy)
+
+    assert asyncio.run(read()) == before

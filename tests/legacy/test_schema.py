@@ -37,7 +37,7 @@ def sqlite_master(path: Path) -> set[tuple[str, str, str, str | None]]:
 
 def revision(path: Path) -> list[str]:
     with sqlite3.connect(path) as conn:
-        rows = [row[0] for row in conn.execute("SELECT version_num FROM alembic_version")]
+        rows = [row[0] for row in conn.execute("SELECT version_num FROM contextstore_version")]
     conn.close()
     return rows
 

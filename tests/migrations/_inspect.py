@@ -62,9 +62,10 @@ async def assert_at_head(db: ConnectionManager) -> None:
     assert seen.fulltext, "the full-text objects were not created"
 
 
-async def assert_empty(db: ConnectionManager) -> None:
-    """Nothing of contextstore is left but Alembic's (empty) version table."""
+async def assert_empty(db: ConnectionManager, *, others: frozenset[str] = frozenset()) -> None:
+    """Nothing of contextstore is left, not even its version table; ``others``
+    (a service's tables) are all still there."""
     seen = await snapshot(db)
-    assert seen.tables <= {"alembic_version"}
+    assert seen.tables == set(others)
     assert seen.fulltext == set()
     assert seen.triggers == set()

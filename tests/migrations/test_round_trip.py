@@ -80,9 +80,11 @@ async def test_a_migration_waits_for_another_process_holding_the_lock(empty_url:
 async def test_stamp_records_without_migrating(db: ConnectionManager) -> None:
     await _migrations.stamp(db, HEAD)
     assert await _migrations.current(db) == HEAD
-    assert (await snapshot(db)).tables == {"alembic_version"}
+    assert (await snapshot(db)).tables == {"contextstore_version"}
     await _migrations.stamp(db, "base")
     assert await _migrations.current(db) is None
+    # nothing of contextstore is left, not even an empty version table
+    assert (await snapshot(db)).tables == set()
 
 
 async def test_check_reports_an_outdated_database(db: ConnectionManager) -> None:

@@ -12,11 +12,14 @@ and never changes the schema beyond creating the baseline on an empty file.
 
 Schema: on an empty file (and with ``auto_migrate``), ``connect()`` creates
 the schema of the Alembic baseline revision with its own DDL and stamps
-``alembic_version`` at that baseline, so core (``contextstore db upgrade`` or
-``Store.connect()``) takes it over and upgrades it like any other database.
-Files that legacy created before it stamped anything are adopted before core
-upgrades them (see :func:`adopt_unversioned`, which the caller of
-``contextstore._migrations.upgrade`` hands in).
+contextstore's version table, ``contextstore_version``, at that baseline, so
+core (``contextstore db upgrade`` or ``Store.connect()``) takes it over and
+upgrades it like any other database. Files that legacy created before it
+stamped anything are adopted before core upgrades them (see
+:func:`adopt_unversioned`, which the caller of
+``contextstore._migrations.upgrade`` hands in). A file an older release
+stamped in Alembic's default ``alembic_version`` is read as it is (its
+revision for ``health()``, its tables as they are) and left for core to move.
 
 Only ``contextstore.store`` (and the operator tools, for adoption) import this
 package; it imports no other part of contextstore than the errors, the
@@ -35,7 +38,7 @@ from .._facts import Probes, is_memory_database, sqlite_uri, wait_bound
 from ..errors import ConfigurationError
 from ..models import HealthReport
 from . import _sql
-from ._adopt import adopt_unversioned
+from ._adopt import FIRST, OLD_VERSION, VERSION, adopt_unversioned, revision_from
 from ._db import BoundDatabase, Database
 from .repositories import (
     LegacyAuditRepository,
@@ -124,9 +127,9 @@ class LegacyBackend:
     async def _create_schema(self) -> None:
         """Create the baseline schema and stamp it, unless any schema is there."""
         async with self._db.writing() as conn:
-            if await conn.value(_sql.TABLE_EXISTS, {"name": "sessions"}) is not None:
+            if await conn.value(_sql.TABLE_EXISTS, FIRST) is not None:
                 return
-            if await conn.value(_sql.TABLE_EXISTS, {"name": "alembic_version"}) is not None:
+            if await conn.value(_sql.TABLE_EXISTS, VERSION) is not None:
                 return  # core owns this file's schema; never compete with it
             await conn.run_many(_sql.SCHEMA)
             await conn.run(_sql.STAMP_BASELINE, {"revision": _sql.BASELINE_REVISION})
@@ -184,10 +187,13 @@ class LegacyBackend:
     async def _probe(self, *, busy_timeout_ms: int) -> tuple[str, str | None]:
         async with self._db.reading(busy_timeout_ms=busy_timeout_ms) as conn:
             version = str(await conn.value(_sql.SERVER_VERSION))
-            revision = None  # no alembic_version table: not stamped yet
-            if await conn.value(_sql.TABLE_EXISTS, {"name": "alembic_version"}) is not None:
-                revision = await conn.value(_sql.SCHEMA_REVISION)
-        return version, None if revision is None else str(revision)
+            own = old = None  # None: no such table
+            if await conn.value(_sql.TABLE_EXISTS, VERSION) is not None:
+                own = await conn.all(_sql.SCHEMA_REVISION)
+            if not own and await conn.value(_sql.TABLE_EXISTS, OLD_VERSION) is not None:
+                old = await conn.all(_sql.OLD_SCHEMA_REVISIONS)
+            has_tables = await conn.value(_sql.TABLE_EXISTS, FIRST) is not None
+        return version, revision_from(own, old, has_tables=has_tables)
 
 
 class LegacyUnit:

@@ -1,16 +1,19 @@
 """Adoption: hand a legacy-created SQLite file that was never stamped to Alembic.
 
-Older legacy releases created the baseline schema but no ``alembic_version``
-table, so Alembic would try to create the tables again. Before upgrading a
-SQLite database, ``contextstore._migrations.upgrade`` calls
-:func:`adopt_unversioned` (handed in by its caller) on the same connection
-and transaction: when the
-file has the contextstore tables but no ``alembic_version``, their schema is
-compared with the legacy baseline (``_sql.SCHEMA``, which a test keeps equal
-to the Alembic baseline) and, if it matches, stamped at the baseline
-revision; the upgrade then proceeds from there and every row stays intact.
-A schema that does not match is refused, with the differences named, and
-nothing is written.
+Older legacy releases created the baseline schema but recorded no revision,
+so Alembic would try to create the tables again. Before upgrading a SQLite
+database, ``contextstore._migrations.upgrade`` calls :func:`adopt_unversioned`
+(handed in by its caller) on the same connection and transaction: when the
+file has the contextstore tables but no recorded revision (none in
+``contextstore_version``, and no older release's stamp in
+``alembic_version``: see :func:`recorded_revision`), their schema is compared
+with the legacy baseline (``_sql.SCHEMA``, which a test keeps equal to the
+Alembic baseline) and, if it matches, stamped at the baseline revision in
+``contextstore_version``; the upgrade then proceeds from there and every row
+stays intact. A schema that does not match is refused, with the differences
+named, and nothing is written. An ``alembic_version`` holding a service's
+own revision is no stamp of contextstore's: such a file is adopted too, and
+that table is left as it is.
 
 It runs raw SQL through a callable, so it needs no SQLAlchemy and no
 particular driver.
@@ -23,15 +26,21 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .._facts import FIRST_TABLE, OLD_VERSION_TABLE, VERSION_TABLE, old_release_stamp
 from ..errors import ContextStoreError
 from . import _sql
 
-__all__ = ["Run", "adopt_unversioned", "schema_objects"]
+__all__ = ["Run", "adopt_unversioned", "recorded_revision", "revision_from", "schema_objects"]
+
+#: ``_sql.TABLE_EXISTS`` parameters of the tables the revision is read from
+VERSION = {"name": VERSION_TABLE}
+OLD_VERSION = {"name": OLD_VERSION_TABLE}
+FIRST = {"name": FIRST_TABLE}
 
 #: ``run(sql, params)`` executes one statement and returns its rows.
 Run = Callable[[str, dict[str, Any] | None], Sequence[Sequence[Any]]]
 
-#: the objects the baseline creates, minus ``alembic_version``: everything
+#: the objects the baseline creates, minus its version table: everything
 #: whose table is one of these belongs to contextstore.
 _TABLES = frozenset(
     {"sessions", "messages", "agent_memory", "audit_log", "session_participants", "messages_fts"}
@@ -52,8 +61,8 @@ def schema_objects(rows: Sequence[Sequence[Any]]) -> set[SchemaObject]:
     """The contextstore objects among ``sqlite_master`` rows, DDL normalised.
 
     SQLite's own objects (``sqlite_sequence``, automatic indexes) and the FTS5
-    shadow tables (their DDL is FTS5's, not ours) are left out, and so is
-    ``alembic_version``; objects of tables that are not contextstore's are
+    shadow tables (their DDL is FTS5's, not ours) are left out, and so are
+    both version tables; objects of tables that are not contextstore's are
     not our business.
     """
     found: set[SchemaObject] = set()
@@ -76,6 +85,37 @@ def _baseline_objects() -> set[SchemaObject]:
         reference.close()
 
 
+def revision_from(
+    own: Sequence[Sequence[Any]] | None,
+    old: Sequence[Sequence[Any]] | None,
+    *,
+    has_tables: bool,
+) -> str | None:
+    """The revision contextstore's schema is at, from what the file's version tables hold.
+
+    ``contextstore_version``'s; or else the stamp an older release left in
+    ``alembic_version`` (``_facts.old_release_stamp``: core reads it by the
+    same rule); None when neither holds contextstore's revision.
+
+    Args:
+        own: the rows of ``contextstore_version`` (None: no such table).
+        old: the rows of ``alembic_version`` (None: no such table).
+        has_tables: whether contextstore's tables are there.
+    """
+    if own:
+        return str(own[0][0])
+    if old is None:
+        return None
+    return old_release_stamp(old, has_tables=has_tables)
+
+
+def recorded_revision(run: Run) -> str | None:
+    """:func:`revision_from` this file, read through ``run``."""
+    own = run(_sql.SCHEMA_REVISION, None) if run(_sql.TABLE_EXISTS, VERSION) else None
+    old = run(_sql.OLD_SCHEMA_REVISIONS, None) if run(_sql.TABLE_EXISTS, OLD_VERSION) else None
+    return revision_from(own, old, has_tables=bool(run(_sql.TABLE_EXISTS, FIRST)))
+
+
 def adopt_unversioned(run: Run) -> str | None:
     """Stamp a never-stamped legacy schema at the baseline revision, after checking it.
 
@@ -85,13 +125,13 @@ def adopt_unversioned(run: Run) -> str | None:
 
     Returns:
         The revision stamped, or None when there was nothing to adopt (the
-        database is empty, or Alembic already tracks it).
+        database is empty, or its revision is recorded).
 
     Raises:
         ContextStoreError: the contextstore tables exist but their schema is
             not the baseline one; nothing was written.
     """
-    if run(_sql.TABLE_EXISTS, {"name": "alembic_version"}):
+    if recorded_revision(run) is not None:
         return None
     present = schema_objects(run(_LIST_OBJECTS, None))
     if not present:
@@ -102,10 +142,11 @@ def adopt_unversioned(run: Run) -> str | None:
         unexpected = sorted(name for _, name, _, _ in present - expected)
         raise ContextStoreError(
             "cannot adopt this database: it has contextstore tables but no "
-            "alembic_version, and its schema is not the legacy baseline "
+            "recorded schema revision, and its schema is not the legacy baseline "
             f"{_sql.BASELINE_REVISION} (missing or different: {', '.join(missing) or '-'}; "
             f"unexpected or different: {', '.join(unexpected) or '-'})"
         )
-    run(_sql.CREATE_ALEMBIC_VERSION, None)
+    if not run(_sql.TABLE_EXISTS, VERSION):
+        run(_sql.CREATE_VERSION_TABLE, None)
     run(_sql.STAMP_BASELINE, {"revision": _sql.BASELINE_REVISION})
     return _sql.BASELINE_REVISION

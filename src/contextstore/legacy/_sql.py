@@ -9,6 +9,8 @@ Alembic baseline revision creates it on SQLite (a test compares the two).
 
 from __future__ import annotations
 
+from .._facts import OLD_VERSION_TABLE, VERSION_TABLE
+
 # -- connection and transactions -------------------------------------------
 
 PRAGMA_BUSY_TIMEOUT = "PRAGMA busy_timeout={ms:d}"
@@ -24,9 +26,13 @@ RELEASE_SAVEPOINT = "RELEASE SAVEPOINT {name}"
 ROLLBACK_TO_SAVEPOINT = "ROLLBACK TO SAVEPOINT {name}"
 
 SERVER_VERSION = "SELECT sqlite_version()"
-SCHEMA_REVISION = "SELECT version_num FROM alembic_version"
+#: contextstore's revision, in its own version table
+SCHEMA_REVISION = f"SELECT version_num FROM {VERSION_TABLE}"
+#: the rows of Alembic's default version table: contextstore's revision on a
+#: file an older release stamped, or a service's own history
+OLD_SCHEMA_REVISIONS = f"SELECT version_num FROM {OLD_VERSION_TABLE}"
 TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"
-STAMP_BASELINE = "INSERT INTO alembic_version (version_num) VALUES (:revision)"
+STAMP_BASELINE = f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:revision)"
 
 # -- shared fragments ----------------------------------------------------------
 
@@ -273,10 +279,11 @@ ORDER BY s.created_at DESC, s.id DESC
 #: from here like any other database.
 BASELINE_REVISION = "0001_baseline"
 
-#: Alembic's version table, as Alembic creates it.
-CREATE_ALEMBIC_VERSION = """CREATE TABLE alembic_version (
+#: contextstore's version table, as Alembic creates it (``version_table`` =
+#: ``contextstore_version``; older releases used Alembic's ``alembic_version``).
+CREATE_VERSION_TABLE = f"""CREATE TABLE {VERSION_TABLE} (
     version_num VARCHAR(32) NOT NULL,
-    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
+    CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num)
 )"""
 
 #: the baseline schema, statement by statement, exactly as the Alembic
@@ -284,7 +291,7 @@ CREATE_ALEMBIC_VERSION = """CREATE TABLE alembic_version (
 #: compares ``sqlite_master`` of both, whitespace normalised), stamped at
 #: ``BASELINE_REVISION`` afterwards (``STAMP_BASELINE``).
 SCHEMA: tuple[str, ...] = (
-    CREATE_ALEMBIC_VERSION,
+    CREATE_VERSION_TABLE,
     """CREATE TABLE sessions (
     id VARCHAR(255) NOT NULL,
     purpose VARCHAR(255) NOT NULL,

@@ -7,7 +7,11 @@ restore, inspect).
 
 Policy shared by every tool here:
 
-* **Tables** are handled parents first (:data:`TABLES`); each table is read in
+* **Tables**: contextstore's own, and only those: a service's tables beside
+  them, its Alembic history (``alembic_version``) and contextstore's version
+  table are never copied, dumped or restored (the target's revision is
+  recorded by its own migration, in ``contextstore_version``). They are
+  handled parents first (:data:`TABLES`); each table is read in
   primary-key order by keyset batches (``WHERE pk > last ORDER BY pk LIMIT n``),
   so every statement is short and no cursor or connection is held between
   batches, nothing ever loads a whole table, and parents come before

@@ -113,8 +113,11 @@ async def _source_revision(db: ConnectionManager, role: str) -> str:
     """The schema revision of a database to read from: the newest, or one the
     tools read as the newest (:data:`READ_AS_NEWEST`).
 
-    An unstamped file that older legacy releases created (the baseline, no
-    ``alembic_version``) is read as it is when it has every column the tools
+    The revision is read where contextstore records it (``contextstore_version``,
+    or an older release's stamp in ``alembic_version``: see
+    ``_migrations.current``; a service's own revision there is not read). An
+    unstamped file that older legacy releases created (the baseline, no
+    recorded revision) is read as it is when it has every column the tools
     read (the derived ones, :data:`.tables.DERIVED`, are computed, not read):
     its rows are then those of the newest revision, which is returned.
     """
@@ -135,7 +138,7 @@ async def _source_revision(db: ConnectionManager, role: str) -> str:
         short = await _missing_columns(db)
         if short:
             raise ContextStoreError(
-                f"{role} {db.settings.safe_url} has no alembic_version and lacks "
+                f"{role} {db.settings.safe_url} has no recorded schema revision and lacks "
                 f"columns of this contextstore's schema ({', '.join(short)}); "
                 "run 'contextstore db upgrade' on it first"
             )
