@@ -182,7 +182,12 @@ class Layout:
             value = getattr(item, name)
             if value is None and (name == self.generated or name in self.defaulted):
                 continue
-            values[name] = self.checks[name](value)
+            try:
+                values[name] = self.checks[name](value)
+            except ValidationError as error:
+                if field == "item":
+                    raise
+                raise ValidationError(f"{field}.{error}") from None  # items[3].title: ...
         return values
 
     def key(self, pk: Any) -> dict[str, Any]:
