@@ -67,7 +67,9 @@ features = Table(
 test_features = Table(
     "test_features",
     service_metadata,
-    Column("test_id", ExactString(64), ForeignKey("tests.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "test_id", ExactString(64), ForeignKey("tests.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column(
         "feature_id",
         BigInteger().with_variant(Integer, "sqlite"),
