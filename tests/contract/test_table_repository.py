@@ -126,6 +126,18 @@ async def test_add_many_spans_several_statements_and_keeps_the_order(repo: Any) 
         assert await repo.get(item.id) == item
 
 
+async def test_a_batch_larger_than_one_request_is_split(core: Store) -> None:
+    # 18 MB of rows: more than MariaDB's default max_allowed_packet (16 MiB)
+    repo = core.table(ideas, Idea)
+    title = "x" * 60_000
+    added = await repo.add_many([idea(n, title=title) for n in range(300)])
+    assert [item.source_id for item in added] == [f"src-{n:04d}" for n in range(300)]
+    assert await repo.count() == 300
+    last = await repo.get(added[-1].id)
+    assert last is not None
+    assert last.title == title
+
+
 async def test_add_many_is_all_or_nothing(repo: Any) -> None:
     await repo.add(idea(1))
     with pytest.raises(ConflictError):

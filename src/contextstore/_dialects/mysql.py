@@ -376,6 +376,15 @@ class MySQLDialect(Dialect):
             raise RuntimeError("the inserted rows did not get consecutive ids")
         return ids
 
+    async def insert_batches(
+        self, channel: Channel, rows: Sequence[Sequence[Any]], width: int
+    ) -> Sequence[Sequence[Sequence[Any]]]:
+        # a statement must fit the server's max_allowed_packet (the server
+        # hangs up on a larger one): cut by size as well as by count, and
+        # refuse a row no statement can carry before anything is sent
+        ((packet,),) = await channel.send("SELECT @@max_allowed_packet")
+        return _statements(rows, int(packet))
+
     async def _pipelined(
         self,
         channel: Channel,

@@ -48,7 +48,7 @@ from ._table_layout import (
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy import Table
+    from sqlalchemy import Column, Table
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     from .._execute import Executor, Query
@@ -408,7 +408,7 @@ class TableRepository(Generic[R]):
     async def list(
         self,
         *where: ColumnElement[bool],
-        order_by: str | None = None,
+        order_by: str | Column[Any] | None = None,
         descending: bool = False,
         limit: int = 50,
         cursor: str | None = None,
@@ -497,7 +497,7 @@ class TableRepository(Generic[R]):
         *where: ColumnElement[bool],
         number: int = 1,
         size: int = 50,
-        order_by: str | None = None,
+        order_by: str | Column[Any] | None = None,
         descending: bool = False,
         **equals: Any,
     ) -> OffsetPage[R]:
