@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from sqlalchemy import Table, select, true
+from sqlalchemy import Table, event, select, true
 
 from contextstore import (
     ConfigurationError,
@@ -429,6 +429,31 @@ async def test_a_junction_links_both_sides(tables: Tables) -> None:
     assert await links.count(test_id="t-login") == 1
     assert await cases.delete("t-pay") is True  # the links go with it (ON DELETE CASCADE)
     assert await links.count() == 1
+
+
+async def test_watched_engines_see_the_tables_statements(core: Store) -> None:
+    # with a statement listener (OpenTelemetry, counters) every call runs on
+    # SQLAlchemy Connections: the same results, and every statement seen
+    seen: list[str] = []
+
+    def watch(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        seen.append(statement)
+
+    engine = core.db.engine.sync_engine
+    event.listen(engine, "after_cursor_execute", watch)
+    try:
+        repo = core.table(ideas, Idea)
+        added = await repo.add_many([idea(n) for n in range(1, 6)])
+        single = await repo.add(idea(6))
+        assert await repo.get(single.id) == single
+        walked = await _all(repo, order_by="score", limit=2)
+        assert sorted(item.id for item in walked) == sorted(i.id for i in [*added, single])
+        upserted = await repo.upsert(idea(1, title="again"))
+        assert upserted.id == added[0].id
+        assert await repo.count(ideas.c.score >= 0) == sum(1 for i in walked if i.score is not None)
+    finally:
+        event.remove(engine, "after_cursor_execute", watch)
+    assert sum("ideas" in statement for statement in seen) >= 6
 
 
 # -- units of work ------------------------------------------------------------------
