@@ -100,6 +100,25 @@ class Link(BaseModel):
     weight: int = 1
 
 
+#: NOT NULL columns with defaults: a None in the record leaves the value to them
+jobs = Table(
+    "jobs",
+    service_metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("state", String(20), nullable=False, server_default="queued"),
+    Column("attempts", Integer, nullable=False, default=0),
+    **_OPTIONS,
+)
+
+
+class Job(BaseModel):
+    id: int | None = None
+    name: str
+    state: str | None = None
+    attempts: int | None = None
+
+
 async def create_tables(store: Store) -> None:
     """The service's tables in the Store's database, beside contextstore's."""
     async with store.db.engine.begin() as conn:

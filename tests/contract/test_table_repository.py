@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from sqlalchemy import Table, event, select, true
+from sqlalchemy import Integer, Table, event, select, true
 
 from contextstore import (
     ConfigurationError,
@@ -27,6 +27,7 @@ from contextstore import (
     ValidationError,
 )
 from contextstore.schema import sessions
+from contextstore.types import UTCDateTime
 
 from ._factories import ADMIN
 from ._tables import (
@@ -34,12 +35,14 @@ from ._tables import (
     Feature,
     Idea,
     InUnitTable,
+    Job,
     Link,
     TestCase,
     create_tables,
     features,
     idea,
     ideas,
+    jobs,
     test_features,
     tests_table,
 )
@@ -380,6 +383,45 @@ async def test_a_record_that_does_not_match_the_table_is_refused(core: Store) ->
     assert isinstance(repository, TableRepository)
     assert repository.table is ideas
     assert repository.record is Idea
+
+
+async def test_defaults_fill_the_not_null_columns_left_none(tables: Tables) -> None:
+    repo = tables(jobs, Job)
+    single = await repo.add(Job(name="a"))
+    assert (single.state, single.attempts) == ("queued", 0)
+    batch = await repo.add_many([Job(name="b"), Job(name="c", state="running", attempts=2)])
+    assert [(job.name, job.state, job.attempts) for job in batch] == [
+        ("b", "queued", 0),
+        ("c", "running", 2),
+    ]
+    assert await repo.get(batch[1].id) == batch[1]
+    # the update path: a None left to the server's default keeps the stored value
+    running = await repo.update(single.id, state="running", attempts=4)
+    upserted = await repo.upsert(Job(id=single.id, name="a2"), on=("id",))
+    assert (upserted.id, upserted.name, upserted.state, upserted.attempts) == (
+        running.id,
+        "a2",
+        "running",
+        0,
+    )
+
+
+def test_a_python_default_is_refused(core: Store) -> None:
+    from sqlalchemy import Column, MetaData
+
+    stamped = Table(
+        "stamped",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("at", UTCDateTime, nullable=False, default=lambda: BASE),
+    )
+
+    class Stamped(BaseModel):
+        id: int | None = None
+        at: datetime | None = None
+
+    with pytest.raises(ValidationError, match="Python default"):
+        core.table(stamped, Stamped)
 
 
 # -- many-to-many: a junction with a composite primary key ---------------------------

@@ -147,12 +147,17 @@ class Layout:
         #: the primary key column the database generates, if any
         self.generated = None if auto is None else str(auto.name)
         self.computed = frozenset(str(c.name) for c in table.columns if c.computed is not None)
-        #: NOT NULL columns a None leaves to their default (server or scalar)
+        #: NOT NULL columns a None leaves to the server's default (left out of the INSERT)
         self.defaulted = frozenset(
-            str(c.name)
-            for c in table.columns
-            if not c.nullable and (c.server_default is not None or c.default is not None)
+            str(c.name) for c in table.columns if not c.nullable and c.server_default is not None
         )
+        #: NOT NULL columns a None gives their constant default (written as a value:
+        #: the statements run without SQLAlchemy's execution, which would add it)
+        self.constants: dict[str, Any] = {
+            str(c.name): getattr(c.default, "arg", None)
+            for c in table.columns
+            if not c.nullable and getattr(c.default, "is_scalar", False)
+        }
         self.unique_keys = _unique_keys(table, self.pk)
         keys = " or ".join(
             "(" + ", ".join(key) + ")" if len(key) > 1 else key[0] for key in self.unique_keys
@@ -172,7 +177,8 @@ class Layout:
     def row_of(self, item: Any, field: str = "item") -> dict[str, Any]:
         """The values ``item`` writes, checked, in column order: without the
         generated primary key when it is None, computed columns, and NOT NULL
-        columns with a default whose value is None."""
+        columns with a server default whose value is None; a None of a NOT
+        NULL column with a constant default is that constant."""
         if not isinstance(item, self.record):
             raise ValidationError(f"{field}: expected {self.label}, got {type(item).__name__}")
         values: dict[str, Any] = {}
@@ -180,8 +186,10 @@ class Layout:
             if name in self.computed:
                 continue
             value = getattr(item, name)
-            if value is None and (name == self.generated or name in self.defaulted):
-                continue
+            if value is None:
+                if name == self.generated or name in self.defaulted:
+                    continue
+                value = self.constants.get(name)
             try:
                 values[name] = self.checks[name](value)
             except ValidationError as error:
