@@ -113,7 +113,7 @@ def decode_key(cursor: Any, kind: str, scope: str, width: int) -> list[Any]:
     Raises:
         ValidationError: the cursor is not one of this listing, or is malformed.
     """
-    if not isinstance(cursor, str) or not cursor or len(cursor) > 4096:
+    if not isinstance(cursor, str) or not cursor or len(cursor) > _MAX_KEY_CURSOR:
         raise ValidationError("cursor: not a cursor returned by this listing")
     try:
         token = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
@@ -130,6 +130,10 @@ def decode_key(cursor: Any, kind: str, scope: str, width: int) -> list[Any]:
         raise ValidationError("cursor: belongs to another listing")
     return position
 
+
+#: the longest cursor :func:`decode_key` reads: a position holds a sort value
+#: of up to a VARCHAR's length (16,383 four-byte characters on MySQL), base64
+_MAX_KEY_CURSOR = 256 * 1024
 
 #: tags of the values JSON cannot write as themselves
 _TAGS: dict[str, Callable[[Any], Any]] = {

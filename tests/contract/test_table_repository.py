@@ -301,6 +301,7 @@ REFUSED: list[tuple[str, Callable[[Any], Any], str]] = [
     ("unknown count column", lambda r: r.count(colour="red"), "no column 'colour'"),
     ("unknown order_by", lambda r: r.list(order_by="colour"), "order_by"),
     ("order by a JSON column", lambda r: r.list(order_by="keywords"), "cannot be ordered"),
+    ("order by text without length", lambda r: r.page(order_by="title"), "cannot be ordered"),
     ("equals on a JSON column", lambda r: r.get_by(keywords=["a"]), "JSON column"),
     ("upsert on an unknown column", lambda r: r.upsert(idea(9), on=("colour",)), "on"),
     ("upsert on a non-unique column", lambda r: r.upsert(idea(9), on=("title",)), "unique key"),

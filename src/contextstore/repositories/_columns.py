@@ -95,12 +95,17 @@ def comparable(type_: TypeEngine[Any]) -> bool:
 
 def orderable(type_: TypeEngine[Any]) -> bool:
     """Whether rows can be ordered by a column of this type, on every dialect,
-    and a cursor can carry its values."""
+    and a cursor can carry its values.
+
+    Text without a length (``Text``, ``String()``) and binary values are not:
+    MySQL/MariaDB sort them by their first ``max_sort_length`` bytes only
+    (1,024 by default), while a keyset comparison compares them whole, so a
+    page could skip or repeat rows.
+    """
     plain = _plain(type_)
-    return isinstance(
-        plain,
-        Boolean | Integer | Numeric | String | DateTime | Date | Time | Uuid | LargeBinary,
-    ) or isinstance(type_, UTCDateTime | ExactString)
+    if isinstance(plain, String):
+        return plain.length is not None
+    return isinstance(plain, Boolean | Integer | Numeric | DateTime | Date | Time | Uuid)
 
 
 def _plain(type_: TypeEngine[Any]) -> TypeEngine[Any]:

@@ -425,8 +425,9 @@ class TableRepository(Generic[R]):
         Args:
             *where: SQLAlchemy boolean expressions over the table (for example
                 ``ideas.c.score >= 3``).
-            order_by: the column to sort by (its name, or the Column); None
-                sorts by the primary key.
+            order_by: the column to sort by (its name, or the Column): a
+                number, a date or time, a boolean, a UUID or a string with a
+                length (``String(n)``); None sorts by the primary key.
             descending: newest (largest) first.
             limit: rows per page, 1-1,000.
             cursor: ``next_cursor`` of the previous page, or None for the first.
@@ -440,7 +441,9 @@ class TableRepository(Generic[R]):
         Raises:
             ValidationError: an unknown column, a value that does not fit its
                 column, a bad ``limit``, a column that cannot be ordered by
-                (JSON), or a cursor of another listing or a tampered one.
+                (JSON, binary, or text without a length: MySQL/MariaDB sort
+                those by a prefix), or a cursor of another listing or a
+                tampered one.
             QueryTimeoutError: the statement ran past ``statement_timeout``.
             DatabaseUnavailableError: the database could not be reached.
         """
