@@ -1,8 +1,10 @@
 """A table repository on a server without ``INSERT ... RETURNING`` (MySQL 8).
 
 MariaDB has RETURNING, so the path MySQL takes is exercised there by making
-the recipe say it has none: each row is inserted with the id the server
-reports (``lastrowid``) and read back, in the one transaction of the call.
+the recipe say it has none: ``add`` inserts the row and reads it back by the
+id the server reports (``lastrowid``); ``add_many`` sends multi-row INSERTs,
+knows their ids as consecutive ranges from each statement's first id, and
+reads the rows back, all in the one transaction of the call.
 """
 
 from __future__ import annotations
@@ -69,3 +71,15 @@ async def test_explicit_and_composite_keys_without_returning(store: Store) -> No
     assert auth.id is not None
     linked = await links.add_many([Link(test_id="t-1", feature_id=auth.id, weight=2)])
     assert linked == [Link(test_id="t-1", feature_id=auth.id, weight=2)]
+
+
+async def test_a_large_batch_spans_several_id_ranges(store: Store) -> None:
+    repo = store.table(ideas, Idea)
+    await repo.add(idea(0))  # ids do not start at 1
+    added = await repo.add_many([idea(n) for n in range(1, 1201)])  # 500 rows a statement
+    assert [item.source_id for item in added] == [f"src-{n:04d}" for n in range(1, 1201)]
+    ids = [item.id for item in added]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 1200
+    for item in (added[0], added[499], added[500], added[-1]):
+        assert await repo.get(item.id) == item

@@ -352,6 +352,21 @@ class Dialect(ABC):
             done.append(returned)
         return done
 
+    async def insert_id_ranges(
+        self,
+        channel: Channel,
+        table: Table,
+        names: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> list[int] | None:
+        """Where :meth:`insert_returns_row` does not hold: insert ``rows`` as
+        multi-row statements inside the open transaction and return their
+        generated ids in input order, known from each statement's first id
+        (``lastrowid``) when the server draws a statement's ids as one
+        consecutive range. None when it cannot say so (nothing was sent): the
+        caller inserts the rows one by one."""
+        return None
+
     def identity_reset_sql(self, table: str, column: str, next_id: int) -> str | None:
         """SQL making ``table``'s generated ids continue at ``next_id`` after rows
         were inserted with explicit ids (data tools); None when the database

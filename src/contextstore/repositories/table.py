@@ -26,9 +26,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import pydantic
+from sqlalchemy import literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from .. import _cursor, _validate
+from .._execute import Query
 from ..errors import NotFoundError, ValidationError, _in_terms
 from ..models import OffsetPage, Page
 from ._table_layout import (
@@ -51,7 +53,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Column, Table
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from .._execute import Executor, Query
+    from .._dialects import Dialect
+    from .._execute import Executor
     from ..connection import ConnectionManager, UnitOfWork
 
 __all__ = ["MAX_PAGE_NUMBER", "TableRepository"]
@@ -147,9 +150,12 @@ class TableRepository(Generic[R]):
         """Insert rows in one transaction: all or nothing, in batched round trips.
 
         Rows are sent as multi-row ``INSERT ... RETURNING`` statements (as many
-        rows per statement as the database takes binds); where the server has
-        no ``INSERT ... RETURNING`` (MySQL, not MariaDB), one INSERT per row,
-        in the same transaction.
+        rows per statement as the database takes, within MySQL/MariaDB's
+        ``max_allowed_packet``). Where the server has no ``INSERT ...
+        RETURNING`` (MySQL, not MariaDB), rows with a generated key go as
+        multi-row INSERTs whose ids are known as consecutive ranges and are
+        read back; rows that give their own key (or a Galera cluster, whose
+        ids may interleave) go one INSERT per row, in the same transaction.
 
         Args:
             items: the new rows, in order.
@@ -184,11 +190,9 @@ class TableRepository(Generic[R]):
             for written, numbers in groups.items():
                 form = insert_query(layout, written, False).form(executor.dialect)
                 if not returning:
-                    query = insert_query(layout, written, False)
-                    for number in numbers:
-                        stored[number] = await _insert_then_read(
-                            executor, layout, query, rows[number]
-                        )
+                    await _insert_without_returning(
+                        executor, dialect, layout, written, numbers, rows, stored
+                    )
                     continue
                 bound = form.args_many([rows[number] for number in numbers], {})
                 statements = await dialect.insert_returning(
@@ -633,6 +637,44 @@ def _stored(row: Sequence[Any] | None) -> Sequence[Any]:
     if row is None:
         raise RuntimeError("the database returned no row for a write that must return one")
     return row
+
+
+async def _insert_without_returning(
+    executor: Executor,
+    dialect: Dialect,
+    layout: Layout,
+    written: tuple[str, ...],
+    numbers: Sequence[int],
+    rows: Sequence[dict[str, Any]],
+    stored: builtins.list[Sequence[Any] | None],
+) -> None:
+    """``add_many``'s rows ``numbers`` where the server has no ``INSERT ...
+    RETURNING``: multi-row statements whose generated ids the dialect knows
+    as ranges, then the rows read back by id; else one INSERT per row."""
+    query = insert_query(layout, written, False)
+    generated = layout.generated
+    ids = None
+    if generated is not None and generated not in written:
+        form = query.form(executor.dialect)
+        bound = form.args_many([rows[number] for number in numbers], {})
+        ids = await dialect.insert_id_ranges(executor, layout.table, form.names, bound)
+    if ids is None:
+        for number in numbers:
+            stored[number] = await _insert_then_read(executor, layout, query, rows[number])
+        return
+    column = layout.table.c[str(generated)]
+    at = layout.index[str(generated)]
+    found: dict[Any, Sequence[Any]] = {}
+    for start in range(0, len(ids), 500):
+        # validated ints from the server, written into the statement (a
+        # precompiled query has no IN lists)
+        chunk: builtins.list[Any] = [
+            literal_column(str(int(each))) for each in ids[start : start + 500]
+        ]
+        read = Query(select(*layout.table.columns).where(column.in_(chunk)))
+        found.update((row[at], row) for row in await executor.rows(read))
+    for number, row_id in zip(numbers, ids, strict=True):
+        stored[number] = found.get(row_id)
 
 
 async def _insert_then_read(
