@@ -188,12 +188,12 @@ class TableRepository(Generic[R]):
         async def work(executor: Executor) -> builtins.list[Sequence[Any]]:
             stored: builtins.list[Sequence[Any] | None] = [None] * len(rows)
             for written, numbers in groups.items():
-                form = insert_query(layout, written, False).form(executor.dialect)
                 if not returning:
                     await _insert_without_returning(
                         executor, dialect, layout, written, numbers, rows, stored
                     )
                     continue
+                form = insert_query(layout, written, False).form(executor.dialect)
                 bound = form.args_many([rows[number] for number in numbers], {})
                 statements = await dialect.insert_returning(
                     executor, layout.table, form.names, bound, layout.names
