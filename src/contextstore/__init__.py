@@ -17,6 +17,7 @@ from .models import HealthReport as HealthReport
 from .models import MemoryEntry as MemoryEntry
 from .models import Message as Message
 from .models import NewMessage as NewMessage
+from .models import OffsetPage as OffsetPage
 from .models import Page as Page
 from .models import Participant as Participant
 from .models import PoolStats as PoolStats
@@ -24,6 +25,7 @@ from .models import SearchHit as SearchHit
 from .models import Session as Session
 from .models import SessionActivity as SessionActivity
 from .models import Viewer as Viewer
+from .repositories.table import TableRepository as TableRepository
 from .settings import Settings as Settings
 from .store import Store as Store
 from .store import Transaction as Transaction
@@ -41,6 +43,7 @@ __all__ = [
     "Message",
     "NewMessage",
     "NotFoundError",
+    "OffsetPage",
     "Page",
     "Participant",
     "PoolExhaustedError",
@@ -51,6 +54,7 @@ __all__ = [
     "SessionActivity",
     "Settings",
     "Store",
+    "TableRepository",
     "Transaction",
     "ValidationError",
     "Viewer",

@@ -13,7 +13,10 @@ Kinds and scopes (both backends use exactly these, so cursors are portable):
 * ``"messages"``: ``scope(session_id, order, sender)``, position ``(timestamp, id)``;
 * ``"feed"``: ``scope(viewer.agent_id)``, position ``(timestamp, id)``;
 * ``"audit"``: ``scope(agent_id, session_id, event_type, since, until)``,
-  position ``(timestamp, id)``.
+  position ``(timestamp, id)``;
+* ``"table"`` (a service's own table, :func:`encode_key`): the scope names the
+  table, its sort column and direction and the filters; the position is the
+  sort column's value, then the primary key's, of any type a column holds.
 
 The checksum key is public, so a well-formed cursor can still carry a forged
 position. ``decode`` checks the position against the same limits as any other
@@ -27,8 +30,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable
-from datetime import datetime
+import math
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, time
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import orjson
@@ -81,6 +87,97 @@ def decode(cursor: Any, kind: str, scope: str) -> tuple[datetime, int | str]:
     if not _position_fits(kind, moment, row_id):
         raise ValidationError("cursor: position out of range (malformed or tampered cursor)")
     return moment, row_id
+
+
+def encode_key(kind: str, scope: str, position: Sequence[Any]) -> str:
+    """Encode a position of any width (a table's sort column, then its primary key).
+
+    Each value is written as JSON, with a tag for the types JSON has not
+    (datetimes, dates, times, decimals, bytes, UUIDs); see :func:`decode_key`.
+
+    Raises:
+        ValidationError: a value of a type a cursor cannot carry.
+    """
+    body = [_VERSION, kind, scope, [_tagged(value) for value in position]]
+    raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    token = raw + b"|" + _digest(raw).encode()
+    return base64.urlsafe_b64encode(token).decode().rstrip("=")
+
+
+def decode_key(cursor: Any, kind: str, scope: str, width: int) -> list[Any]:
+    """The position in a cursor of :func:`encode_key`, ``width`` values long.
+
+    The values are only decoded here; the caller checks each against the
+    column it belongs to (a forged cursor can hold anything).
+
+    Raises:
+        ValidationError: the cursor is not one of this listing, or is malformed.
+    """
+    if not isinstance(cursor, str) or not cursor or len(cursor) > _MAX_KEY_CURSOR:
+        raise ValidationError("cursor: not a cursor returned by this listing")
+    try:
+        token = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        raw, _, digest = token.rpartition(b"|")
+        if not raw or _digest(raw).encode() != digest:
+            raise ValueError("checksum")
+        version, got_kind, got_scope, values = json.loads(raw)
+        if not isinstance(values, list):
+            raise ValueError("position")
+        position = [_untagged(value) for value in values]
+    except (ValueError, TypeError, ArithmeticError, UnicodeDecodeError, RecursionError, KeyError):
+        raise ValidationError("cursor: malformed or tampered cursor") from None
+    if version != _VERSION or got_kind != kind or got_scope != scope or len(position) != width:
+        raise ValidationError("cursor: belongs to another listing")
+    return position
+
+
+#: the longest cursor :func:`decode_key` reads: a position holds a sort value
+#: of up to a VARCHAR's length (16,383 four-byte characters on MySQL), base64
+_MAX_KEY_CURSOR = 256 * 1024
+
+#: tags of the values JSON cannot write as themselves
+_TAGS: dict[str, Callable[[Any], Any]] = {
+    "datetime": datetime.fromisoformat,
+    "date": date.fromisoformat,
+    "time": time.fromisoformat,
+    "decimal": Decimal,
+    "bytes": lambda text: base64.b64decode(text, validate=True),
+    "uuid": uuid.UUID,
+}
+
+
+def _tagged(value: Any) -> Any:
+    """``value`` as JSON: itself, or ``[tag, text]``."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError("cursor: a sort value that is not a finite number")
+        return value
+    if isinstance(value, datetime):
+        return ["datetime", value.isoformat()]
+    if isinstance(value, date):
+        return ["date", value.isoformat()]
+    if isinstance(value, time):
+        return ["time", value.isoformat()]
+    if isinstance(value, Decimal):
+        return ["decimal", str(value)]
+    if isinstance(value, bytes | bytearray | memoryview):
+        return ["bytes", base64.b64encode(bytes(value)).decode()]
+    if isinstance(value, uuid.UUID):
+        return ["uuid", str(value)]
+    raise ValidationError(f"cursor: cannot carry a sort value of type {type(value).__name__}")
+
+
+def _untagged(value: Any) -> Any:
+    if isinstance(value, list):
+        tag, text = value
+        if not isinstance(text, str):
+            raise ValueError("tagged value")
+        return _TAGS[tag](text)
+    if isinstance(value, dict):
+        raise ValueError("position")
+    return value
 
 
 def _loads(raw: bytes) -> Any:

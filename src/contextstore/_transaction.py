@@ -1,10 +1,11 @@
 """``Transaction``: the handle of a unit of work (``async with store.transaction() as tx``).
 
 It carries the five repositories and, on the core backend, the statement
-methods, all bound to the unit's one connection. Every call goes through the
-unit's :class:`~contextstore._unit.UnitState`, the same rules on both
-backends: refused once the block has ended, refused after a call failed
-inside the database, until a savepoint rolls back to before it.
+methods and ``table(table, record)``, all bound to the unit's one
+connection. Every call goes through the unit's
+:class:`~contextstore._unit.UnitState`, the same rules on both backends:
+refused once the block has ended, refused after a call failed inside the
+database, until a savepoint rolls back to before it.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from .errors import ConfigurationError
+from .repositories.table import TableRepository
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from sqlalchemy import Table
     from sqlalchemy.engine import RowMapping
     from sqlalchemy.sql import Executable
 
     from ._unit import UnitState
+    from ._work import UnitOfWork
     from .repositories.protocols import (
         AuditRepository,
         MemoryRepository,
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["Transaction", "UnitParts"]
 
 R = TypeVar("R")
+M = TypeVar("M", bound="BaseModel")
 
 
 class UnitParts(Protocol):
@@ -120,6 +126,9 @@ class Transaction:
         state = parts.state
         self._parts = parts
         self._state = state
+        #: the unit's own statement methods, unguarded (the table repositories
+        #: run on them and are guarded themselves)
+        self._unit = statements
         self._statements = None if statements is None else _guard(statements, state)
 
     # each repository is guarded on first use (a unit uses few of the five) and
@@ -149,6 +158,27 @@ class Transaction:
     def participants(self) -> ParticipantRepository:
         """The participants repository, in this transaction."""
         return _guard(self._parts.participants, self._state)
+
+    def table(self, table: Table, record: type[M]) -> TableRepository[M]:
+        """A repository for one of the service's own tables, in this transaction.
+
+        The same as ``store.table(table, record)`` (see there), on the
+        transaction's connection: its writes commit with the rest of the
+        unit, or roll back with it.
+
+        Raises:
+            ConfigurationError: the backend is ``legacy``.
+            ValidationError: ``record`` does not fit ``table`` (see ``store.table``).
+            ContextStoreError: the transaction is closed or has failed.
+        """
+        self._state.check()
+        if self._unit is None:
+            raise ConfigurationError(
+                "tx.table exists only with backend 'core' "
+                "(the legacy backend serves the five built-in tables only)"
+            )
+        unit = cast("UnitOfWork", self._unit)
+        return _guard(TableRepository(unit, table, record), self._state)
 
     def __repr__(self) -> str:
         state = "closed" if self._state.closed else "failed" if self._state.failure else "open"

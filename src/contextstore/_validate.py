@@ -249,6 +249,30 @@ def json_value(value: Any) -> Any:
     return stored
 
 
+def document(field: str, value: Any) -> Any:
+    """Any JSON value for a JSON column of a service's own table (no size limit
+    of its own: the database's applies).
+
+    Returns:
+        The value as a read will return it (see the module docstring).
+    """
+    return _stored(field, value)[1]
+
+
+def text(field: str, value: Any, max_length: int | None = None) -> str:
+    """Text for a column of a service's own table: any string (empty and blank
+    included), no NUL, valid Unicode, at most ``max_length`` characters."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{field}: expected a string, got {type(value).__name__}")
+    if "\x00" in value:
+        raise ValidationError(f"{field}: NUL characters are not allowed")
+    if not value.isascii():
+        _unicode(field, value)
+    if max_length is not None and len(value) > max_length:
+        raise ValidationError(f"{field}: at most {max_length} characters, got {len(value)}")
+    return value
+
+
 def visibility(value: Any) -> str:
     if value not in VISIBILITIES:
         allowed = ", ".join(VISIBILITIES)

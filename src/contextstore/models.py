@@ -21,6 +21,7 @@ __all__ = [
     "MemoryEntry",
     "Message",
     "NewMessage",
+    "OffsetPage",
     "Page",
     "Participant",
     "PoolStats",
@@ -203,6 +204,31 @@ class Page(_Record, Generic[T]):
 
     items: list[T]
     next_cursor: str | None = None
+
+
+class OffsetPage(_Record, Generic[T]):
+    """One numbered page of a listing, for screens with page numbers.
+
+    ``number`` counts from 1; ``total`` is the number of rows the listing
+    matched when the page was read. Keyset pages (:class:`Page`) are cheaper
+    far into a long listing and stable while rows are added; numbered pages
+    let a screen jump to any page.
+    """
+
+    items: list[T]
+    total: int
+    number: int
+    size: int
+
+    @property
+    def has_next(self) -> bool:
+        """A page after this one holds rows."""
+        return self.number * self.size < self.total
+
+    @property
+    def has_prev(self) -> bool:
+        """This is not the first page."""
+        return self.number > 1
 
 
 class PoolStats(_Record):

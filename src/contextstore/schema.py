@@ -44,8 +44,9 @@ from sqlalchemy import (
     true,
 )
 
-from ._dialects.types import ExactString, JSONDocument, LongText, UTCDateTime
+from ._dialects.types import LongText
 from .models import VISIBILITIES
+from .types import ExactString, JSONDocument, UTCDateTime
 
 __all__ = [
     "NAMING_CONVENTION",

@@ -23,9 +23,13 @@ from .repositories.memory import CoreMemoryRepository
 from .repositories.messages import CoreMessageRepository
 from .repositories.participants import CoreParticipantRepository
 from .repositories.sessions import CoreSessionRepository
+from .repositories.table import TableRepository
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from sqlalchemy import Table
+
     from .repositories.protocols import (
         AuditRepository,
         MemoryRepository,
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["Store", "Transaction"]
 
 T = TypeVar("T")
+R = TypeVar("R", bound="BaseModel")
 _BACKOFF_BASE = 0.02
 
 
@@ -191,6 +196,42 @@ class Store:
     def participants(self) -> ParticipantRepository:
         """The participants repository; ``ContextStoreError`` when not connected or closed."""
         return self._open().participants
+
+    def table(self, table: Table, record: type[R]) -> TableRepository[R]:
+        """A repository for one of the service's own tables: ``store.table(ideas, Idea)``.
+
+        It runs on the same pool as the built-in repositories, with the same
+        guarantees: validation before any SQL, typed errors, retries that
+        never duplicate a write, timeouts, the three dialects. Inside a unit
+        of work use ``tx.table(table, record)``. Cheap to call: what the
+        pair needs is checked and built once per ``(table, record)``.
+
+        Args:
+            table: a SQLAlchemy ``Table`` of the service's own ``MetaData``,
+                created in the database by the service (its own migrations,
+                or ``metadata.create_all`` on ``store.db.engine``).
+            record: a pydantic model whose field names are the table's column
+                names; the primary key field may be None before insert.
+
+        Returns:
+            The repository of ``record`` rows in ``table``.
+
+        Raises:
+            ConfigurationError: the backend is ``legacy`` (it serves the five
+                built-in tables only).
+            ValidationError: ``record``'s fields are not the table's columns
+                (a field without a column or a column without a field), the
+                table has no primary key or is one of contextstore's own, or
+                a column's default is a Python function.
+            ContextStoreError: the Store is not connected or closed.
+        """
+        backend = self._open()
+        if not isinstance(backend, _CoreBackend):
+            raise ConfigurationError(
+                "store.table exists only with backend 'core' "
+                "(the legacy backend serves the five built-in tables only)"
+            )
+        return TableRepository(backend.db, table, record)
 
     async def connect(self) -> Store:
         """Open the backend (and migrate when ``auto_migrate``); returns self.

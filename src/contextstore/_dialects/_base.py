@@ -313,6 +313,60 @@ class Dialect(ABC):
         """
         return self.upsert_returning and bool(sa_dialect.insert_returning)
 
+    def insert_returns_row(self, sa_dialect: SADialect) -> bool:
+        """True when ``INSERT ... RETURNING`` exists on this server (SQLite 3.35,
+        PostgreSQL, MariaDB 10.5 and later; not MySQL): a write returns the
+        rows as stored, generated keys included, in the same round trip.
+
+        Decided per server, like :meth:`upsert_returns_row`.
+        """
+        return bool(sa_dialect.insert_returning)
+
+    async def insert_returning(
+        self,
+        channel: Channel,
+        table: Table,
+        names: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        returning: Sequence[str],
+    ) -> list[Sequence[Sequence[Any]]]:
+        """Insert ``rows`` (values of the columns ``names``, through the bind
+        processors) as multi-row ``INSERT ... RETURNING`` statements of at most
+        :attr:`max_binds` values each, inside the open transaction; each
+        statement's returned rows (the columns ``returning``, as the driver
+        gives them), one list per statement, in statement order.
+
+        Only where :meth:`insert_returns_row` holds. A statement draws its
+        generated ids in the order of its VALUES (see :meth:`insert_many`),
+        whatever order RETURNING gives its rows in.
+        """
+        quote = channel.dialect.identifier_preparer.quote
+        tail = " RETURNING " + ", ".join(quote(name) for name in returning)
+        done: list[Sequence[Sequence[Any]]] = []
+        for batch in await self.insert_batches(channel, rows, max(1, len(names))):
+            sql = values_insert(channel.dialect, table, names, len(batch), returning=False)
+            flat = [value for row in batch for value in row]
+            returned = await channel.send(sql + tail, flat)
+            if len(returned) != len(batch):
+                raise RuntimeError("the database returned fewer rows than were inserted")
+            done.append(returned)
+        return done
+
+    async def insert_id_ranges(
+        self,
+        channel: Channel,
+        table: Table,
+        names: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> list[int] | None:
+        """Where :meth:`insert_returns_row` does not hold: insert ``rows`` as
+        multi-row statements inside the open transaction and return their
+        generated ids in input order, known from each statement's first id
+        (``lastrowid``) when the server draws a statement's ids as one
+        consecutive range. None when it cannot say so (nothing was sent): the
+        caller inserts the rows one by one."""
+        return None
+
     def identity_reset_sql(self, table: str, column: str, next_id: int) -> str | None:
         """SQL making ``table``'s generated ids continue at ``next_id`` after rows
         were inserted with explicit ids (data tools); None when the database

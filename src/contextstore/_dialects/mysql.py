@@ -376,6 +376,35 @@ class MySQLDialect(Dialect):
             raise RuntimeError("the inserted rows did not get consecutive ids")
         return ids
 
+    async def insert_id_ranges(
+        self,
+        channel: Channel,
+        table: Table,
+        names: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> list[int] | None:
+        # a multi-row INSERT is a "simple insert": in lock modes 0 and 1 InnoDB
+        # gives its rows consecutive ids (step auto_increment_increment) under
+        # the table's AUTO-INC lock; in mode 2 (Galera) others may interleave
+        ((packet, lock_mode, step),) = await channel.send(
+            "SELECT @@max_allowed_packet, @@innodb_autoinc_lock_mode, @@auto_increment_increment"
+        )
+        if int(lock_mode) == 2:
+            return None
+        ids: list[int] = []
+        for batch, first in await self._pipelined(channel, table, names, rows, int(packet)):
+            ids.extend(range(first, first + int(step) * len(batch), int(step)))
+        return ids
+
+    async def insert_batches(
+        self, channel: Channel, rows: Sequence[Sequence[Any]], width: int
+    ) -> Sequence[Sequence[Sequence[Any]]]:
+        # a statement must fit the server's max_allowed_packet (the server
+        # hangs up on a larger one): cut by size as well as by count, and
+        # refuse a row no statement can carry before anything is sent
+        ((packet,),) = await channel.send("SELECT @@max_allowed_packet")
+        return _statements(rows, int(packet))
+
     async def _pipelined(
         self,
         channel: Channel,
