@@ -25,9 +25,9 @@ A statement that fails is timed and logged too (a statement cut off by
 from __future__ import annotations
 
 import logging
-import time
 import weakref
 from collections.abc import Iterable, Sequence
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
@@ -87,65 +87,81 @@ class SlowWire(Wire):
         self._threshold = threshold_ms / 1000
 
     async def fetch(self, sql: str, args: Sequence[Any] | None) -> Sequence[Sequence[Any]]:
-        started = time.perf_counter()
+        started = perf_counter()
         try:
             return await self._wire.fetch(sql, args)
         finally:
-            report(sql, time.perf_counter() - started, self._threshold)
+            elapsed = perf_counter() - started
+            if elapsed > self._threshold:
+                report(sql, elapsed, self._threshold)
 
     async def execute(self, sql: str, args: Sequence[Any] | None) -> int:
-        started = time.perf_counter()
+        started = perf_counter()
         try:
             return await self._wire.execute(sql, args)
         finally:
-            report(sql, time.perf_counter() - started, self._threshold)
+            elapsed = perf_counter() - started
+            if elapsed > self._threshold:
+                report(sql, elapsed, self._threshold)
 
     async def execute_many(self, sql: str, args: Sequence[Sequence[Any]]) -> int:
-        started = time.perf_counter()
+        started = perf_counter()
         try:
             return await self._wire.execute_many(sql, args)
         finally:
-            report(sql, time.perf_counter() - started, self._threshold)
+            elapsed = perf_counter() - started
+            if elapsed > self._threshold:
+                report(sql, elapsed, self._threshold)
 
     async def insert(self, sql: str, args: Sequence[Any] | None) -> int:
-        started = time.perf_counter()
+        started = perf_counter()
         try:
             return await self._wire.insert(sql, args)
         finally:
-            # args None: the values are in the text, and stay out of the log
-            shown = _without_values(sql) if args is None else sql
-            report(shown, time.perf_counter() - started, self._threshold)
+            elapsed = perf_counter() - started
+            if elapsed > self._threshold:
+                # args None: the values are in the text, and stay out of the log
+                shown = _without_values(sql) if args is None else sql
+                report(shown, elapsed, self._threshold)
 
     async def copy(
         self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]
     ) -> None:
-        started = time.perf_counter()
+        started = perf_counter()
         try:
             await self._wire.copy(table, records, columns)
         finally:
-            shown = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-            report(shown, time.perf_counter() - started, self._threshold)
+            elapsed = perf_counter() - started
+            if elapsed > self._threshold:
+                shown = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+                report(shown, elapsed, self._threshold)
 
     async def begin(self) -> None:
-        started = time.perf_counter()
+        started = perf_counter()
         try:
             await self._wire.begin()
         finally:
-            report("BEGIN", time.perf_counter() - started, self._threshold)
+            elapsed = perf_counter() - started
+            if elapsed > self._threshold:
+                report("BEGIN", elapsed, self._threshold)
 
     async def commit(self) -> None:
-        started = time.perf_counter()
+        started = perf_counter()
         try:
             await self._wire.commit()
         finally:
-            report("COMMIT", time.perf_counter() - started, self._threshold)
+            elapsed = perf_counter() - started
+            if elapsed > self._threshold:
+                report("COMMIT", elapsed, self._threshold)
 
     async def rollback(self) -> None:
-        started = time.perf_counter()
+        started = perf_counter()
         try:
             await self._wire.rollback()
         finally:
-            report("ROLLBACK", time.perf_counter() - started, self._threshold)
+            elapsed = perf_counter() - started
+            if elapsed > self._threshold:
+                report("ROLLBACK", elapsed, self._threshold)
 
     async def ping(self) -> None:
         await self._wire.ping()
@@ -163,14 +179,14 @@ def watch(sync_engine: Engine, threshold_ms: float) -> None:
     def before(
         conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> None:
-        conn.info[_STARTED] = time.perf_counter()
+        conn.info[_STARTED] = perf_counter()
 
     def after(
         conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> None:
         started = conn.info.pop(_STARTED, None)
         if started is not None:
-            report(statement, time.perf_counter() - started, threshold)
+            report(statement, perf_counter() - started, threshold)
 
     def failed(context: ExceptionContext) -> None:
         conn, statement = context.connection, context.statement
@@ -178,7 +194,7 @@ def watch(sync_engine: Engine, threshold_ms: float) -> None:
             return
         started = conn.info.pop(_STARTED, None)
         if started is not None:
-            report(statement, time.perf_counter() - started, threshold)
+            report(statement, perf_counter() - started, threshold)
 
     event.listen(sync_engine, "before_cursor_execute", before)
     event.listen(sync_engine, "after_cursor_execute", after)

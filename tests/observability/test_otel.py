@@ -105,7 +105,10 @@ CALLS: dict[str, tuple[Callable[[Store], Awaitable[Any]], tuple[str, ...]]] = {
         lambda s: s.memory.set("agent", "k", {"token": SECRET}, session_id="s1"),
         ("agent_memory",),
     ),
-    "memory.get": (lambda s: s.memory.get("agent", "k", session_id="s1"), ("select", "agent_memory")),
+    "memory.get": (
+        lambda s: s.memory.get("agent", "k", session_id="s1"),
+        ("select", "agent_memory"),
+    ),
     "store.db.fetch_all": (
         lambda s: s.db.fetch_all(select(sessions).where(sessions.c.purpose != SECRET)),
         ("select", "sessions"),
