@@ -1,37 +1,38 @@
 """OpenTelemetry tracing: a span per SQL statement of a Store, on every dialect.
 
-Install the extra (``pip install 'contextstore[otel]'``), then::
+Install the extra (`pip install 'contextstore[otel]'`), then:
 
-    from contextstore.otel import instrument
+```python
+from contextstore.otel import instrument
 
-    async with Store(settings) as store:
-        instrument(store, tracer_provider=provider)
+async with Store(settings) as store:
+    instrument(store, tracer_provider=provider)
+```
 
 The spans are those of OpenTelemetry's SQLAlchemy instrumentation
-(``opentelemetry-instrumentation-sqlalchemy``): its ``EngineTracer`` is
-attached to this Store's engine alone, with no process-wide patching. Its
-``SQLAlchemyInstrumentor`` is not used: it wraps ``create_engine`` and
-``Engine.connect`` for the whole process, instruments one engine per process,
+(`opentelemetry-instrumentation-sqlalchemy`): its `EngineTracer` is attached
+to this Store's engine alone, with no process-wide patching. Its
+`SQLAlchemyInstrumentor` is not used: it wraps `create_engine` and
+`Engine.connect` for the whole process, instruments one engine per process,
 and refuses SQLAlchemy 2.1 by its declared version range.
 
 How every statement is seen: the instrumentation listens to SQLAlchemy's
-cursor events. While such a listener is on the engine, contextstore's
-execution core sends the repositories' statements through SQLAlchemy
-Connections instead of the driver connections it otherwise holds (see
-``contextstore._execute.observed``), units of work included, and its bulk
-inserts send parameterised multi-row INSERTs instead of PostgreSQL's COPY or
-MySQL's INSERTs with values written into the text. Statements are slower
-while instrumented (the SQLAlchemy path costs more per call than the driver
-path); :func:`uninstrument` gives the driver path back.
+cursor events. While such a listener is on the engine, the execution core
+sends the repositories' statements through SQLAlchemy Connections instead of
+the driver connections it otherwise holds (`contextstore._execute.observed`),
+units of work included, and the bulk inserts send parameterised multi-row
+INSERTs instead of PostgreSQL's COPY or MySQL's INSERTs with the values
+written into the text. Calls are slower while instrumented; `uninstrument`
+gives the driver path back.
 
-Spans carry the statement text with its placeholders (``db.statement``, or
-``db.query.text`` under ``OTEL_SEMCONV_STABILITY_OPT_IN=database``), never a
-parameter value, and no password. Transaction control the driver does
-without a cursor (asyncpg's BEGIN, COMMIT and ROLLBACK on every dialect) has
-no span, as everywhere with that instrumentation.
+Spans carry the statement text with its placeholders (`db.statement`, or
+`db.query.text` under `OTEL_SEMCONV_STABILITY_OPT_IN=database`), never a
+parameter value, and no password. Transaction control a driver does without a
+cursor (asyncpg's BEGIN; COMMIT and ROLLBACK on every dialect) has no span, as
+everywhere with that instrumentation.
 
-Importing :mod:`contextstore` never imports OpenTelemetry; this module does,
-and fails with an :class:`ImportError` naming the extra when it is missing.
+Importing `contextstore` never imports OpenTelemetry; this module does, and
+fails with an `ImportError` naming the extra when it is missing.
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ def instrument(
     Repository calls, units of work (``store.transaction()``), bulk inserts
     (``messages.add_many``) and ``store.db``'s statement methods all get a
     span per statement, on every dialect. Calling it again for an
-    instrumented engine changes nothing (:func:`uninstrument` first to change
-    the providers).
+    instrumented engine changes nothing (`uninstrument` first to change the
+    providers).
 
     Args:
         target: a connected core Store, its ``store.db``, or an engine.
@@ -121,12 +122,12 @@ def instrument(
 
 
 def uninstrument(target: Store | ConnectionManager | AsyncEngine) -> None:
-    """Stop the spans :func:`instrument` started for ``target``; its repository
+    """Stop the spans `instrument` started for ``target``; its repository
     statements go back to the execution core's driver path. Does nothing for
     an engine that is not instrumented.
 
     Args:
-        target: what was given to :func:`instrument` (or its engine).
+        target: what was given to `instrument` (or its engine).
 
     Raises:
         ConfigurationError: ``target`` is a Store on the legacy backend.
@@ -141,7 +142,7 @@ def uninstrument(target: Store | ConnectionManager | AsyncEngine) -> None:
 
 
 def instrumented(target: Store | ConnectionManager | AsyncEngine) -> bool:
-    """Whether :func:`instrument` is in effect for ``target``'s engine.
+    """Whether `instrument` is in effect for ``target``'s engine.
 
     Raises:
         ConfigurationError: ``target`` is a Store on the legacy backend.
