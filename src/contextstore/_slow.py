@@ -48,8 +48,10 @@ MAX_TEXT = 2000
 _LOGGER = logging.getLogger(LOGGER_NAME)
 #: where a Connection keeps the start of its statement in flight (``Connection.info``)
 _STARTED = "contextstore.slow.started"
-#: engines :func:`watch` installed its listeners on
-_WATCHED: weakref.WeakSet[Engine] = weakref.WeakSet()
+#: the engines :func:`watch` installed its listeners on, by ``id`` (a dict
+#: lookup, cheaper than a WeakSet's on every call's path); an engine's entry
+#: goes with the engine
+_WATCHED: dict[int, None] = {}
 
 
 def report(sql: str, seconds: float, threshold: float) -> None:
@@ -172,7 +174,7 @@ class SlowWire(Wire):
 
 def watch(sync_engine: Engine, threshold_ms: float) -> None:
     """Time every cursor execution on ``sync_engine``'s Connections (once per engine)."""
-    if sync_engine in _WATCHED:
+    if id(sync_engine) in _WATCHED:
         return
     threshold = threshold_ms / 1000
 
@@ -199,11 +201,12 @@ def watch(sync_engine: Engine, threshold_ms: float) -> None:
     event.listen(sync_engine, "before_cursor_execute", before)
     event.listen(sync_engine, "after_cursor_execute", after)
     event.listen(sync_engine, "handle_error", failed)
-    _WATCHED.add(sync_engine)
+    _WATCHED[id(sync_engine)] = None
+    weakref.finalize(sync_engine, _WATCHED.pop, id(sync_engine), None)
 
 
 def others_watch(sync_engine: Engine) -> bool:
     """A cursor-execution listener other than :func:`watch`'s is on ``sync_engine``."""
     dispatch = sync_engine.dispatch
-    ours = 1 if sync_engine in _WATCHED else 0
+    ours = 1 if id(sync_engine) in _WATCHED else 0
     return len(dispatch.before_cursor_execute) > ours or len(dispatch.after_cursor_execute) > ours
