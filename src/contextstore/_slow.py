@@ -165,6 +165,15 @@ class SlowWire(Wire):
             if elapsed > self._threshold:
                 report("ROLLBACK", elapsed, self._threshold)
 
+    async def settle(self) -> None:
+        started = perf_counter()
+        try:
+            await self._wire.settle()
+        finally:
+            elapsed = perf_counter() - started
+            if elapsed > self._threshold:
+                report("BEGIN", elapsed, self._threshold)
+
     async def ping(self) -> None:
         await self._wire.ping()
 

@@ -146,6 +146,11 @@ class Wire(ABC):
         """A round trip that proves the connection alive (``pool_pre_ping``)."""
         await self.fetch("SELECT 1", None)
 
+    async def settle(self) -> None:  # noqa: B027
+        """Send now what the wire deferred (SQLite's ``BEGIN IMMEDIATE``, held back
+        until the transaction's first statement): a statement is about to go
+        to the same connection around the wire, on a SQLAlchemy Connection."""
+
     def abort(self) -> None:  # noqa: B027
         """Cut the connection at once, without a goodbye to a server that may
         not answer (the connection is discarded next)."""
