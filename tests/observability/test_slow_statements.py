@@ -22,9 +22,9 @@ from contextstore._execute import observed
 from contextstore.schema import sessions
 
 LOGGER = "contextstore.slow"
-THRESHOLD_MS = 250.0
+THRESHOLD_MS = 400.0
 #: seconds the blocking transaction holds its lock: well past the threshold
-HOLD = 0.8
+HOLD = 1.2
 #: a parameter value that must never reach the log
 SECRET = "hunter2-SECRET-7f3a9c"
 ADMIN = Viewer(agent_id="root", is_admin=True)
