@@ -21,7 +21,14 @@ Every repository call goes through here. Its pieces:
   goes back to the pool when the pool has none free. ``pool_recycle`` and
   ``pool_pre_ping`` hold for leased connections too; a connection that failed
   is discarded, and a lost one discards the idle ones with it (the server may
-  have restarted), as SQLAlchemy invalidates its pool.
+  have restarted), as SQLAlchemy invalidates its pool. With
+  ``slow_statement_ms`` each leased connection's wire is timed
+  (:class:`~contextstore._slow.SlowWire`); without it, no check at all.
+
+An executor that is :attr:`Executor.observed` (the SQLAlchemy one) carries
+every statement through SQLAlchemy's execution: the bulk paths then send no
+COPY and no values written into a statement's text (see
+``contextstore._dialects.Channel``).
 """
 
 from __future__ import annotations
