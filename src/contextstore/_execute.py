@@ -21,7 +21,14 @@ Every repository call goes through here. Its pieces:
   goes back to the pool when the pool has none free. ``pool_recycle`` and
   ``pool_pre_ping`` hold for leased connections too; a connection that failed
   is discarded, and a lost one discards the idle ones with it (the server may
-  have restarted), as SQLAlchemy invalidates its pool.
+  have restarted), as SQLAlchemy invalidates its pool. With
+  ``slow_statement_ms`` each leased connection's wire is timed
+  (:class:`~contextstore._slow.SlowWire`); without it, no check at all.
+
+An executor that is :attr:`Executor.observed` (the SQLAlchemy one) carries
+every statement through SQLAlchemy's execution: the bulk paths then send no
+COPY and no values written into a statement's text (see
+``contextstore._dialects.Channel``).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from ._dialects import ErrorKind
 from ._dialects.types import bind_processor, result_processor
+from ._slow import SlowWire, others_watch
 from ._translate import Progress, classify
 
 if TYPE_CHECKING:
@@ -239,9 +247,21 @@ class Executor(ABC):
         (the DB-API ``lastrowid``: MySQL's ``LAST_INSERT_ID()``). ``args``
         None: ``sql`` holds its values already."""
 
+    @property
+    @abstractmethod
+    def observed(self) -> bool:
+        """The statements go through SQLAlchemy's execution, where its events
+        (echo, OpenTelemetry) see them: no bulk path may go around it."""
+
     @abstractmethod
     async def driver_connection(self) -> Any:
-        """The driver's own connection (asyncpg's, for COPY)."""
+        """The driver's own connection (aiomysql's, for its ``literal``)."""
+
+    @abstractmethod
+    async def copy(
+        self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]
+    ) -> None:
+        """PostgreSQL's COPY of ``records`` into ``table`` (unobserved executors only)."""
 
     @abstractmethod
     async def rows(self, query: Query, params: Mapping[str, Any] | None = None) -> Sequence[Row]:
@@ -288,8 +308,17 @@ class DriverExecutor(Executor):
     async def send_insert(self, sql: str, args: Sequence[Any] | None) -> int:
         return await self.wire.insert(sql, args)
 
+    @property
+    def observed(self) -> bool:
+        return False
+
     async def driver_connection(self) -> Any:
         return self.wire.driver_connection
+
+    async def copy(
+        self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]
+    ) -> None:
+        await self.wire.copy(table, records, columns)
 
     async def rows(self, query: Query, params: Mapping[str, Any] | None = None) -> Sequence[Row]:
         form = query.form(self._dialect)
@@ -346,8 +375,18 @@ class ConnectionExecutor(Executor):
             result = await self._conn.exec_driver_sql(sql, tuple(args))
         return int(result.lastrowid)
 
+    @property
+    def observed(self) -> bool:
+        return True
+
     async def driver_connection(self) -> Any:
         return (await self._conn.get_raw_connection()).driver_connection
+
+    async def copy(
+        self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]
+    ) -> None:
+        # COPY is no cursor execution: the events this executor exists for would miss it
+        raise NotImplementedError("COPY bypasses SQLAlchemy's statement events")
 
     async def rows(self, query: Query, params: Mapping[str, Any] | None = None) -> Sequence[Row]:
         form = query.form(self._conn.dialect)
@@ -393,16 +432,15 @@ def observed(engine: AsyncEngine) -> bool:
     listener (statement counters, OpenTelemetry's SQLAlchemy instrumentation).
 
     Work then runs on SQLAlchemy Connections, where those hooks fire for every
-    statement; the driver path would bypass them.
+    statement; the driver path would bypass them. The slow-statement log's own
+    listeners (``Settings.slow_statement_ms``) do not count: the driver path
+    times its statements itself (see :mod:`contextstore._slow`).
     """
     sync = engine.sync_engine
     dispatch = sync.dispatch
-    return (
-        bool(dispatch.before_cursor_execute)
-        or bool(dispatch.after_cursor_execute)
-        or bool(sync.echo)
-        or _ENGINE_LOGGER.isEnabledFor(logging.INFO)
-    )
+    if (dispatch.before_cursor_execute or dispatch.after_cursor_execute) and others_watch(sync):
+        return True
+    return bool(sync.echo) or _ENGINE_LOGGER.isEnabledFor(logging.INFO)
 
 
 class Lease:
@@ -513,6 +551,9 @@ class Leases:
             the pool, which replaces it once older than ``pool_recycle``;
             None: never.
         pre_ping: test an idle lease with a round trip before each use.
+        slow_ms: ``Settings.slow_statement_ms``: each connection's statements
+            are timed (a :class:`~contextstore._slow.SlowWire`); None: not
+            timed, with no check on the way.
     """
 
     def __init__(
@@ -525,8 +566,10 @@ class Leases:
         timeout: float,
         recycle: float | None,
         pre_ping: bool,
+        slow_ms: float | None = None,
     ) -> None:
         self._engine = engine
+        self._slow_ms = slow_ms
         self._recipe = recipe
         self._capacity = capacity
         self._slots = Slots(capacity, timeout)
@@ -682,7 +725,10 @@ class Leases:
                     continue
             return lease
         fairy = await self._engine.raw_connection()
-        return Lease(fairy, self._recipe.wire(fairy.driver_connection), self._engine.dialect, now)
+        wire = self._recipe.wire(fairy.driver_connection)
+        if self._slow_ms is not None:
+            wire = SlowWire(wire, self._slow_ms)
+        return Lease(fairy, wire, self._engine.dialect, now)
 
     def _expired(self, lease: Lease, now: float) -> bool:
         """``lease`` was used past ``recycle``: its connection goes back to the pool."""

@@ -340,6 +340,29 @@ class LeasedUnit(UnitOfWork):
     def _executor(self) -> Executor:
         return self._lease.executor
 
+    async def run(
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        write: bool = True,
+        idempotent: bool = False,
+        autocommit: bool = False,
+        recover: Callable[[AsyncConnection], Awaitable[T | None]] | None = None,
+    ) -> T:
+        """Run ``work(conn)`` in the unit's transaction, once."""
+        if self._conn is not None:
+            return await self._call(work, self._conn)
+        wire = self._lease.wire
+
+        async def settled(conn: AsyncConnection) -> T:
+            # the Connection made here sends no BEGIN of its own: a BEGIN the
+            # wire still holds back goes first, or the caller's first
+            # statement would run outside the unit's transaction (SQLite)
+            await wire.settle()
+            return await work(conn)
+
+        return await self._call(settled, self._connection())
+
     def _connection(self) -> AsyncConnection:
         if self._conn is None:
             sync = Connection(self._engine.sync_engine, connection=self._lease.fairy)

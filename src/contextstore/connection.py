@@ -99,6 +99,7 @@ class ConnectionManager(Statements):
             timeout=timeout,
             recycle=None if recycle is None or recycle < 0 else float(recycle),
             pre_ping=bool(options.get("pool_pre_ping", False)),
+            slow_ms=self._settings.slow_statement_ms,
         )
 
     def __repr__(self) -> str:

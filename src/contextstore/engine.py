@@ -13,6 +13,7 @@ from sqlalchemy.pool import NullPool, StaticPool
 
 from ._dialects import dialect_for
 from ._facts import json_loads, json_text
+from ._slow import watch
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -53,7 +54,9 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
 
     ``pooled=False`` gives an engine that opens a connection per checkout
     (``NullPool``), for probes that must not wait behind a busy pool. An
-    in-memory SQLite database keeps its single shared connection.
+    in-memory SQLite database keeps its single shared connection. With
+    ``settings.slow_statement_ms`` its Connections' statements are timed (see
+    :mod:`contextstore._slow`).
     """
     url = settings.effective_database_url
     options = engine_options(url, settings)
@@ -62,4 +65,6 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
         options["poolclass"] = NullPool
     engine = create_async_engine(url, **options)
     dialect_for(url).install_hooks(engine.sync_engine, settings)
+    if settings.slow_statement_ms is not None:
+        watch(engine.sync_engine, settings.slow_statement_ms)
     return engine

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
             revision (default True).
         echo_sql: log every statement through the ``sqlalchemy.engine``
             logger (default False).
+        slow_statement_ms: log a warning on the ``contextstore.slow`` logger
+            (statement text and duration, never parameters) for every
+            statement that runs longer than this many milliseconds; a
+            positive finite number, or None (the default; ``none``/``off``
+            in the environment) for no such log (core backend).
 
     Raises:
         ConfigurationError: a value is invalid or cannot work (unsupported
@@ -117,6 +122,7 @@ class Settings(BaseSettings):
     statement_timeout: float | None = Field(default=30.0, gt=0)
     auto_migrate: bool = True
     echo_sql: bool = False
+    slow_statement_ms: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     _url: URL = PrivateAttr()
 
@@ -156,7 +162,7 @@ class Settings(BaseSettings):
             return value.render_as_string(hide_password=False)
         return value
 
-    @field_validator("statement_timeout", mode="before")
+    @field_validator("statement_timeout", "slow_statement_ms", mode="before")
     @classmethod
     def _no_limit(cls, value: Any) -> Any:
         # an environment variable cannot be None: "none" or "off" says it

@@ -64,3 +64,27 @@ async def test_own_statements_get_python_defaults_and_savepoints_in_a_unit(
         rows = await store.db.fetch_all(select(defaulted))
         assert [(row["id"], row["label"]) for row in rows] == [(1, "from python")]
         assert await store.sessions.get("s1") is not None
+
+
+async def test_an_own_statement_first_in_a_unit_is_inside_its_transaction(
+    empty_url: str,
+) -> None:
+    # the unit's BEGIN may be held back until its first statement (SQLite's
+    # BEGIN IMMEDIATE): a first statement of the caller's own must not run
+    # before it, outside the transaction
+    async with Store(Settings(database_url=empty_url)) as store:
+        await create_tables(store.db)
+        count = select(func.count()).select_from(parents)
+        with pytest.raises(Boom):  # noqa: PT012 - the block is the unit of work under test
+            async with store.transaction() as tx:
+                await tx.execute(insert(parents).values(id=1, name="first"))
+                await tx.sessions.create(purpose="plan", created_by="planner", session_id="s1")
+                assert await tx.fetch_value(count) == 1
+                raise Boom
+        assert await store.db.fetch_value(count) == 0
+        assert await store.sessions.get("s1") is None
+
+        async with store.transaction() as tx:
+            assert await tx.fetch_value(count) == 0
+            await tx.execute(insert(parents).values(id=1, name="kept"))
+        assert await store.db.fetch_value(count) == 1

@@ -194,6 +194,26 @@ BAD_SETTINGS: list[tuple[dict[str, Any], str]] = [
         "statement_timeout",
     ),
     ({"database_url": f"postgresql://u:{SENTINEL}@h/db", "pool_size": "many"}, "pool_size"),
+    (
+        {"database_url": f"postgresql://u:{SENTINEL}@h/db", "slow_statement_ms": 0},
+        "slow_statement_ms",
+    ),
+    (
+        {"database_url": f"postgresql://u:{SENTINEL}@h/db", "slow_statement_ms": -2.5},
+        "slow_statement_ms",
+    ),
+    (
+        {"database_url": f"postgresql://u:{SENTINEL}@h/db", "slow_statement_ms": float("inf")},
+        "slow_statement_ms",
+    ),
+    (
+        {"database_url": f"postgresql://u:{SENTINEL}@h/db", "slow_statement_ms": float("nan")},
+        "slow_statement_ms",
+    ),
+    (
+        {"database_url": f"postgresql://u:{SENTINEL}@h/db", "slow_statement_ms": "slow"},
+        "slow_statement_ms",
+    ),
     ({"database_url": f"postgresql://u:{SENTINEL}@h:port/db"}, "not a valid SQLAlchemy URL"),
     ({"database_url": f"not a url {SENTINEL}"}, "not a valid SQLAlchemy URL"),
     # parses as a URL, but the socket layer would raise OverflowError at connect
@@ -300,6 +320,17 @@ def test_statement_timeout_can_be_switched_off_from_the_environment(
     write_env(f"CONTEXTSTORE_STATEMENT_TIMEOUT={word}")
     monkeypatch.delenv("CONTEXTSTORE_STATEMENT_TIMEOUT")
     assert Settings().statement_timeout is None
+
+
+def test_slow_statement_ms_is_off_by_default_and_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().slow_statement_ms is None
+    assert Settings(slow_statement_ms=250).slow_statement_ms == 250.0
+    monkeypatch.setenv("CONTEXTSTORE_SLOW_STATEMENT_MS", "12.5")
+    assert Settings().slow_statement_ms == 12.5
+    monkeypatch.setenv("CONTEXTSTORE_SLOW_STATEMENT_MS", "off")
+    assert Settings().slow_statement_ms is None
 
 
 def test_pool_size_zero_is_refused() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, overload
 
 from .._facts import collection_paused
@@ -62,10 +62,19 @@ class ErrorKind(enum.Enum):
 
 
 class Channel(Protocol):
-    """What a bulk insert needs of the execution core's executor."""
+    """What a bulk insert needs of the execution core's executor.
+
+    ``observed``: the channel's statements are watched (SQLAlchemy's cursor
+    events: echo, OpenTelemetry); a bulk insert then sends every row as a
+    bound parameter of a statement it runs through the channel, never by a
+    side road the events miss (COPY) nor with values written into the text.
+    """
 
     @property
     def dialect(self) -> SADialect: ...
+
+    @property
+    def observed(self) -> bool: ...
 
     async def send(self, sql: str, args: Sequence[Any] | None = None) -> Sequence[Any]: ...
 
@@ -74,6 +83,10 @@ class Channel(Protocol):
     async def send_insert(self, sql: str, args: Sequence[Any] | None) -> int: ...
 
     async def driver_connection(self) -> Any: ...
+
+    async def copy(
+        self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]
+    ) -> None: ...
 
 
 class Wire(ABC):
@@ -110,6 +123,13 @@ class Wire(ABC):
         Only the dialects that use it implement it."""
         raise NotImplementedError
 
+    async def copy(
+        self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]
+    ) -> None:
+        """Bulk-load ``records`` (values of ``columns``, in order) into ``table``
+        (PostgreSQL's COPY). Only the dialects that use it implement it."""
+        raise NotImplementedError
+
     @abstractmethod
     async def begin(self) -> None:
         """Open a write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
@@ -125,6 +145,11 @@ class Wire(ABC):
     async def ping(self) -> None:
         """A round trip that proves the connection alive (``pool_pre_ping``)."""
         await self.fetch("SELECT 1", None)
+
+    async def settle(self) -> None:  # noqa: B027
+        """Send now what the wire deferred (SQLite's ``BEGIN IMMEDIATE``, held back
+        until the transaction's first statement): a statement is about to go
+        to the same connection around the wire, on a SQLAlchemy Connection."""
 
     def abort(self) -> None:  # noqa: B027
         """Cut the connection at once, without a goodbye to a server that may

@@ -424,14 +424,23 @@ class MySQLDialect(Dialect):
         sent after the one before was answered.
         """
         batches = _statements(rows, packet)
-        literal = (await channel.driver_connection()).literal
         sa_dialect = channel.dialect
+        if channel.observed:
+            # watched statements carry their values as parameters: the events
+            # (echo, OpenTelemetry) see the text with its placeholders only
+            done: list[tuple[Sequence[Sequence[Any]], int]] = []
+            for batch in batches:
+                sql = values_insert(sa_dialect, table, names, len(batch), returning=False)
+                flat = [value for row in batch for value in row]
+                done.append((batch, await channel.send_insert(sql, flat)))
+            return done
+        literal = (await channel.driver_connection()).literal
 
         def text(batch: Sequence[Sequence[Any]]) -> str:
             sql = values_insert(sa_dialect, table, names, len(batch), returning=False)
             return sql % tuple([literal(value) for row in batch for value in row])
 
-        done: list[tuple[Sequence[Sequence[Any]], int]] = []
+        done = []
         following = text(batches[0])
         for number, batch in enumerate(batches):
             sending = asyncio.ensure_future(channel.send_insert(following, None))

@@ -48,7 +48,7 @@ from ._base import (
 from .types import UTCDateTime
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
     from datetime import datetime
 
     from sqlalchemy import Select, Table
@@ -129,6 +129,11 @@ class AsyncpgWire(Wire):
     async def execute_many(self, sql: str, args: Sequence[Sequence[Any]]) -> int:
         await self._connection.executemany(sql, args)
         return len(args)
+
+    async def copy(
+        self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]
+    ) -> None:
+        await self._connection.copy_records_to_table(table, records=records, columns=list(columns))
 
     async def begin(self) -> None:
         await self._connection.execute("BEGIN")
@@ -219,6 +224,10 @@ class PostgreSQLDialect(Dialect):
     ) -> list[int]:
         if len(rows) < COPY_MIN_ROWS:
             return await super().insert_many(channel, table, names, rows)
+        if channel.observed:
+            # COPY is no cursor execution: SQLAlchemy's events (echo,
+            # OpenTelemetry) would miss it. Multi-row INSERTs they see
+            return await super().insert_many(channel, table, names, list(rows))
         # COPY is asyncpg's fastest path but returns nothing: the ids are drawn
         # from the table's sequence first (one round trip), then sent with the rows
         quote = channel.dialect.identifier_preparer.quote
@@ -234,8 +243,7 @@ class PostgreSQLDialect(Dialect):
         # a generator: asyncpg reads it as it sends, so each chunk of rows is
         # bound (see bulk_values) and encoded while the server takes the last
         records = ((row_id, *row) for row_id, row in zip(ids, rows, strict=True))
-        driver = await channel.driver_connection()
-        await driver.copy_records_to_table(table.name, records=records, columns=["id", *names])
+        await channel.copy(table.name, records, ["id", *names])
         return ids
 
     def bulk_values(

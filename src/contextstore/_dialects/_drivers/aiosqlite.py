@@ -319,6 +319,14 @@ class SQLiteWire(Wire):
     async def begin(self) -> None:
         self._pending_begin = True
 
+    async def settle(self) -> None:
+        if self._take_begin():
+
+            def run(raw: sqlite3.Connection) -> None:
+                raw.execute("BEGIN IMMEDIATE")
+
+            await self._connection.call(run, bounded=True)
+
     async def commit(self) -> None:
         if self._take_begin():
             return  # nothing ran: nothing to commit
