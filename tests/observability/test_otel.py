@@ -18,7 +18,8 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from sqlalchemy import event, select
+from pydantic import BaseModel
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, event, select
 
 from contextstore import NewMessage, Settings, Store, Viewer
 from contextstore._execute import observed
@@ -239,3 +240,38 @@ def test_without_the_extra_the_import_error_names_it() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "pip install 'contextstore[otel]'" in done.stdout
+
+
+_notes_metadata = MetaData()
+notes = Table(
+    "otel_notes",
+    _notes_metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("source_id", String(255), nullable=False, unique=True),
+    Column("body", Text, nullable=False),
+    mysql_charset="utf8mb4",
+)
+
+
+class Note(BaseModel):
+    id: int | None = None
+    source_id: str
+    body: str
+
+
+async def test_a_service_table_has_a_span_per_statement(traced: Traced) -> None:
+    store = traced.store
+    async with store.db.engine.begin() as conn:
+        await conn.run_sync(_notes_metadata.create_all)
+    traced.reset()
+    repo = store.table(notes, Note)
+    added = await repo.add(Note(source_id="n1", body=SECRET))
+    await repo.add_many([Note(source_id=f"m{n}", body=f"{SECRET} {n}") for n in range(3)])
+    assert await repo.get_by(source_id="n1") == added
+    async with store.transaction() as tx:
+        await tx.table(notes, Note).update(added.id, body="changed")
+    page = await repo.list(notes.c.body != SECRET, limit=10)
+    texts = assert_span_per_statement(traced)
+    for words in (("insert", "otel_notes"), ("select", "otel_notes"), ("update", "otel_notes")):
+        assert has(texts, *words), texts
+    assert page.items[0].source_id == "n1"
