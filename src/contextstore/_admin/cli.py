@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from contextstore.models import HealthReport
 
     from .datatools import DataReport
+    from .demo import DemoReport
 
 T = TypeVar("T")
 
@@ -260,11 +261,10 @@ def demo(
 ) -> None:
     """Run a multi-agent collaboration on the configured database and summarise it."""
     from rich.progress import Progress
-    from rich.table import Table
 
     from contextstore.store import Store
 
-    from .demo import run_demo, summary_document, summary_rows
+    from .demo import run_demo, summary_document
 
     settings = _settings(database_url, as_json=as_json, backend=_backend(backend))
     out = Console()
@@ -274,7 +274,7 @@ def demo(
             f"contextstore demo: backend [bold]{settings.backend}[/bold] on {settings.safe_url}"
         )
 
-    async def go() -> Any:
+    async def go() -> DemoReport:
         async with Store(settings) as store:
             # with --json stdout carries the document alone: the bar goes to a terminal's stderr
             console, hidden = (err, not err.is_terminal) if as_json else (out, False)
@@ -296,8 +296,20 @@ def demo(
         if not healthy:
             document["error"] = _unhealthy(health)
         _emit(document)
-        raise typer.Exit(0 if healthy else 1)
+    else:
+        _print_demo(out, report)
+    if not healthy:
+        err.print(f"[red]error:[/red] {_unhealthy(health)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
+
+def _print_demo(out: Console, report: DemoReport) -> None:
+    """The demo's text summary: what happened, latency per operation, health."""
+    from rich.table import Table
+
+    from .demo import summary_rows
+
+    health = report.health
     done = Table(title="What happened", show_header=False)
     for name, value in summary_rows(report):
         done.add_row(name, str(value))
@@ -308,8 +320,6 @@ def demo(
     for name, count, p50, p95, p99 in report.percentiles():
         timing.add_row(name, str(count), f"{p50:.2f}", f"{p95:.2f}", f"{p99:.2f}")
     out.print(timing)
-    if not healthy:
-        err.print(f"[red]error:[/red] {_unhealthy(health)}", highlight=False, soft_wrap=True)
     if health is not None:
         status = "[green]ok[/green]" if health.ok else f"[red]failing[/red]: {health.error}"
         out.print(
@@ -317,7 +327,6 @@ def demo(
             f"schema {health.schema_revision} (current: {health.schema_current}), "
             f"{health.latency_ms} ms"
         )
-    raise typer.Exit(0 if healthy else 1)
 
 
 def _unhealthy(health: HealthReport | None) -> str:
@@ -440,10 +449,7 @@ def db_check(database_url: UrlOption = None, as_json: JsonOption = False) -> Non
     else:
         typer.echo(f"{settings.safe_url}: schema matches revision {head}")
     if drift:
-        if not as_json:
-            err.print(
-                f"[red]error:[/red] {_drift_error(len(drift))}", highlight=False, soft_wrap=True
-            )
+        err.print(f"[red]error:[/red] {_drift_error(len(drift))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -573,6 +579,9 @@ def _print_report(report: DataReport, done: str, *, as_json: bool) -> None:
     if as_json:
         _emit(_report_document(report))
         if not report.ok:
+            err.print(
+                f"[red]error:[/red] {_mismatch_error(report)}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(1)
         return
     typer.echo(f"{done}: {report.source} -> {report.target} (schema {report.revision})")
