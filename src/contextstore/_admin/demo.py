@@ -15,13 +15,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from contextstore.models import HealthReport, NewMessage, Viewer
+from contextstore.models import HealthReport, NewMessage, Viewer, Visibility
 from contextstore.store import Store
 
 T = TypeVar("T")
 
 _AGENT_TYPES = ("planner", "coder", "reviewer")
-_VISIBILITIES = ("public", "public", "public", "private", "agent_only", "admin_only")
+_VISIBILITIES: tuple[Visibility, ...] = (
+    "public",
+    "public",
+    "public",
+    "private",
+    "agent_only",
+    "admin_only",
+)
 _TOPICS = (
     "database migration plan",
     "latency budget for search",
