@@ -36,15 +36,15 @@ __all__ = [
 #: who may read a message (``messages.add``, ``NewMessage``).
 Visibility = Literal["public", "private", "agent_only", "admin_only"]
 #: every visibility, in the order of :data:`Visibility`.
-VISIBILITIES: tuple[str, ...] = get_args(Visibility)
+VISIBILITIES: tuple[Visibility, ...] = get_args(Visibility)
 #: the direction of ``messages.list``: oldest first or newest first.
 Order = Literal["asc", "desc"]
 #: every order, in the order of :data:`Order`.
-ORDERS: tuple[str, ...] = get_args(Order)
+ORDERS: tuple[Order, ...] = get_args(Order)
 #: the width of an ``audit.activity`` bucket.
 Bucket = Literal["minute", "hour", "day"]
 #: every bucket width, in the order of :data:`Bucket`.
-BUCKETS: tuple[str, ...] = get_args(Bucket)
+BUCKETS: tuple[Bucket, ...] = get_args(Bucket)
 T = TypeVar("T")
 
 
