@@ -199,7 +199,15 @@ async def run_demo(
             store.sessions.activity(session.id, viewer=viewer),
         )
 
-    await asyncio.gather(*(one_session(i) for i in range(sessions)))
+    # a TaskGroup, not gather: on the first failure gather returns with the
+    # other sessions still running, the Store closes under them and their
+    # checked-out connections are abandoned; the group cancels and awaits them
+    try:
+        async with asyncio.TaskGroup() as group:
+            for i in range(sessions):
+                group.create_task(one_session(i))
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
 
     for agent_id, agent_type in roster:
         viewer = Viewer(agent_id=agent_id, agent_type=agent_type)
