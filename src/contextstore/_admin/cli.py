@@ -205,6 +205,11 @@ def _on_store(settings: Settings, work: Callable[[], Awaitable[T]], *, as_json: 
         try:
             return await work()
         except ContextStoreError as exc:
+            # a missing table is "the database reported an error", the base
+            # class; a more specific error (unreachable, timeout, bad input,
+            # settings) is its own explanation and is not worth a second probe
+            if type(exc) is not ContextStoreError:
+                raise
             problem = await _schema_problem(settings)
             if problem is None:
                 raise
