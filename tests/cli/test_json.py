@@ -344,3 +344,11 @@ def test_usage_errors_exit_2_and_print_no_document() -> None:
     assert result.exit_code == 2
     assert result.stdout == ""
     assert "No such option" in result.stderr
+
+
+@pytest.mark.parametrize("group", [[], ["db"], ["memory"]], ids=lambda g: " ".join(g) or "root")
+def test_a_group_without_a_command_prints_its_help_and_exits_2(group: list[str]) -> None:
+    result = invoke(*group)
+    assert result.exit_code == 2
+    assert "Usage: contextstore" in result.output
+    assert "Commands:" in result.output
