@@ -31,7 +31,7 @@ import orjson
 
 from ._facts import json_loads
 from .errors import ValidationError
-from .models import VISIBILITIES, NewMessage, Viewer
+from .models import BUCKETS, ORDERS, VISIBILITIES, NewMessage, Viewer
 
 MAX_NAME = 255
 MAX_CONTENT = 100_000
@@ -45,8 +45,6 @@ MAX_ID = 2**63 - 1
 #: nested arrays/objects in a JSON value: MariaDB's JSON_VALID, the CHECK on its
 #: JSON columns, rejects documents nested 32 deep (its JSON_DEPTH_LIMIT).
 MAX_JSON_DEPTH = 31
-BUCKETS = ("minute", "hour", "day")
-ORDERS = ("asc", "desc")
 
 
 def name(field: str, value: Any, max_length: int = MAX_NAME) -> str:

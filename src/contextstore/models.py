@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_args
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,11 +17,13 @@ from .errors import ValidationError
 __all__ = [
     "ActivityBucket",
     "AuditEvent",
+    "Bucket",
     "HealthReport",
     "MemoryEntry",
     "Message",
     "NewMessage",
     "OffsetPage",
+    "Order",
     "Page",
     "Participant",
     "PoolStats",
@@ -32,9 +34,18 @@ __all__ = [
     "Visibility",
 ]
 
+#: who may read a message (``messages.add``, ``NewMessage``).
 Visibility = Literal["public", "private", "agent_only", "admin_only"]
 #: every visibility, in the order of :data:`Visibility`.
-VISIBILITIES: tuple[str, ...] = get_args(Visibility)
+VISIBILITIES: tuple[Visibility, ...] = get_args(Visibility)
+#: the direction of ``messages.list``: oldest first or newest first.
+Order = Literal["asc", "desc"]
+#: every order, in the order of :data:`Order`.
+ORDERS: tuple[Order, ...] = get_args(Order)
+#: the width of an ``audit.activity`` bucket.
+Bucket = Literal["minute", "hour", "day"]
+#: every bucket width, in the order of :data:`Bucket`.
+BUCKETS: tuple[Bucket, ...] = get_args(Bucket)
 T = TypeVar("T")
 
 
@@ -136,7 +147,13 @@ class NewMessage(_Input):
     sender: str
     content: str
     sender_type: str = "generic"
-    visibility: str = "public"
+    if TYPE_CHECKING:
+        visibility: Visibility = "public"
+    else:
+        # checked by messages.add_many, item by item with add's message, so a
+        # bad item in a batch is that batch's error (nothing written), the
+        # same at run time whether or not a type checker saw it
+        visibility: str = "public"
     message_type: str = "agent_response"
     metadata: dict[str, Any] | None = None
     parent_message_id: int | None = None

@@ -201,12 +201,12 @@ BAD_INPUTS = [
     ),
     case(
         "messages.list order",
-        lambda s, c: s.messages.list(c.session_id, viewer=ADMIN, order="up"),
+        lambda s, c: s.messages.list(c.session_id, viewer=ADMIN, order="up"),  # type: ignore[arg-type]
         "order",
     ),
     case(
         "messages.list order upper case",
-        lambda s, c: s.messages.list(c.session_id, viewer=ADMIN, order="DESC"),
+        lambda s, c: s.messages.list(c.session_id, viewer=ADMIN, order="DESC"),  # type: ignore[arg-type]
         "order",
     ),
     case(
@@ -332,13 +332,13 @@ BAD_INPUTS = [
     case("audit.list cursor garbage", lambda s, c: s.audit.list(cursor="garbage"), "cursor"),
     case(
         "activity bucket unknown",
-        lambda s, c: s.audit.activity(bucket="week"),
+        lambda s, c: s.audit.activity(bucket="week"),  # type: ignore[arg-type]
         "bucket",
         "must be one of",
     ),
     case(
         "activity bucket upper case",
-        lambda s, c: s.audit.activity(bucket="HOUR"),
+        lambda s, c: s.audit.activity(bucket="HOUR"),  # type: ignore[arg-type]
         "bucket",
         "must be one of",
     ),

@@ -8,8 +8,19 @@ Every command follows the same rules:
 * ``--json`` prints one JSON document on stdout, the same facts as the text
   (``health`` always prints JSON); a reported failure is a document too, with
   ``"ok": false`` and ``"error"``;
-* exit code 0 on success, 1 on a reported failure, 2 on a usage error;
+* exit code 0 on success, 1 on a reported failure, 2 on a usage error.
+  Usage errors are click's (an unknown option or command, a missing
+  argument, a value out of range or not among the choices); they are
+  printed on stderr and produce no JSON document. A URL or setting that
+  ``Settings`` refuses is a ``ConfigurationError``: a reported failure,
+  exit 1, with its message (and the JSON document under ``--json``);
+* a command that needs the contextstore schema and finds none (or an older
+  one) says so and names the next step, ``contextstore db upgrade``;
 * ``contextstore --version`` prints the version.
+
+Help is click's plain formatter (``rich_markup_mode=None``): typer's rich
+panels print a type column for every option, flags included (``--force
+<bool>``, even ``--help <bool>``), which reads as if a flag took a value.
 
 Every URL printed goes through ``Settings.safe_url``; errors are printed as
 their message (contextstore errors never carry a password), on stderr.
@@ -35,8 +46,10 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from contextstore.connection import ConnectionManager
+    from contextstore.models import HealthReport
 
     from .datatools import DataReport
+    from .demo import DemoReport
 
 T = TypeVar("T")
 
@@ -46,17 +59,29 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
-db_app = typer.Typer(help="Schema migrations and data tools.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Schema migrations and data tools.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(db_app, name="db")
-memory_app = typer.Typer(help="Agent memory maintenance.", no_args_is_help=True)
+memory_app = typer.Typer(
+    help="Agent memory maintenance.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(memory_app, name="memory")
 
 err = Console(stderr=True)
 
+UPGRADE_HINT = "run 'contextstore db upgrade' on it first"
+
 UrlOption = Annotated[
     str | None,
-    typer.Option("--database-url", help="Overrides CONTEXTSTORE_DATABASE_URL.", show_default=False),
+    typer.Option(
+        "--database-url",
+        metavar="URL",
+        help="Overrides CONTEXTSTORE_DATABASE_URL.",
+        show_default=False,
+    ),
 ]
 JsonOption = Annotated[
     bool,
@@ -142,10 +167,67 @@ def _settings(database_url: str | None = None, *, as_json: bool, **overrides: An
     _failed(message, as_json=as_json)
 
 
+async def _schema_problem(settings: Settings) -> str | None:
+    """The reason a command that needs the schema failed, when the schema is it.
+
+    Asked after a failure, not before the work: a probe of its own (the
+    health check's schema revision, on every dialect and either backend's
+    file), so a working database pays nothing and the answer does not depend
+    on how each dialect words "no such table".
+    """
+    from contextstore import _migrations
+    from contextstore.connection import ConnectionManager
+
+    db = ConnectionManager(settings)
+    try:
+        report = await db.health_check()
+    finally:
+        await db.dispose()
+    if not report.ok or report.schema_current:
+        return None
+    if report.schema_revision is None:
+        return f"the database {settings.safe_url} has no contextstore schema; {UPGRADE_HINT}"
+    return (
+        f"the database {settings.safe_url} has an old contextstore schema (revision "
+        f"{report.schema_revision}, newest {_migrations.head_revision()}); {UPGRADE_HINT}"
+    )
+
+
+def _on_store(settings: Settings, work: Callable[[], Awaitable[T]], *, as_json: bool) -> T:
+    """Run ``work`` (which opens a Store on ``settings``); errors exit 1 with their message.
+
+    A failure on a database without the contextstore schema (or with an old
+    one) is reported as that, with the next step, instead of the database's
+    own words.
+    """
+
+    async def run() -> T:
+        try:
+            return await work()
+        except ContextStoreError as exc:
+            # a missing table is "the database reported an error", the base
+            # class; a more specific error (unreachable, timeout, bad input,
+            # settings) is its own explanation and is not worth a second probe
+            if type(exc) is not ContextStoreError:
+                raise
+            problem = await _schema_problem(settings)
+            if problem is None:
+                raise
+            raise ContextStoreError(problem) from exc
+
+    try:
+        return asyncio.run(run())
+    except ContextStoreError as exc:
+        message = str(exc) if type(exc) is ContextStoreError else f"{type(exc).__name__}: {exc}"
+        _failed(message, as_json=as_json, facts={"url": settings.safe_url})
+
+
 @app.command()
 def health(
     database_url: UrlOption = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the database.")] = 5.0,
+    timeout: Annotated[
+        float, typer.Option(metavar="SECONDS", help="Seconds to wait for the database.")
+    ] = 5.0,
     as_json: Annotated[
         bool, typer.Option("--json", help="The report is always JSON; accepted for uniformity.")
     ] = False,
@@ -184,11 +266,10 @@ def demo(
 ) -> None:
     """Run a multi-agent collaboration on the configured database and summarise it."""
     from rich.progress import Progress
-    from rich.table import Table
 
     from contextstore.store import Store
 
-    from .demo import run_demo, summary_document, summary_rows
+    from .demo import run_demo, summary_document
 
     settings = _settings(database_url, as_json=as_json, backend=_backend(backend))
     out = Console()
@@ -198,7 +279,7 @@ def demo(
             f"contextstore demo: backend [bold]{settings.backend}[/bold] on {settings.safe_url}"
         )
 
-    async def go() -> Any:
+    async def go() -> DemoReport:
         async with Store(settings) as store:
             # with --json stdout carries the document alone: the bar goes to a terminal's stderr
             console, hidden = (err, not err.is_terminal) if as_json else (out, False)
@@ -212,17 +293,28 @@ def demo(
                     progress=lambda n: bar.advance(task, n),
                 )
 
-    try:
-        report = asyncio.run(go())
-    except ContextStoreError as exc:
-        _failed(f"{type(exc).__name__}: {exc}", as_json=as_json, facts=where)
-
+    report = _on_store(settings, go, as_json=as_json)
     health = report.health
     healthy = health is not None and health.ok
     if as_json:
-        _emit({**where, "ok": healthy, **summary_document(report)})
-        raise typer.Exit(0 if healthy else 1)
+        document: dict[str, Any] = {**where, "ok": healthy, **summary_document(report)}
+        if not healthy:
+            document["error"] = _unhealthy(health)
+        _emit(document)
+    else:
+        _print_demo(out, report)
+    if not healthy:
+        err.print(f"[red]error:[/red] {_unhealthy(health)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
+
+def _print_demo(out: Console, report: DemoReport) -> None:
+    """The demo's text summary: what happened, latency per operation, health."""
+    from rich.table import Table
+
+    from .demo import summary_rows
+
+    health = report.health
     done = Table(title="What happened", show_header=False)
     for name, value in summary_rows(report):
         done.add_row(name, str(value))
@@ -240,7 +332,12 @@ def demo(
             f"schema {health.schema_revision} (current: {health.schema_current}), "
             f"{health.latency_ms} ms"
         )
-    raise typer.Exit(0 if healthy else 1)
+
+
+def _unhealthy(health: HealthReport | None) -> str:
+    if health is None:
+        return "the final health check did not run"
+    return f"the final health check failed: {health.error}"
 
 
 def _on_database(
@@ -271,7 +368,9 @@ def _print_revision(settings: Settings, now: str | None, *, as_json: bool) -> No
 
 @db_app.command("upgrade")
 def db_upgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    revision: Annotated[
+        str, typer.Argument(metavar="REVISION", help="Target revision.", show_default=True)
+    ] = "head",
     database_url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -289,7 +388,9 @@ def db_upgrade(
 
 @db_app.command("downgrade")
 def db_downgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision; 'base' drops everything.")],
+    revision: Annotated[
+        str, typer.Argument(metavar="REVISION", help="Target revision; 'base' drops everything.")
+    ],
     database_url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -337,7 +438,15 @@ def db_check(database_url: UrlOption = None, as_json: JsonOption = False) -> Non
     drift = _on_database(settings, _migrations.check, as_json=as_json)
     head = _migrations.head_revision()
     if as_json:
-        _emit({"ok": not drift, "url": settings.safe_url, "head": head, "drift": list(drift)})
+        document: dict[str, Any] = {
+            "ok": not drift,
+            "url": settings.safe_url,
+            "head": head,
+            "drift": list(drift),
+        }
+        if drift:
+            document["error"] = _drift_error(len(drift))
+        _emit(document)
     elif drift:
         typer.echo(f"{settings.safe_url}: schema drift found:")
         for line in drift:
@@ -345,14 +454,31 @@ def db_check(database_url: UrlOption = None, as_json: JsonOption = False) -> Non
     else:
         typer.echo(f"{settings.safe_url}: schema matches revision {head}")
     if drift:
+        err.print(f"[red]error:[/red] {_drift_error(len(drift))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+def _drift_error(differences: int) -> str:
+    return (
+        f"the schema does not match this contextstore's "
+        f"({differences} difference{'' if differences == 1 else 's'}); "
+        "run 'contextstore db upgrade' if it is behind"
+    )
 
 
 # -- data tools ------------------------------------------------------------
 
-BatchOption = Annotated[
+ReadBatchOption = Annotated[
     int,
-    typer.Option("--batch-size", min=1, max=100_000, help="Rows per read and per INSERT."),
+    typer.Option(
+        "--batch-size", metavar="N", min=1, max=100_000, help="Rows per read of each table."
+    ),
+]
+WriteBatchOption = Annotated[
+    int,
+    typer.Option(
+        "--batch-size", metavar="N", min=1, max=100_000, help="Rows per INSERT and per read."
+    ),
 ]
 
 
@@ -421,8 +547,16 @@ def _run_tool(
     _failed(message, as_json=as_json, markup=markup)
 
 
+def _mismatch_error(report: DataReport) -> str:
+    tables = ", ".join(check.table for check in report.mismatches)
+    message = f"verification failed: {tables} differ"
+    if report.action in ("copy", "restore"):
+        message += "; nothing was written: the target was rolled back"
+    return message
+
+
 def _report_document(report: DataReport) -> dict[str, Any]:
-    return {
+    document: dict[str, Any] = {
         "ok": report.ok,
         "action": report.action,
         "source": report.source,
@@ -440,6 +574,9 @@ def _report_document(report: DataReport) -> dict[str, Any]:
             for check in report.tables
         ],
     }
+    if not report.ok:
+        document["error"] = _mismatch_error(report)
+    return document
 
 
 def _print_report(report: DataReport, done: str, *, as_json: bool) -> None:
@@ -447,6 +584,9 @@ def _print_report(report: DataReport, done: str, *, as_json: bool) -> None:
     if as_json:
         _emit(_report_document(report))
         if not report.ok:
+            err.print(
+                f"[red]error:[/red] {_mismatch_error(report)}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(1)
         return
     typer.echo(f"{done}: {report.source} -> {report.target} (schema {report.revision})")
@@ -467,19 +607,24 @@ def _print_report(report: DataReport, done: str, *, as_json: bool) -> None:
             highlight=False,
             soft_wrap=True,
         )
-    if report.action in ("copy", "restore"):
-        err.print("nothing was written: the target was rolled back", highlight=False)
+    err.print(f"[red]error:[/red] {_mismatch_error(report)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
 @db_app.command("copy")
 def db_copy(
-    source_url: Annotated[str, typer.Argument(help="Database to read (SQLite file, legacy too).")],
-    target_url: Annotated[str, typer.Argument(help="Database to fill (migrated to the newest).")],
+    source_url: Annotated[
+        str,
+        typer.Argument(metavar="SOURCE_URL", help="Database to read (SQLite file, legacy too)."),
+    ],
+    target_url: Annotated[
+        str,
+        typer.Argument(metavar="TARGET_URL", help="Database to fill (migrated to the newest)."),
+    ],
     force: Annotated[
         bool, typer.Option("--force", help="Replace the rows of a non-empty target.")
     ] = False,
-    batch_size: BatchOption = 1000,
+    batch_size: WriteBatchOption = 1000,
     as_json: JsonOption = False,
 ) -> None:
     """Copy every table from SOURCE_URL to TARGET_URL and verify counts and checksums."""
@@ -498,9 +643,9 @@ def db_copy(
 
 @db_app.command("verify")
 def db_verify(
-    source_url: Annotated[str, typer.Argument(help="One database.")],
-    target_url: Annotated[str, typer.Argument(help="The other database.")],
-    batch_size: BatchOption = 1000,
+    source_url: Annotated[str, typer.Argument(metavar="URL_A", help="One database.")],
+    target_url: Annotated[str, typer.Argument(metavar="URL_B", help="The other database.")],
+    batch_size: ReadBatchOption = 1000,
     as_json: JsonOption = False,
 ) -> None:
     """Compare row counts and checksums of every table of two databases (exit 1 if they differ)."""
@@ -519,10 +664,13 @@ def db_verify(
 
 @db_app.command("backup")
 def db_backup(
-    file: Annotated[Path, typer.Argument(help="Dump file to write (gzip-compressed JSON lines).")],
+    file: Annotated[
+        Path,
+        typer.Argument(metavar="FILE", help="Dump file to write (gzip-compressed JSON lines)."),
+    ],
     database_url: UrlOption = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
-    batch_size: BatchOption = 1000,
+    batch_size: ReadBatchOption = 1000,
     as_json: JsonOption = False,
 ) -> None:
     """Write every table of the database to FILE, a portable versioned dump."""
@@ -539,12 +687,12 @@ def db_backup(
 
 @db_app.command("restore")
 def db_restore(
-    file: Annotated[Path, typer.Argument(help="Dump file written by 'db backup'.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Dump file written by 'db backup'.")],
     database_url: UrlOption = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace the rows of a non-empty database.")
     ] = False,
-    batch_size: BatchOption = 1000,
+    batch_size: WriteBatchOption = 1000,
     as_json: JsonOption = False,
 ) -> None:
     """Load FILE into the database (checked whole first; verified against its trailer)."""
@@ -576,10 +724,7 @@ def memory_purge_expired(
         async with Store(settings) as store:
             return await store.memory.purge_expired()
 
-    try:
-        count = asyncio.run(purge())
-    except ContextStoreError as exc:
-        _failed(f"{type(exc).__name__}: {exc}", as_json=as_json, facts={"url": settings.safe_url})
+    count = _on_store(settings, purge, as_json=as_json)
     if as_json:
         _emit({"ok": True, "url": settings.safe_url, "backend": settings.backend, "purged": count})
         return

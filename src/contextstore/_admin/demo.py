@@ -15,13 +15,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from contextstore.models import HealthReport, NewMessage, Viewer
+from contextstore.models import HealthReport, NewMessage, Viewer, Visibility
 from contextstore.store import Store
 
 T = TypeVar("T")
 
 _AGENT_TYPES = ("planner", "coder", "reviewer")
-_VISIBILITIES = ("public", "public", "public", "private", "agent_only", "admin_only")
+_VISIBILITIES: tuple[Visibility, ...] = (
+    "public",
+    "public",
+    "public",
+    "private",
+    "agent_only",
+    "admin_only",
+)
 _TOPICS = (
     "database migration plan",
     "latency budget for search",
@@ -192,7 +199,15 @@ async def run_demo(
             store.sessions.activity(session.id, viewer=viewer),
         )
 
-    await asyncio.gather(*(one_session(i) for i in range(sessions)))
+    # a TaskGroup, not gather: on the first failure gather returns with the
+    # other sessions still running, the Store closes under them and their
+    # checked-out connections are abandoned; the group cancels and awaits them
+    try:
+        async with asyncio.TaskGroup() as group:
+            for i in range(sessions):
+                group.create_task(one_session(i))
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
 
     for agent_id, agent_type in roster:
         viewer = Viewer(agent_id=agent_id, agent_type=agent_type)

@@ -30,15 +30,18 @@ from ..errors import (
 from ..models import (
     ActivityBucket,
     AuditEvent,
+    Bucket,
     MemoryEntry,
     Message,
     NewMessage,
+    Order,
     Page,
     Participant,
     SearchHit,
     Session,
     SessionActivity,
     Viewer,
+    Visibility,
 )
 from . import _sql
 from ._db import (
@@ -283,7 +286,7 @@ class LegacyMessageRepository(_Repository):
         sender: str,
         content: str,
         sender_type: str = "generic",
-        visibility: str = "public",
+        visibility: Visibility = "public",
         message_type: str = "agent_response",
         metadata: dict[str, Any] | None = None,
         parent_message_id: int | None = None,
@@ -368,7 +371,7 @@ class LegacyMessageRepository(_Repository):
         viewer: Viewer,
         limit: int = 50,
         cursor: str | None = None,
-        order: str = "asc",
+        order: Order = "asc",
         sender: str | None = None,
     ) -> Page[Message]:
         _validate.name("session_id", session_id)
@@ -610,7 +613,7 @@ class LegacyAuditRepository(_Repository):
     async def activity(
         self,
         *,
-        bucket: str = "hour",
+        bucket: Bucket = "hour",
         since: datetime | None = None,
         until: datetime | None = None,
         agent_id: str | None = None,

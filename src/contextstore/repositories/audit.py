@@ -14,7 +14,7 @@ from .. import _cursor, _validate
 from .._execute import Query
 from .._facts import utcnow
 from ..errors import _in_terms, no_session
-from ..models import ActivityBucket, AuditEvent, Page, trusted
+from ..models import ActivityBucket, AuditEvent, Bucket, Page, trusted
 from ..schema import audit_log
 from ._common import CoreRepository, after_param
 from ._records import EVENT_COLUMNS, event_from
@@ -188,7 +188,7 @@ class CoreAuditRepository(CoreRepository):
     async def activity(
         self,
         *,
-        bucket: str = "hour",
+        bucket: Bucket = "hour",
         since: datetime | None = None,
         until: datetime | None = None,
         agent_id: str | None = None,

@@ -14,7 +14,7 @@ from .. import _cursor, _validate
 from .._execute import Query
 from .._facts import collection_paused, search_text, utcnow
 from ..errors import NotFoundError, ValidationError, _in_terms, no_session
-from ..models import Message, NewMessage, Page, SearchHit, Viewer, trusted
+from ..models import Message, NewMessage, Order, Page, SearchHit, Viewer, Visibility, trusted
 from ..schema import messages, session_participants
 from ._common import CoreRepository, after_param
 from ._records import MESSAGE_COLUMNS, message_from, messages_from
@@ -37,7 +37,7 @@ class CoreMessageRepository(CoreRepository):
         sender: str,
         content: str,
         sender_type: str = "generic",
-        visibility: str = "public",
+        visibility: Visibility = "public",
         message_type: str = "agent_response",
         metadata: dict[str, Any] | None = None,
         parent_message_id: int | None = None,
@@ -137,7 +137,7 @@ class CoreMessageRepository(CoreRepository):
         viewer: Viewer,
         limit: int = 50,
         cursor: str | None = None,
-        order: str = "asc",
+        order: Order = "asc",
         sender: str | None = None,
     ) -> Page[Message]:
         _validate.name("session_id", session_id)

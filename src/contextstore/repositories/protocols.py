@@ -18,15 +18,18 @@ from typing import Any, Protocol, runtime_checkable
 from ..models import (
     ActivityBucket,
     AuditEvent,
+    Bucket,
     MemoryEntry,
     Message,
     NewMessage,
+    Order,
     Page,
     Participant,
     SearchHit,
     Session,
     SessionActivity,
     Viewer,
+    Visibility,
 )
 
 __all__ = [
@@ -204,7 +207,7 @@ class MessageRepository(Protocol):
         sender: str,
         content: str,
         sender_type: str = "generic",
-        visibility: str = "public",
+        visibility: Visibility = "public",
         message_type: str = "agent_response",
         metadata: dict[str, Any] | None = None,
         parent_message_id: int | None = None,
@@ -291,7 +294,7 @@ class MessageRepository(Protocol):
         viewer: Viewer,
         limit: int = 50,
         cursor: str | None = None,
-        order: str = "asc",
+        order: Order = "asc",
         sender: str | None = None,
     ) -> Page[Message]:
         """List the messages of a session that ``viewer`` may see, a page at a time.
@@ -615,7 +618,7 @@ class AuditRepository(Protocol):
     async def activity(
         self,
         *,
-        bucket: str = "hour",
+        bucket: Bucket = "hour",
         since: datetime | None = None,
         until: datetime | None = None,
         agent_id: str | None = None,

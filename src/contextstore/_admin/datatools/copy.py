@@ -133,7 +133,8 @@ async def _source_revision(db: ConnectionManager, role: str) -> str:
         if missing:
             raise ContextStoreError(
                 f"{role} {db.settings.safe_url} has no contextstore schema "
-                f"(missing tables: {', '.join(missing)})"
+                f"(missing tables: {', '.join(missing)}); run 'contextstore db upgrade' "
+                "on it first"
             )
         short = await _missing_columns(db)
         if short:
@@ -167,8 +168,8 @@ async def _prepare_target(db: ConnectionManager, *, force: bool) -> bool:
     if filled and not force:
         listing = ", ".join(f"{name}: {count} rows" for name, count in filled.items())
         raise ConflictError(
-            f"target {db.settings.safe_url} is not empty ({listing}); nothing was written. "
-            "Use --force to replace its data"
+            f"target {db.settings.safe_url} is not empty ({listing}); nothing was written; "
+            "pass --force to replace its rows"
         )
     await _migrations.upgrade(db, adopt=adopt_unversioned)
     return bool(filled)

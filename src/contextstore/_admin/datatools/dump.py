@@ -159,7 +159,7 @@ async def backup(
 
 def _check_new_file(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
-        raise ContextStoreError(f"{path} already exists; choose another file or overwrite it")
+        raise ContextStoreError(f"{path} already exists; pass --force to overwrite it")
 
 
 @contextlib.contextmanager
