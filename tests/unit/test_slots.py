@@ -55,12 +55,14 @@ async def test_a_wait_past_the_timeout_raises_and_later_waiters_go_on() -> None:
 
 
 async def test_waiters_time_out_one_after_another() -> None:
-    slots = Slots(1, timeout=0.05)
+    # deadlines 0.5 s apart, checked midway between them: a loaded machine
+    # (CI with other work beside it) delays the sleeps by far less than that
+    slots = Slots(1, timeout=1.0)
     await slots.acquire()
     first = asyncio.create_task(slots.acquire())
-    await asyncio.sleep(0.03)
+    await asyncio.sleep(0.5)
     second = asyncio.create_task(slots.acquire())
-    await asyncio.sleep(0.03)
+    await asyncio.sleep(0.75)
     assert first.done()
     assert isinstance(first.exception(), TimeoutError)
     assert not second.done()  # its own deadline has not come yet
