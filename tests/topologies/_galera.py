@@ -192,9 +192,7 @@ class GaleraNode:
             return None
         return str(rows[0][1]) if rows else None
 
-    def execute(
-        self, sql: str, args: Any = None, *, timeout: float = 10
-    ) -> list[tuple[Any, ...]]:
+    def execute(self, sql: str, args: Any = None, *, timeout: float = 10) -> list[tuple[Any, ...]]:
         """Run admin SQL on this node (sync, autocommit) and return the rows."""
         import pymysql
 
