@@ -9,8 +9,9 @@ What is checked, against real nodes:
   calls fail with typed errors, the other two go on to the end;
 * a certification conflict (another node's write wins) is a rollback that
   ``run_transaction`` runs again, that ``transaction()`` reports as
-  ``DatabaseUnavailableError(may_have_committed=False)``, and read-modify-write
-  units on two nodes never lose nor duplicate an increment;
+  ``DatabaseUnavailableError(may_have_committed=False)`` (at COMMIT, or at the
+  next statement of a unit another node's write overtook), and increments in
+  units of work on two nodes are never lost nor applied twice;
 * read your writes across nodes: a write acknowledged on node 1 is seen by the
   next read on node 3, 200 times in 200.
 """
@@ -343,6 +344,34 @@ async def test_a_certification_conflict_in_a_transaction_is_a_typed_rollback(
         entry = await store.memory.get(AGENT, KEY)
         assert entry is not None
         assert entry.value == "winner"
+
+
+async def test_a_unit_overtaken_by_another_nodes_write_fails_at_its_next_statement(
+    two_stores: list[Store],
+) -> None:
+    first, second = two_stores
+    await first.memory.set(AGENT, KEY, "start")
+    seen: list[BaseException] = []
+
+    async def overtaken() -> None:
+        async with first.transaction() as tx:
+            await tx.memory.set(AGENT, KEY, "loser")
+            await second.memory.set(AGENT, KEY, "winner")
+            try:
+                # waits (wsrep_sync_wait) until node 1 applied the winner, which
+                # aborts this transaction: the statement gets 1213
+                await tx.memory.get(AGENT, "another key")
+            except DatabaseUnavailableError as exc:
+                seen.append(exc)
+                raise
+
+    with pytest.raises(DatabaseUnavailableError) as caught:
+        await overtaken()
+    assert seen == [caught.value]  # raised by the statement, not by COMMIT
+    assert caught.value.may_have_committed is False
+    entry = await first.memory.get(AGENT, KEY)
+    assert entry is not None
+    assert entry.value == "winner"
 
 
 async def test_increments_on_two_nodes_count_exactly(
