@@ -6,8 +6,9 @@ Database fixtures:
   empty database (no tables) for one test, dropped afterwards;
 * ``empty_url``: the same, parametrised over the three dialects;
 * ``store``: a connected ``Store`` at the newest schema, parametrised over the
-  four backends ``legacy-sqlite``, ``core-sqlite``, ``core-postgresql``,
-  ``core-mysql`` (see ``tests/contract``).
+  backends ``legacy-sqlite``, ``core-sqlite``, ``core-postgresql``,
+  ``core-mysql`` and ``core-mysql-galera`` (a private three-node cluster,
+  marker ``galera``; see ``tests/contract`` and ``tests/topologies``).
 
 Server fixtures skip with the reason when a server is unreachable, or fail
 when ``CONTEXTSTORE_REQUIRE_SERVERS=1``.
@@ -24,6 +25,9 @@ import pytest
 
 from contextstore import Settings, Store
 from tests._servers import Server
+from tests.topologies._galera import galera_cluster, mysql_galera_empty_url
+
+__all__ = ["galera_cluster", "mysql_galera_empty_url"]  # fixtures of the Galera topology
 
 SERVER_DIALECTS = ("postgresql", "mysql")
 
@@ -124,20 +128,23 @@ BACKENDS = [
     pytest.param("core-sqlite", id="core-sqlite", marks=[pytest.mark.sqlite]),
     pytest.param("core-postgresql", id="core-postgresql", marks=[pytest.mark.postgresql]),
     pytest.param("core-mysql", id="core-mysql", marks=[pytest.mark.mysql]),
+    # a private three-node Galera cluster (tests/topologies/_galera.py); for now
+    # every statement goes to node 1 (reads on nodes 2 and 3 come with replica_urls)
+    pytest.param("core-mysql-galera", id="core-mysql-galera", marks=[pytest.mark.galera]),
 ]
 
 
 @pytest.fixture(params=BACKENDS)
 def backend_url(request: pytest.FixtureRequest) -> tuple[str, str]:
-    """``(backend, url)``: a fresh empty database for one of the four backends."""
+    """``(backend, url)``: a fresh empty database for one of the backends."""
     backend, dialect = str(request.param).split("-", 1)
-    url: str = request.getfixturevalue(f"{dialect}_empty_url")
+    url: str = request.getfixturevalue(f"{dialect.replace('-', '_')}_empty_url")
     return backend, url
 
 
 @pytest.fixture
 async def store(backend_url: tuple[str, str]) -> AsyncIterator[Store]:
-    """A connected Store at the newest schema, on each of the four backends in turn."""
+    """A connected Store at the newest schema, on each of the backends in turn."""
     backend, url = backend_url
     async with Store(Settings(database_url=url, backend=backend)) as connected:
         yield connected

@@ -2,7 +2,9 @@
 
 Each test takes the ``store`` fixture (``tests/conftest.py``), a connected
 ``Store`` on a fresh, empty database at the newest schema, once per backend:
-``legacy-sqlite``, ``core-sqlite``, ``core-postgresql`` and ``core-mysql``.
+``legacy-sqlite``, ``core-sqlite``, ``core-postgresql``, ``core-mysql`` and
+``core-mysql-galera`` (a private three-node MariaDB Galera cluster, every
+statement on node 1; marker ``galera``).
 The tests are written against the repository protocols in
 ``contextstore.repositories.protocols`` and the rules of
 ``docs/guide/repositories.md``, through the public ``Store`` API only

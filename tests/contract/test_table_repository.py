@@ -51,6 +51,7 @@ CORE = [
     pytest.param("sqlite", id="core-sqlite", marks=pytest.mark.sqlite),
     pytest.param("postgresql", id="core-postgresql", marks=pytest.mark.postgresql),
     pytest.param("mysql", id="core-mysql", marks=pytest.mark.mysql),
+    pytest.param("mysql_galera", id="core-mysql-galera", marks=pytest.mark.galera),
 ]
 
 Tables = Callable[[Table, type[BaseModel]], Any]

@@ -191,6 +191,12 @@ def test_postgresql_sqlstate_found_on_the_chained_driver_error() -> None:
         (pymysql.err.OperationalError(1969, "max_statement_time exceeded"), QueryTimeoutError),
         (pymysql.err.OperationalError(3024, "maximum statement execution time"), QueryTimeoutError),
         (pymysql.err.OperationalError(1213, "Deadlock found"), DatabaseUnavailableError),
+        (
+            pymysql.err.OperationalError(
+                1047, "WSREP has not yet prepared node for application use"
+            ),
+            DatabaseUnavailableError,
+        ),
         (pymysql.err.OperationalError(2013, "Lost connection to server"), DatabaseUnavailableError),
         (
             pymysql.err.OperationalError(2003, "Can't connect to MySQL server"),

@@ -112,6 +112,10 @@ _BY_ERRNO: dict[int, ErrorKind] = {
 }
 
 
+#: "WSREP has not yet prepared node for application use" (Galera), besides
+#: the unknown command it names elsewhere
+ER_UNKNOWN_COM_ERROR = 1047
+
 #: FULLTEXT index over messages.search_text.
 FULLTEXT_INDEX = "ix_messages_search_text_fulltext"
 #: binary NO PAD collations: exact, case- and trailing-space-sensitive.
@@ -138,6 +142,53 @@ _DEFAULT_MAX_OVERFLOW = 10
 _DEFAULT_POOL_TIMEOUT = 30.0
 #: well below the server's default wait_timeout of 28,800 s.
 _DEFAULT_POOL_RECYCLE = 3600.0
+
+
+#: what a new session needs to know of its server, in one round trip: the
+#: version (MariaDB or MySQL) and whether it is a Galera node (``wsrep_on``
+#: with a provider loaded); MySQL has no ``wsrep_*`` variables, which is fine
+_SERVER_FACTS_SQL = (
+    "SHOW VARIABLES WHERE Variable_name IN ('version', 'wsrep_on', 'wsrep_provider')"
+)
+#: ``wsrep_sync_wait`` on a Galera node: 1 makes every read (SELECT, and BEGIN)
+#: first wait until the node has applied every write set the cluster had
+#: committed when the read began, so a read on one node sees a write that
+#: another node acknowledged before (read your writes across nodes).
+GALERA_SYNC_WAIT = 1
+
+
+def is_galera(facts: dict[str, str]) -> bool:
+    """The server whose ``SHOW VARIABLES`` gave ``facts`` is a Galera node."""
+    provider = facts.get("wsrep_provider", "none").strip().lower()
+    return facts.get("wsrep_on", "OFF").upper() == "ON" and provider not in ("", "none")
+
+
+def session_statements(facts: dict[str, str], timeout: float | None) -> list[str]:
+    """What a new session runs, given its server's ``facts`` and the statement limit.
+
+    * the statement limit, when set: MariaDB's ``max_statement_time`` in
+      seconds, MySQL's ``max_execution_time`` in milliseconds, rounded up to
+      the unit, never to 0 (which would mean "no limit");
+    * on a Galera node, :data:`GALERA_SYNC_WAIT` (read your writes across
+      nodes) and ``wsrep_retry_autocommit = 0``: the server's own re-run of an
+      autocommit statement that lost a certification conflict sends the rows
+      of ``RETURNING`` of both runs (the aborted one's, then the committed
+      one's) in one result, so an upsert answered two rows for a unique key;
+      without it the statement fails with 1213 (nothing written) and
+      contextstore's own retry runs it again, where that cannot duplicate.
+    """
+    statements: list[str] = []
+    if timeout is not None:
+        millis = max(1, round(timeout * 1000))
+        if "mariadb" in facts.get("version", "").lower():
+            statements.append(f"SET SESSION max_statement_time = {millis / 1000:.3f}")
+        else:
+            statements.append(f"SET SESSION max_execution_time = {millis}")
+    if is_galera(facts):
+        statements.append(
+            f"SET SESSION wsrep_sync_wait = {GALERA_SYNC_WAIT}, wsrep_retry_autocommit = 0"
+        )
+    return statements
 
 
 #: seconds the client waits for a reply beyond the server's own statement limit.
@@ -317,21 +368,15 @@ class MySQLDialect(Dialect):
         skip_idle_rollback(sync_engine, lambda driver: bool(driver.get_transaction_status()))
 
         timeout = settings.statement_timeout
-        if timeout is None:
-            return
 
         @event.listens_for(sync_engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             try:
-                cursor.execute("SELECT VERSION()")
-                row = cursor.fetchone()
-                # rounded up to the unit, never to 0 (which would mean "no limit")
-                millis = max(1, round(timeout * 1000))
-                if "mariadb" in str(row[0]).lower():
-                    cursor.execute(f"SET SESSION max_statement_time = {millis / 1000:.3f}")
-                else:
-                    cursor.execute(f"SET SESSION max_execution_time = {millis}")
+                cursor.execute(_SERVER_FACTS_SQL)
+                facts = {str(name).lower(): str(value) for name, value in cursor.fetchall()}
+                for statement in session_statements(facts, timeout):
+                    cursor.execute(statement)
             finally:
                 cursor.close()
 
@@ -477,6 +522,10 @@ class MySQLDialect(Dialect):
             # aiomysql's TCP connect timeout, and the handshake and read bounds
             # added here (connect_within_timeout, BoundedConnection): no answer
             return ErrorKind.HUNG
+        if args and args[0] == ER_UNKNOWN_COM_ERROR and "WSREP" in str(orig):
+            # a Galera node outside the primary component (cut off, or still
+            # joining) refuses every statement before running it
+            return ErrorKind.UNAVAILABLE
         if args and isinstance(args[0], int):
             kind = _BY_ERRNO.get(args[0])
             if kind is not None:
