@@ -176,7 +176,9 @@ class PgNode:
 
     def promote(self) -> None:
         """Promote this standby and wait until it accepts writes."""
-        self.cluster.as_owner([str(self.cluster.bindir / "pg_ctl"), "promote", "-w", "-D", str(self.data)])
+        self.cluster.as_owner(
+            [str(self.cluster.bindir / "pg_ctl"), "promote", "-w", "-D", str(self.data)]
+        )
         deadline = time.monotonic() + START_TIMEOUT
         while _sql(self.port, "SELECT pg_is_in_recovery()"):
             if time.monotonic() > deadline:
