@@ -23,8 +23,8 @@ are the test suite's ``CONTEXTSTORE_TEST_*`` and
 
 from __future__ import annotations
 
-import os
 import json
+import os
 from typing import Annotated, Any, Literal
 
 import pydantic
