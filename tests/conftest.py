@@ -6,8 +6,10 @@ Database fixtures:
   empty database (no tables) for one test, dropped afterwards;
 * ``empty_url``: the same, parametrised over the three dialects;
 * ``store``: a connected ``Store`` at the newest schema, parametrised over the
-  four backends ``legacy-sqlite``, ``core-sqlite``, ``core-postgresql``,
-  ``core-mysql`` (see ``tests/contract``).
+  backends ``legacy-sqlite``, ``core-sqlite``, ``core-postgresql``,
+  ``core-mysql`` and ``core-postgresql-replicas`` (a private primary with two
+  hot standbys serving the reads: ``tests/topologies/_pg_cluster.py``; see
+  ``tests/contract``).
 
 Server fixtures skip with the reason when a server is unreachable, or fail
 when ``CONTEXTSTORE_REQUIRE_SERVERS=1``.
@@ -24,6 +26,11 @@ import pytest
 
 from contextstore import Settings, Store
 from tests._servers import Server
+from tests.topologies._pg_cluster import REPLICA_URLS
+from tests.topologies._pg_cluster import pg_cluster as pg_cluster
+from tests.topologies._pg_cluster import (
+    postgresql_replicas_empty_url as postgresql_replicas_empty_url,
+)
 
 SERVER_DIALECTS = ("postgresql", "mysql")
 
@@ -124,20 +131,27 @@ BACKENDS = [
     pytest.param("core-sqlite", id="core-sqlite", marks=[pytest.mark.sqlite]),
     pytest.param("core-postgresql", id="core-postgresql", marks=[pytest.mark.postgresql]),
     pytest.param("core-mysql", id="core-mysql", marks=[pytest.mark.mysql]),
+    pytest.param(
+        "core-postgresql-replicas",
+        id="core-postgresql-replicas",
+        marks=[pytest.mark.postgresql, pytest.mark.replicas],
+    ),
 ]
 
 
 @pytest.fixture(params=BACKENDS)
 def backend_url(request: pytest.FixtureRequest) -> tuple[str, str]:
-    """``(backend, url)``: a fresh empty database for one of the four backends."""
+    """``(backend, url)``: a fresh empty database for one of the backends."""
     backend, dialect = str(request.param).split("-", 1)
-    url: str = request.getfixturevalue(f"{dialect}_empty_url")
+    url: str = request.getfixturevalue(f"{dialect.replace('-', '_')}_empty_url")
     return backend, url
 
 
 @pytest.fixture
 async def store(backend_url: tuple[str, str]) -> AsyncIterator[Store]:
-    """A connected Store at the newest schema, on each of the four backends in turn."""
+    """A connected Store at the newest schema, on each of the backends in turn."""
     backend, url = backend_url
-    async with Store(Settings(database_url=url, backend=backend)) as connected:
+    replicas = REPLICA_URLS.get(url, [])
+    settings = Settings(database_url=url, backend=backend, replica_urls=replicas)
+    async with Store(settings) as connected:
         yield connected
