@@ -10,6 +10,7 @@ write never reaches a standby.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -86,7 +87,7 @@ async def test_single_reads_are_served_by_the_standbys(cluster: PgCluster, store
         ]
         if all(count >= 100 for count in grown) or time.monotonic() > deadline:
             break
-        time.sleep(0.2)
+        await asyncio.sleep(0.2)
     assert all(count >= 100 for count in grown), grown
 
 
@@ -94,8 +95,8 @@ async def test_a_task_reads_its_own_writes(cluster: PgCluster, store: Store) -> 
     session = await store.sessions.create(purpose="pairs", created_by="tester")
     stale = 0
     for number in range(1000):
-        await store.memory.set("agent", "counter", number)
-        entry = await store.memory.get("agent", "counter")
+        await store.memory.set("agent", "counter", number, session_id=session.id)
+        entry = await store.memory.get("agent", "counter", session_id=session.id)
         if entry is None or entry.value != number:
             stale += 1
     assert stale == 0
