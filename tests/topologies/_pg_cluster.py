@@ -200,6 +200,7 @@ class PgCluster:
         self.bindir = bindir
         self.primary = PgNode(self, "primary")
         self.standbys: list[PgNode] = []
+        self._server: Server | None = None
 
     @classmethod
     def create(cls, *, standbys: int = 2, sync_standby: str | None = None) -> PgCluster:
@@ -301,9 +302,12 @@ class PgCluster:
                 time.sleep(0.01)
 
     def server(self) -> Server:
-        """The ``tests._servers.Server`` helper on the primary (creates test databases)."""
-        admin = make_url(f"postgresql://postgres@127.0.0.1:{self.primary.port}/postgres")
-        return Server(dialect="postgresql", admin_url=admin)
+        """The ``tests._servers.Server`` helper on the primary (creates test databases;
+        one per cluster: it numbers them)."""
+        if self._server is None:
+            admin = make_url(f"postgresql://postgres@127.0.0.1:{self.primary.port}/postgres")
+            self._server = Server(dialect="postgresql", admin_url=admin)
+        return self._server
 
     def destroy(self) -> None:
         for node in [*self.standbys, self.primary]:
