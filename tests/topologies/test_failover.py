@@ -52,6 +52,7 @@ async def test_writes_resume_after_a_failover_and_none_acknowledged_is_lost() ->
             unknown: list[str] = []
             refused: list[str] = []
             stop = asyncio.Event()
+            warmed = asyncio.Event()  # 100 writes acknowledged before the failover
 
             async def writer() -> None:
                 number = 0
@@ -65,10 +66,11 @@ async def test_writes_resume_after_a_failover_and_none_acknowledged_is_lost() ->
                         await asyncio.sleep(0.02)
                     else:
                         acknowledged.append(content)
+                        if len(acknowledged) == 100:
+                            warmed.set()
 
             task = asyncio.create_task(writer())
-            while len(acknowledged) < 100:
-                await asyncio.sleep(0.01)
+            await asyncio.wait_for(warmed.wait(), RESUME_WAIT)
             await asyncio.to_thread(cluster.primary.stop, "immediate")
             await asyncio.to_thread(new_primary.promote)
             promoted = len(acknowledged)
