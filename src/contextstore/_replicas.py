@@ -244,10 +244,12 @@ class Replicas:
     async def _measure(self, replica: Replica, primary: int | None) -> float | None:
         """Replay position and lag of ``replica``; raises what the replica raised."""
         sql = self._recipe.replica_position_sql()
-        if sql is None:
-            return None
 
         async def ask(executor: Executor) -> Any:
+            if sql is None:
+                # no position to read: a round trip says the replica answers
+                await executor.send(self._recipe.server_version_sql())
+                return None
             rows = await executor.send(sql)
             return rows[0] if rows else None
 
