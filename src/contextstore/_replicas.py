@@ -19,12 +19,14 @@ Invariants:
   The fence lives in a ``ContextVar``: tasks a task starts after its first
   write share its fence (their writes move it, so the task reads them too
   once they are done), other tasks are not slowed down by it;
-* a replica that failed is skipped for :data:`DOWN_SECONDS`, one whose lag
-  was last measured beyond :data:`MAX_LAG_MS` until it catches up; the read
-  then goes to the next replica or to the primary: a replica's trouble never
-  fails a read (the primary's answer, or error, is the read's). One attempt
-  per replica, no retry loop there: the primary is the retry;
-* the lag of every replica is measured at most once per
+* a replica that failed (or did not answer a probe within
+  :data:`PROBE_TIMEOUT`) serves no read until a probe gets an answer from it
+  again, one whose lag was last measured beyond :data:`MAX_LAG_MS` until it
+  catches up; the read that found it failing goes to the primary: a
+  replica's trouble never fails a read (the primary's answer, or error, is
+  the read's), and only that one read waits for it. One attempt per
+  replica, no retry loop there: the primary is the retry;
+* every replica is probed (answer and lag) at most once per
   :data:`PROBE_SECONDS`, in a background task started by a read, and by
   ``health()``.
 """
@@ -49,16 +51,16 @@ if TYPE_CHECKING:
     from ._execute import Executor
     from .connection import ConnectionManager
 
-__all__ = ["DOWN_SECONDS", "MAX_LAG_MS", "PROBE_SECONDS", "Fence", "Replicas", "wrote"]
+__all__ = ["MAX_LAG_MS", "PROBE_SECONDS", "PROBE_TIMEOUT", "Fence", "Replicas", "wrote"]
 
 T = TypeVar("T")
 
-#: seconds a replica that failed is left alone before a read tries it again.
-DOWN_SECONDS = 2.0
 #: replay lag beyond which a replica serves no read (ms).
 MAX_LAG_MS = 5000.0
-#: seconds between two measurements of the replicas' lag.
+#: seconds between two probes of the replicas (their answer and lag).
 PROBE_SECONDS = 1.0
+#: seconds a background probe waits for a replica's answer.
+PROBE_TIMEOUT = 5.0
 
 
 class Fence:
@@ -98,18 +100,19 @@ class Replica:
     def __init__(self, manager: ConnectionManager, url: str) -> None:
         self.manager = manager
         self.url = url
-        self.down_until = 0.0
+        #: failed: no read until a probe gets an answer again
+        self.down = False
         self.error: str | None = None
         #: the replayed position last seen, and the lag last measured
         self.replayed: int | None = None
         self.lag_ms: float | None = None
 
-    def usable(self, now: float) -> bool:
-        return now >= self.down_until and (self.lag_ms is None or self.lag_ms <= MAX_LAG_MS)
+    def usable(self) -> bool:
+        return not self.down and (self.lag_ms is None or self.lag_ms <= MAX_LAG_MS)
 
-    def failed(self, error: BaseException) -> None:
-        self.error = f"{type(error).__name__}: {error}"
-        self.down_until = time.monotonic() + DOWN_SECONDS
+    def failed(self, error: BaseException | str) -> None:
+        self.error = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        self.down = True
 
 
 class Replicas:
@@ -174,7 +177,7 @@ class Replicas:
                     fence.position = needed
         for _ in range(len(self._replicas)):
             replica = self._replicas[next(self._turn)]
-            if not replica.usable(now):
+            if not replica.usable():
                 continue
             if needed is not None and (replica.replayed is None or replica.replayed < needed):
                 checked = self._checked(replica, needed, work, position)
@@ -234,12 +237,20 @@ class Replicas:
             self._probe = asyncio.ensure_future(self._measure_all())
 
     async def _measure_all(self) -> None:
+        primary: int | None = None
+        # without the primary's position the replicas are still probed
         with contextlib.suppress(Exception):
-            primary = await self._primary_position()
-            await asyncio.gather(
-                *(self._measure(replica, primary) for replica in self._replicas),
-                return_exceptions=True,
-            )
+            primary = await asyncio.wait_for(self._primary_position(), PROBE_TIMEOUT)
+        await asyncio.gather(
+            *(self._bounded(replica, primary) for replica in self._replicas),
+            return_exceptions=True,
+        )
+
+    async def _bounded(self, replica: Replica, primary: int | None) -> None:
+        try:
+            await asyncio.wait_for(self._measure(replica, primary), PROBE_TIMEOUT)
+        except TimeoutError:
+            replica.failed(f"no answer from the replica within {PROBE_TIMEOUT:g} s")
 
     async def _measure(self, replica: Replica, primary: int | None) -> float | None:
         """Replay position and lag of ``replica``; raises what the replica raised."""
@@ -266,7 +277,7 @@ class Replicas:
             lag = 0.0
         replica.lag_ms = lag
         replica.error = None
-        replica.down_until = 0.0
+        replica.down = False
         return lag
 
     async def health(self, timeout: float) -> list[ReplicaHealth]:
@@ -285,8 +296,7 @@ class Replicas:
                 raise
             except TimeoutError:
                 error = f"no answer from the replica within {timeout:g} s"
-                replica.down_until = time.monotonic() + DOWN_SECONDS
-                replica.error = error
+                replica.failed(error)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
             if error is None and lag is not None and lag > MAX_LAG_MS:

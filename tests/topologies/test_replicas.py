@@ -23,6 +23,8 @@ from tests.topologies._pg_cluster import PgCluster
 pytestmark = [pytest.mark.asyncio, pytest.mark.postgresql, pytest.mark.replicas]
 
 ADMIN = Viewer(agent_id="agent", is_admin=True)
+#: seconds a restarted standby may take to serve reads again
+BACK_WAIT = 30.0
 #: seconds a standby's statistics may take to show a reader's transactions
 STATS_WAIT = 30.0
 
@@ -145,6 +147,13 @@ async def test_a_stopped_standby_fails_no_read_and_shows_in_health(
     assert up.error is None
     assert up.lag_ms is not None
     assert str(cluster.standbys[1].port) in up.url
+    # back: a probe finds it answering, and it serves reads again
+    await asyncio.to_thread(cluster.standbys[0].start)
+    deadline = time.monotonic() + BACK_WAIT
+    while cluster.standbys[0].port not in ports and time.monotonic() < deadline:
+        ports.add(await store.db.fetch_value(select(func.inet_server_port())))
+        await asyncio.sleep(0.01)
+    assert cluster.standbys[0].port in ports
 
 
 async def test_health_lists_every_replica_masked(cluster: PgCluster) -> None:
