@@ -184,11 +184,13 @@ class ConnectionManager(Statements):
             DatabaseUnavailableError: attempts ran out; ``may_have_committed``
                 tells whether a write may have landed.
         """
-        if not write and self._replicas is not None:
-            served, result = await self._replicas.read(work, _run_on, _row_on_connection)
+        replicas = self._replicas
+        if replicas is None:
+            return await self._run(self.engine, work, write, idempotent, autocommit, recover)
+        if not write:
+            served, result = await replicas.read(work, _run_on, _row_on_connection)
             if served:
                 return result  # type: ignore[return-value]
-        if not write:
             return await self._run(self.engine, work, write, idempotent, autocommit, recover)
         try:
             return await self._run(self.engine, work, write, idempotent, autocommit, recover)
@@ -215,16 +217,18 @@ class ConnectionManager(Statements):
         :func:`contextstore._execute.observed`): the same SQL either way.
         """
         engine = self.engine
-        if not write and self._replicas is not None:
-            served, result = await self._replicas.read(work, _perform_on, _row_on_executor)
+        replicas = self._replicas
+        if replicas is None:
+            return await self._perform(engine, work, write, idempotent, autocommit, recover)
+        if not write:
+            served, result = await replicas.read(work, _perform_on, _row_on_executor)
             if served:
                 return result  # type: ignore[return-value]
-        if write:
-            try:
-                return await self._perform(engine, work, write, idempotent, autocommit, recover)
-            finally:
-                wrote()
-        return await self._perform(engine, work, write, idempotent, autocommit, recover)
+            return await self._perform(engine, work, write, idempotent, autocommit, recover)
+        try:
+            return await self._perform(engine, work, write, idempotent, autocommit, recover)
+        finally:
+            wrote()
 
     async def _perform(
         self,
@@ -381,7 +385,8 @@ class ConnectionManager(Statements):
                         yield conn
                         progress.committing = True
         finally:
-            wrote()
+            if self._replicas is not None:
+                wrote()
 
     def unit_of_work(
         self, state: UnitState | None = None
@@ -411,7 +416,8 @@ class ConnectionManager(Statements):
             ContextStoreError: a statement failed inside the block and the
                 block went on (the transaction was rolled back, not committed).
         """
-        return _Fenced(UnitScope(self, state if state is not None else UnitState()))
+        scope = UnitScope(self, state if state is not None else UnitState())
+        return scope if self._replicas is None else _Fenced(scope)
 
     async def stream(
         self, stmt: Executable, *, batch_size: int = 500

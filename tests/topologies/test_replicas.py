@@ -102,6 +102,14 @@ async def test_a_task_reads_its_own_writes(cluster: PgCluster, store: Store) -> 
         if entry is None or entry.value != number:
             stale += 1
     assert stale == 0
+    # a unit of work's writes, then single reads
+    for number in range(200):
+        async with store.transaction() as tx:
+            await tx.memory.set("agent", "unit", number, session_id=session.id)
+        entry = await store.memory.get("agent", "unit", session_id=session.id)
+        if entry is None or entry.value != number:
+            stale += 1
+    assert stale == 0
     served = {await store.db.fetch_value(select(func.inet_server_port())) for _ in range(20)}
     assert served <= {node.port for node in cluster.standbys}
 
