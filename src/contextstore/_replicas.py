@@ -41,7 +41,7 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import ContextStoreError, DatabaseUnavailableError
+from .errors import ContextStoreError, DatabaseUnavailableError, QueryTimeoutError
 from .models import ReplicaHealth
 
 if TYPE_CHECKING:
@@ -188,8 +188,10 @@ class Replicas:
             except _Behind:
                 return False, None
             except ContextStoreError as exc:
-                # the replica's trouble is not the read's: the primary answers
-                if isinstance(exc, DatabaseUnavailableError):
+                # the replica's trouble is not the read's: the primary answers.
+                # Unreachable or hung (no answer in time): no read goes there
+                # until a probe hears from it again
+                if isinstance(exc, DatabaseUnavailableError | QueryTimeoutError):
                     replica.failed(exc)
                 return False, None
         return False, None

@@ -40,7 +40,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests._servers import Server
-from tests.faults._instances import _pg_bindir, free_port, unavailable
+from tests.faults._instances import _parent_of, _pg_bindir, free_port, unavailable
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
@@ -162,6 +162,7 @@ class PgNode:
 
     def stop(self, mode: str = "fast") -> None:
         """Stop (``fast``, or ``immediate``: no checkpoint) and wait for the exit."""
+        self.thaw()
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
@@ -173,6 +174,31 @@ class PgNode:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=STOP_TIMEOUT)
+
+    def pids(self) -> list[int]:
+        """The postmaster and its children (each backend is a session leader of its
+        own, so one process group does not reach them)."""
+        if self.process is None:
+            return []
+        postmaster = self.process.pid
+        found = [postmaster]
+        with contextlib.suppress(OSError):
+            for entry in os.listdir("/proc"):
+                if entry.isdigit() and _parent_of(int(entry)) == postmaster:
+                    found.append(int(entry))
+        return found
+
+    def freeze(self) -> None:
+        """SIGSTOP the server and every backend: it hangs, its sockets stay open."""
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT the whole server; safe when not frozen."""
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     def promote(self) -> None:
         """Promote this standby and wait until it accepts writes."""

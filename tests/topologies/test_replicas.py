@@ -34,6 +34,7 @@ def cluster(pg_cluster: PgCluster) -> Iterator[PgCluster]:
     """The worker's cluster, every standby running and replaying at the end of the test."""
     yield pg_cluster
     for node in pg_cluster.standbys:
+        node.thaw()
         if not node.running:
             node.start()
         else:
@@ -204,3 +205,30 @@ async def test_a_write_never_reaches_a_standby(cluster: PgCluster, store: Store)
     database = _database(store.settings.effective_database_url.render_as_string())
     written = cluster.primary.sql("SELECT count(*) FROM agent_memory", database)
     assert written == 50
+
+
+async def test_a_hung_standby_fails_no_read_and_health_answers_in_time(
+    cluster: PgCluster, postgresql_replicas_empty_url: str
+) -> None:
+    url = postgresql_replicas_empty_url
+    replicas = [node.url_for(_database(url)) for node in cluster.standbys]
+    settings = Settings(
+        database_url=url, replica_urls=replicas, connect_timeout=1.0, statement_timeout=1.0
+    )
+    async with Store(settings) as store:
+        session = await store.sessions.create(purpose="hung", created_by="tester")
+        cluster.wait_replayed()
+        for _ in range(20):
+            await store.sessions.get(session.id)
+        cluster.standbys[0].freeze()
+        failed = 0
+        for _ in range(100):
+            try:
+                assert (await store.sessions.get(session.id)) is not None
+            except Exception:
+                failed += 1
+        assert failed == 0
+        report = await store.health(timeout=1.0)
+        cluster.standbys[0].thaw()
+    assert [each.ok for each in report.replicas] == [False, True]
+    assert report.replicas[0].error is not None
