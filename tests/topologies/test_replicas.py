@@ -232,3 +232,19 @@ async def test_a_hung_standby_fails_no_read_and_health_answers_in_time(
         cluster.standbys[0].thaw()
     assert [each.ok for each in report.replicas] == [False, True]
     assert report.replicas[0].error is not None
+
+
+async def test_a_task_reads_what_the_tasks_it_started_wrote(store: Store) -> None:
+    session = await store.sessions.create(purpose="children", created_by="tester")
+    stale = 0
+    for round_ in range(50):
+        await asyncio.gather(
+            *(
+                store.messages.add(session.id, sender="child", content=f"r{round_}c{child}")
+                for child in range(4)
+            )
+        )
+        page = await store.messages.list(session.id, viewer=ADMIN, limit=500)
+        if len(page.items) != 4 * (round_ + 1):
+            stale += 1
+    assert stale == 0
