@@ -7,8 +7,10 @@ Database fixtures:
 * ``empty_url``: the same, parametrised over the three dialects;
 * ``store``: a connected ``Store`` at the newest schema, parametrised over the
   backends ``legacy-sqlite``, ``core-sqlite``, ``core-postgresql``,
-  ``core-mysql`` and ``core-mysql-galera`` (a private three-node cluster,
-  marker ``galera``; see ``tests/contract`` and ``tests/topologies``).
+  ``core-mysql``, ``core-mysql-galera`` (a private three-node cluster, marker
+  ``galera``) and ``core-postgresql-replicas`` (a private primary with two hot
+  standbys serving the reads, marker ``replicas``); see ``tests/contract`` and
+  ``tests/topologies``.
 
 Server fixtures skip with the reason when a server is unreachable, or fail
 when ``CONTEXTSTORE_REQUIRE_SERVERS=1``.
@@ -26,6 +28,11 @@ import pytest
 from contextstore import Settings, Store
 from tests._servers import Server
 from tests.topologies._galera import galera_cluster, mysql_galera_empty_url
+from tests.topologies._pg_cluster import REPLICA_URLS
+from tests.topologies._pg_cluster import pg_cluster as pg_cluster
+from tests.topologies._pg_cluster import (
+    postgresql_replicas_empty_url as postgresql_replicas_empty_url,
+)
 
 __all__ = ["galera_cluster", "mysql_galera_empty_url"]  # fixtures of the Galera topology
 
@@ -131,6 +138,9 @@ BACKENDS = [
     # a private three-node Galera cluster (tests/topologies/_galera.py); for now
     # every statement goes to node 1 (reads on nodes 2 and 3 come with replica_urls)
     pytest.param("core-mysql-galera", id="core-mysql-galera", marks=[pytest.mark.galera]),
+    pytest.param(
+        "core-postgresql-replicas", id="core-postgresql-replicas", marks=[pytest.mark.replicas]
+    ),
 ]
 
 
@@ -146,5 +156,7 @@ def backend_url(request: pytest.FixtureRequest) -> tuple[str, str]:
 async def store(backend_url: tuple[str, str]) -> AsyncIterator[Store]:
     """A connected Store at the newest schema, on each of the backends in turn."""
     backend, url = backend_url
-    async with Store(Settings(database_url=url, backend=backend)) as connected:
+    replicas = REPLICA_URLS.get(url, [])
+    settings = Settings(database_url=url, backend=backend, replica_urls=replicas)
+    async with Store(settings) as connected:
         yield connected

@@ -21,6 +21,7 @@ from .models import OffsetPage as OffsetPage
 from .models import Page as Page
 from .models import Participant as Participant
 from .models import PoolStats as PoolStats
+from .models import ReplicaHealth as ReplicaHealth
 from .models import SearchHit as SearchHit
 from .models import Session as Session
 from .models import SessionActivity as SessionActivity
@@ -49,6 +50,7 @@ __all__ = [
     "PoolExhaustedError",
     "PoolStats",
     "QueryTimeoutError",
+    "ReplicaHealth",
     "SearchHit",
     "Session",
     "SessionActivity",

@@ -82,7 +82,13 @@ T = TypeVar("T")
 
 #: failures after which a connection is not used again (MySQL hangs up after
 #: refusing a request for its size)
-LOST_KINDS = {ErrorKind.DISCONNECT, ErrorKind.HUNG, ErrorKind.UNAVAILABLE, ErrorKind.TOO_LARGE}
+LOST_KINDS = {
+    ErrorKind.DISCONNECT,
+    ErrorKind.HUNG,
+    ErrorKind.UNAVAILABLE,
+    ErrorKind.TOO_LARGE,
+    ErrorKind.READ_ONLY,
+}
 
 #: a bind parameter the caller must give (no value in the statement)
 _REQUIRED: Any = object()
@@ -629,7 +635,9 @@ class Leases:
     def lost(self, kind: ErrorKind | None) -> None:
         """A held connection failed with ``kind``: after a disconnect the idle
         ones go too (see :meth:`discard_idle`)."""
-        if kind is ErrorKind.DISCONNECT:
+        if kind in (ErrorKind.DISCONNECT, ErrorKind.READ_ONLY):
+            # a read-only server: the primary moved (failover), and every idle
+            # connection points at the old one
             self.discard_idle()
 
     @asynccontextmanager

@@ -119,6 +119,12 @@ def translate(dialect: Dialect, error: Exception, progress: Progress) -> Context
         return QueryTimeoutError("the statement ran past statement_timeout")
     if kind in (ErrorKind.RETRYABLE, ErrorKind.BUSY):
         return DatabaseUnavailableError(REFUSALS["busy"], may_have_committed=False)
+    if kind is ErrorKind.READ_ONLY:
+        return DatabaseUnavailableError(
+            "the database server accepts no writes (a standby, or a primary lost in a "
+            "failover); nothing was written",
+            may_have_committed=False,
+        )
     if kind is ErrorKind.DISCONNECT:
         return DatabaseUnavailableError(
             "connection to the database lost",

@@ -38,15 +38,21 @@ __all__ = ["ConnectionUnit", "LeasedUnit", "UnitOfWork", "UnitScope", "safe_to_r
 
 T = TypeVar("T")
 
-_RETRY_KINDS = {ErrorKind.RETRYABLE, ErrorKind.BUSY, ErrorKind.DISCONNECT, ErrorKind.UNAVAILABLE}
+_RETRY_KINDS = {
+    ErrorKind.RETRYABLE,
+    ErrorKind.BUSY,
+    ErrorKind.DISCONNECT,
+    ErrorKind.UNAVAILABLE,
+    ErrorKind.READ_ONLY,
+}
 
 
 def safe_to_retry(progress: Progress, idempotent: bool) -> bool:
     """Repeating the attempt that got as far as ``progress`` cannot duplicate a write."""
     if progress.kind not in _RETRY_KINDS:
         return False
-    if progress.kind in (ErrorKind.RETRYABLE, ErrorKind.BUSY):
-        return True  # the server rolled the transaction back
+    if progress.kind in (ErrorKind.RETRYABLE, ErrorKind.BUSY, ErrorKind.READ_ONLY):
+        return True  # the server rolled the transaction back (or took no write)
     # connection trouble: safe unless a COMMIT may have landed
     return not (progress.write and progress.committing) or idempotent
 

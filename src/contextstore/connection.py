@@ -12,7 +12,11 @@ Invariants:
   serialization failure, busy), or the connection failed before COMMIT was
   sent. A lost COMMIT is retried only for work declared idempotent; otherwise
   it surfaces as ``DatabaseUnavailableError(may_have_committed=True)``;
-* every error leaving this module went through ``_translate``.
+* every error leaving this module went through ``_translate``;
+* with ``replica_urls``, single reads (``write=False``) may be served by a
+  replica (see ``_replicas``: read your writes per task, a replica in
+  trouble skipped); writes, units of work, transactions and streams always
+  run here, on the primary.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from sqlalchemy.pool import QueuePool
 from ._dialects import SNAPSHOT, WRITE_INTENT, dialect_for
 from ._execute import ConnectionExecutor, Executor, Leases, observed
 from ._facts import VERSION_TABLE, Probes, wait_bound
+from ._replicas import Replicas, wrote
 from ._statements import Statements
 from ._translate import Progress, translate, translating
 from ._unit import UnitState
@@ -44,6 +49,7 @@ from .models import HealthReport, PoolStats
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
     from sqlalchemy.ext.asyncio import AsyncEngine
     from sqlalchemy.sql import Executable
 
@@ -76,6 +82,21 @@ class ConnectionManager(Statements):
         self._probes = Probes()
         self._unpooled: AsyncEngine | None = None
         self._leases = self._make_leases(self._engine)
+        #: attempts of one operation (a replica's manager makes one: the
+        #: primary is its retry)
+        self._attempts = MAX_ATTEMPTS
+        urls = self._settings.effective_replica_urls
+        self._replicas: Replicas | None = (
+            Replicas(self, urls, self._replica_manager) if urls and engine is None else None
+        )
+
+    def _replica_manager(self, url: URL) -> ConnectionManager:
+        """The manager of one replica: its own engine and leases, one attempt per call."""
+        values = {name: getattr(self._settings, name) for name in self._settings.model_fields_set}
+        values.update(database_url=url, replica_urls=[], auto_migrate=False)
+        manager = ConnectionManager(Settings(**values))
+        manager._attempts = 1
+        return manager
 
     def _make_leases(self, engine: AsyncEngine) -> Leases:
         """The execution core's held connections, within the pool's own limits."""
@@ -163,7 +184,22 @@ class ConnectionManager(Statements):
             DatabaseUnavailableError: attempts ran out; ``may_have_committed``
                 tells whether a write may have landed.
         """
-        return await self._run(self.engine, work, write, idempotent, autocommit, recover)
+        replicas = self._replicas
+        if replicas is None:
+            return await self._run(self.engine, work, write, idempotent, autocommit, recover)
+        if not write:
+            served, result = await replicas.read(work, _run_on, _row_on_connection)
+            if served:
+                return result  # type: ignore[return-value]
+            return await self._run(self.engine, work, write, idempotent, autocommit, recover)
+        try:
+            return await self._run(self.engine, work, write, idempotent, autocommit, recover)
+        finally:
+            wrote()
+
+    async def on_primary(self, work: Callable[[Executor], Awaitable[T]]) -> T:
+        """Run the read ``work`` on the primary, never on a replica (retried as ``run``)."""
+        return await self._retrying(self._leases.attempt, work, False, False, False, None)
 
     async def perform(
         self,
@@ -181,6 +217,28 @@ class ConnectionManager(Statements):
         :func:`contextstore._execute.observed`): the same SQL either way.
         """
         engine = self.engine
+        replicas = self._replicas
+        if replicas is None:
+            return await self._perform(engine, work, write, idempotent, autocommit, recover)
+        if not write:
+            served, result = await replicas.read(work, _perform_on, _row_on_executor)
+            if served:
+                return result  # type: ignore[return-value]
+            return await self._perform(engine, work, write, idempotent, autocommit, recover)
+        try:
+            return await self._perform(engine, work, write, idempotent, autocommit, recover)
+        finally:
+            wrote()
+
+    async def _perform(
+        self,
+        engine: AsyncEngine,
+        work: Callable[[Executor], Awaitable[T]],
+        write: bool,
+        idempotent: bool,
+        autocommit: bool,
+        recover: Callable[[Executor], Awaitable[T | None]] | None,
+    ) -> T:
         if observed(engine):
 
             async def on_connection(conn: AsyncConnection) -> T:
@@ -255,7 +313,7 @@ class ConnectionManager(Statements):
                 delay = _BACKOFF_BASE * (2 ** (attempt - 1)) * (0.5 + random.random())
                 if (
                     isinstance(exc, PoolExhaustedError)
-                    or attempt >= MAX_ATTEMPTS
+                    or attempt >= self._attempts
                     or time.monotonic() + delay > deadline
                     or not safe_to_retry(progress, idempotent)
                 ):
@@ -318,13 +376,17 @@ class ConnectionManager(Statements):
         """
         engine = self.engine
         progress = Progress(write=True)
-        with translating(self._dialect, progress):
-            async with self._leases.slot(), engine.connect() as conn:
-                await conn.execution_options(**{WRITE_INTENT: True})
-                async with conn.begin():
-                    progress.sent = True
-                    yield conn
-                    progress.committing = True
+        try:
+            with translating(self._dialect, progress):
+                async with self._leases.slot(), engine.connect() as conn:
+                    await conn.execution_options(**{WRITE_INTENT: True})
+                    async with conn.begin():
+                        progress.sent = True
+                        yield conn
+                        progress.committing = True
+        finally:
+            if self._replicas is not None:
+                wrote()
 
     def unit_of_work(
         self, state: UnitState | None = None
@@ -354,7 +416,8 @@ class ConnectionManager(Statements):
             ContextStoreError: a statement failed inside the block and the
                 block went on (the transaction was rolled back, not committed).
         """
-        return UnitScope(self, state if state is not None else UnitState())
+        scope = UnitScope(self, state if state is not None else UnitState())
+        return scope if self._replicas is None else _Fenced(scope)
 
     async def stream(
         self, stmt: Executable, *, batch_size: int = 500
@@ -466,6 +529,9 @@ class ConnectionManager(Statements):
             schema_current=current,
             pool=self.pool_stats(),
             error=error,
+            replicas=[]
+            if self._replicas is None or isinstance(bound, str)
+            else (await self._replicas.health(bound)),
         )
 
     async def _probe(self) -> tuple[str, str | None, bool]:
@@ -506,6 +572,9 @@ class ConnectionManager(Statements):
         """
         await self._probes.close()
         await self._leases.close()
+        replicas, self._replicas = self._replicas, None
+        if replicas is not None:
+            await replicas.close()
         engine, self._engine = self._engine, None
         unpooled, self._unpooled = self._unpooled, None
         for each in (engine, unpooled):
@@ -531,6 +600,43 @@ def _scalar(sql: str) -> Callable[[AsyncConnection], Awaitable[Any]]:
         return (await conn.execute(text(sql))).scalar()
 
     return work
+
+
+class _Fenced(AbstractAsyncContextManager[UnitOfWork]):
+    """A unit of work that marks the task as having written once it ends."""
+
+    def __init__(self, scope: UnitScope) -> None:
+        self._scope = scope
+
+    async def __aenter__(self) -> UnitOfWork:
+        return await self._scope.__aenter__()
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        try:
+            await self._scope.__aexit__(*exc_info)
+        finally:
+            wrote()
+
+
+async def _run_on(manager: ConnectionManager, work: Callable[[Any], Awaitable[T]]) -> T:
+    """A replica read over a SQLAlchemy Connection."""
+    return await manager.run(work, write=False)
+
+
+async def _perform_on(manager: ConnectionManager, work: Callable[[Any], Awaitable[T]]) -> T:
+    """A replica read on the execution core."""
+    return await manager.perform(work, write=False)
+
+
+async def _row_on_connection(conn: AsyncConnection, sql: str) -> Any:
+    """The first row of a textual statement, over a SQLAlchemy Connection."""
+    return (await conn.exec_driver_sql(sql)).first()
+
+
+async def _row_on_executor(executor: Executor, sql: str) -> Any:
+    """The first row of a textual statement, on the execution core."""
+    rows = await executor.send(sql)
+    return rows[0] if rows else None
 
 
 def _exhausted(stats: PoolStats | None) -> bool:

@@ -27,6 +27,7 @@ __all__ = [
     "Page",
     "Participant",
     "PoolStats",
+    "ReplicaHealth",
     "SearchHit",
     "Session",
     "SessionActivity",
@@ -255,6 +256,14 @@ class PoolStats(_Record):
     overflow: int
 
 
+class ReplicaHealth(_Record):
+    url: str
+    ok: bool
+    latency_ms: float | None = None
+    lag_ms: float | None = None
+    error: str | None = None
+
+
 class HealthReport(_Record):
     ok: bool
     backend: str
@@ -265,3 +274,4 @@ class HealthReport(_Record):
     schema_current: bool = False
     pool: PoolStats | None = None
     error: str | None = None
+    replicas: list[ReplicaHealth] = Field(default_factory=list)

@@ -23,13 +23,15 @@ are the test suite's ``CONTEXTSTORE_TEST_*`` and
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -93,6 +95,13 @@ class Settings(BaseSettings):
             statement that runs longer than this many milliseconds; a
             positive finite number, or None (the default; ``none``/``off``
             in the environment) for no such log (core backend).
+        replica_urls: read-only servers beside the primary (PostgreSQL hot
+            standbys), each URL normalised like ``database_url`` and of the
+            same dialect; single reads outside a unit of work go to them
+            (core backend; see the scale-out guide). In the environment or
+            ``.env``: a JSON list (``["postgresql://u@h1/db", ...]``) or the
+            URLs separated by commas. Default: none. The field reads back
+            masked; ``effective_replica_urls`` are the working URLs.
 
     Raises:
         ConfigurationError: a value is invalid or cannot work (unsupported
@@ -123,8 +132,12 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     echo_sql: bool = False
     slow_statement_ms: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    # NoDecode: the environment's text is parsed below (JSON or commas), not
+    # by pydantic-settings, whose JSON error would quote the value
+    replica_urls: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
 
     _url: URL = PrivateAttr()
+    _replicas: tuple[URL, ...] = PrivateAttr(default=())
 
     def __init__(self, **values: Any) -> None:
         problem: str | None = None
@@ -162,6 +175,18 @@ class Settings(BaseSettings):
             return value.render_as_string(hide_password=False)
         return value
 
+    @field_validator("replica_urls", mode="before")
+    @classmethod
+    def _replica_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return _split_urls(value)
+        if isinstance(value, (list, tuple)):
+            return [
+                each.render_as_string(hide_password=False) if isinstance(each, URL) else each
+                for each in value
+            ]
+        return value
+
     @field_validator("statement_timeout", "slow_statement_ms", mode="before")
     @classmethod
     def _no_limit(cls, value: Any) -> Any:
@@ -188,9 +213,19 @@ class Settings(BaseSettings):
                     "operation, and each would see its own empty in-memory database"
                 )
         self._url = url
-        # the field keeps the URL masked: dumps, vars() and copies carry no
-        # password; the working URL is effective_database_url
+        if self.replica_urls and self.backend == "legacy":
+            raise ConfigurationError(
+                "replica_urls: backend 'legacy' has no read replicas; use backend 'core' "
+                "or leave replica_urls empty"
+            )
+        self._replicas = tuple(
+            _replica_url(text, index, recipe.name) for index, text in enumerate(self.replica_urls)
+        )
+        # the fields keep the URLs masked: dumps, vars() and copies carry no
+        # password; the working URLs are effective_database_url and
+        # effective_replica_urls
         self.__dict__["database_url"] = self.safe_url
+        self.__dict__["replica_urls"] = self.safe_replica_urls
         return self
 
     @property
@@ -203,6 +238,16 @@ class Settings(BaseSettings):
         """The normalised URL as text, password masked."""
         return self._url.render_as_string(hide_password=True)
 
+    @property
+    def effective_replica_urls(self) -> list[URL]:
+        """The normalised replica URLs (async driver); each masks its password."""
+        return list(self._replicas)
+
+    @property
+    def safe_replica_urls(self) -> list[str]:
+        """The normalised replica URLs as text, passwords masked."""
+        return [url.render_as_string(hide_password=True) for url in self._replicas]
+
     def __setattr__(self, name: str, value: Any) -> None:
         if name.startswith("_"):  # private state (the parsed URL), set while validating
             super().__setattr__(name, value)
@@ -214,10 +259,14 @@ class Settings(BaseSettings):
 
     def __repr_args__(self) -> Any:
         yield "database_url", self.safe_url
+        if self._replicas:
+            yield "replica_urls", self.safe_replica_urls
         yield from super().__repr_args__()
 
     def __getstate__(self) -> dict[Any, Any]:
-        if self._url.password is not None:
+        if self._url.password is not None or any(
+            each.password is not None for each in self._replicas
+        ):
             # a pickle is a dump that cannot mask: it would carry the password in clear
             raise ConfigurationError(
                 "Settings holding a password cannot be pickled; build the Settings where "
@@ -304,6 +353,54 @@ def _password_from_query(url: URL) -> URL:
             "string, or twice in the query string); give it once"
         )
     return url.difference_update_query(given).set(password=passwords.pop())
+
+
+def _split_urls(text: str) -> list[str]:
+    """A list of URLs from the environment: a JSON list, or URLs separated by commas."""
+    stripped = text.strip()
+    if not stripped:
+        return []
+    if stripped.startswith("["):
+        failed = False
+        try:
+            parsed = json.loads(stripped)
+        except ValueError:
+            failed = True
+        # the JSON error would quote the text, passwords included
+        if failed or not isinstance(parsed, list):
+            raise ConfigurationError(
+                "replica_urls: not a JSON list of URLs (give a JSON list such as "
+                '["postgresql://user@standby1/db"], or the URLs separated by commas)'
+            )
+        return [str(each) for each in parsed]
+    return [each.strip() for each in stripped.split(",") if each.strip()]
+
+
+def _replica_url(text: str, index: int, dialect: str) -> URL:
+    """One replica URL, normalised like ``database_url``; refused if not of ``dialect``."""
+    name = f"replica_urls[{index}]"
+    try:
+        url = _password_from_query(_parse_url(text))
+        _check_url(url)
+        recipe = dialect_for(url)
+        url = recipe.normalise_url(url)
+    except ConfigurationError as exc:
+        problem = str(exc).replace("database_url", name)
+        failed = True
+    else:
+        failed = False
+    if failed:
+        raise ConfigurationError(problem)
+    if recipe.name != dialect:
+        raise ConfigurationError(
+            f"{name}: a {recipe.name} server cannot be a replica of a {dialect} primary "
+            f"({url!r}); every replica must be of the primary's dialect"
+        )
+    if not recipe.is_server:
+        raise ConfigurationError(
+            f"{name}: {recipe.name} has no replicas; replica_urls name read-only servers"
+        )
+    return url
 
 
 def _parse_url(text: str) -> URL:

@@ -273,3 +273,30 @@ def test_postgresql_on_this_machine_skips_the_tls_request(url: str) -> None:
 )
 def test_postgresql_remote_or_explicit_tls_keeps_the_driver_default(url: str) -> None:
     assert "ssl" not in options(url)["connect_args"]
+
+
+# -- PostgreSQL failover: several hosts ---------------------------------------
+
+
+def test_several_postgresql_hosts_connect_to_the_one_that_takes_writes() -> None:
+    found = options("postgresql://u@/db?host=db1:5432&host=db2:5432")
+    assert found["connect_args"]["target_session_attrs"] == "read-write"
+    assert "ssl" not in found["connect_args"]  # remote hosts: the driver's default
+
+
+def test_several_loopback_hosts_skip_the_tls_request() -> None:
+    found = options("postgresql://u@/db?host=127.0.0.1:5433&host=localhost:5434")
+    assert found["connect_args"]["ssl"] is False
+    assert found["connect_args"]["target_session_attrs"] == "read-write"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u@db1:5432/db",
+        "postgresql://u@/db?host=db1:5432",
+        "postgresql://u@/db?host=db1:5432&host=db2:5432&target_session_attrs=any",
+    ],
+)
+def test_one_host_or_an_explicit_choice_keeps_the_driver_default(url: str) -> None:
+    assert "target_session_attrs" not in options(url)["connect_args"]

@@ -59,6 +59,11 @@ class ErrorKind(enum.Enum):
     #: the server refused the login (credentials, or no access to the
     #: database): a configuration to fix, not an outage to wait out
     AUTH = "auth"
+    #: the server accepts no writes (a hot standby; a primary demoted or lost
+    #: in a failover): the write was refused, nothing of it committed, and the
+    #: connection points at the wrong server, so it is discarded and the unit
+    #: retried on a new connection, which finds the primary
+    READ_ONLY = "read_only"
 
 
 class Channel(Protocol):
@@ -272,6 +277,31 @@ class Dialect(ABC):
     @abstractmethod
     def server_version_sql(self) -> str:
         """A statement returning the server version as one value."""
+
+    # -- read replicas (see contextstore._replicas) -----------------
+
+    #: a replica of this dialect shows a task its own writes by itself (Galera
+    #: with ``wsrep_sync_wait`` set on its connections, say): no position needs
+    #: to be compared before a read there
+    replica_reads_own_writes: ClassVar[bool] = False
+
+    def primary_position_sql(self) -> str | None:
+        """A statement giving the primary's log position now, as one text value
+        (every write committed before it is at or before that position); None
+        when the dialect has no such position: a task that wrote then reads on
+        the primary."""
+        return None
+
+    def replica_position_sql(self) -> str | None:
+        """On a replica: one row of its replayed log position (text, comparable
+        through :meth:`log_position`) and its replay lag in ms (a number, or
+        NULL when unknown). None when the dialect has no such position."""
+        return None
+
+    def log_position(self, text: str | None) -> int | None:
+        """A position read by the two statements above, as a number that grows
+        with the log (None: unknown)."""
+        return None
 
     # -- schema (used by the portable types in .types) -----------
 

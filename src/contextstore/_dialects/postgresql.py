@@ -80,6 +80,7 @@ _BY_SQLSTATE: dict[str, ErrorKind] = {
     "54000": ErrorKind.TOO_LARGE,  # program_limit_exceeded (a value or row too big)
     "57014": ErrorKind.TIMEOUT,  # query_canceled (statement_timeout)
     "40001": ErrorKind.RETRYABLE,  # serialization_failure
+    "25006": ErrorKind.READ_ONLY,  # read_only_sql_transaction (a standby)
     "40P01": ErrorKind.RETRYABLE,  # deadlock_detected
     "55P03": ErrorKind.BUSY,  # lock_not_available
     "57P01": ErrorKind.DISCONNECT,  # admin_shutdown (terminated backend)
@@ -203,6 +204,12 @@ class PostgreSQLDialect(Dialect):
             millis = max(1, round(settings.statement_timeout * 1000))
             server_settings["statement_timeout"] = str(millis)
             connect_args["command_timeout"] = settings.statement_timeout + CLIENT_TIMEOUT_MARGIN
+        if _several_hosts(url) and "target_session_attrs" not in url.query:
+            # failover: of the hosts named, connect to the one that takes
+            # writes (asyncpg tries them in turn), so after a promotion new
+            # connections find the new primary, and migrations never run on
+            # a standby
+            connect_args["target_session_attrs"] = "read-write"
         return {
             **queue_pool_options(
                 settings,
@@ -316,6 +323,27 @@ class PostgreSQLDialect(Dialect):
     def server_version_sql(self) -> str:
         return "SHOW server_version"
 
+    def primary_position_sql(self) -> str | None:
+        # the WAL written so far: every commit acknowledged before is behind it
+        return "SELECT pg_current_wal_lsn()::text"
+
+    def replica_position_sql(self) -> str | None:
+        # the replay lag is 0 when the standby has replayed all it received
+        # (an idle primary sends nothing, and the last replayed commit ages)
+        return (
+            "SELECT pg_last_wal_replay_lsn()::text, CASE"
+            " WHEN pg_last_wal_receive_lsn() IS NULL THEN NULL"
+            " WHEN pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0"
+            " ELSE EXTRACT(EPOCH FROM (now() - pg_last_xact_replay_timestamp())) * 1000 END"
+        )
+
+    def log_position(self, text: str | None) -> int | None:
+        # an LSN is written as two hexadecimal halves: "16/B374D848"
+        if not text or "/" not in text:
+            return None
+        high, low = text.split("/", 1)
+        return (int(high, 16) << 32) | int(low, 16)
+
     datetime_keeps_timezone = True
     #: asyncpg decodes ``timestamptz`` as an aware datetime in UTC, whatever the
     #: session's TimeZone
@@ -388,15 +416,28 @@ class PostgreSQLDialect(Dialect):
         )
 
 
+def _several_hosts(url: URL) -> bool:
+    """The URL names more than one host (``?host=h1:5432&host=h2:5432``)."""
+    hosts = url.query.get("host")
+    return url.host is None and isinstance(hosts, tuple) and len(hosts) > 1
+
+
 def _is_loopback(url: URL) -> bool:
     """The URL's host is this machine: a loopback address, localhost, or a socket."""
+    host = url.host or url.query.get("host")
+    if host is None:
+        return True  # no host: the default Unix socket
+    if isinstance(host, str):
+        return _loopback_host(host)
+    # several hosts: all on this machine, or left to asyncpg's default
+    return all(_loopback_host(each.rsplit(":", 1)[0] if "]" not in each else each) for each in host)
+
+
+def _loopback_host(host: str) -> bool:
     import ipaddress
 
-    host = url.host or url.query.get("host")
-    if host is None or (isinstance(host, str) and host.startswith("/")):
-        return True  # no host: the default Unix socket
-    if not isinstance(host, str):
-        return False  # several hosts: leave them to asyncpg
+    if host.startswith("/"):
+        return True
     if host == "localhost":
         return True
     try:
