@@ -28,11 +28,11 @@ import pytest
 from contextstore import Settings, Store
 from tests._servers import Server
 from tests.topologies._galera import galera_cluster, mysql_galera_empty_url
-from tests.topologies._pg_cluster import REPLICA_URLS
 from tests.topologies._pg_cluster import pg_cluster as pg_cluster
 from tests.topologies._pg_cluster import (
     postgresql_replicas_empty_url as postgresql_replicas_empty_url,
 )
+from tests.topologies._registry import REPLICA_URLS
 
 __all__ = ["galera_cluster", "mysql_galera_empty_url"]  # fixtures of the Galera topology
 
@@ -135,8 +135,8 @@ BACKENDS = [
     pytest.param("core-sqlite", id="core-sqlite", marks=[pytest.mark.sqlite]),
     pytest.param("core-postgresql", id="core-postgresql", marks=[pytest.mark.postgresql]),
     pytest.param("core-mysql", id="core-mysql", marks=[pytest.mark.mysql]),
-    # a private three-node Galera cluster (tests/topologies/_galera.py); for now
-    # every statement goes to node 1 (reads on nodes 2 and 3 come with replica_urls)
+    # a private three-node Galera cluster (tests/topologies/_galera.py): writes
+    # and units of work on node 1, single reads on nodes 2 and 3 (replica_urls)
     pytest.param("core-mysql-galera", id="core-mysql-galera", marks=[pytest.mark.galera]),
     pytest.param(
         "core-postgresql-replicas", id="core-postgresql-replicas", marks=[pytest.mark.replicas]

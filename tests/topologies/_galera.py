@@ -42,6 +42,7 @@ from tests.faults._instances import (
     free_port,
     unavailable,
 )
+from tests.topologies._registry import REPLICA_URLS
 
 #: the Galera provider library of Debian's ``galera-4`` package.
 GALERA_PROVIDER = "/usr/lib/galera/libgalera_smm.so"
@@ -376,5 +377,12 @@ def galera_cluster() -> Iterator[GaleraCluster]:
 
 @pytest.fixture
 def mysql_galera_empty_url(galera_cluster: GaleraCluster) -> Iterator[str]:
-    """A fresh empty database on the Galera cluster, its URL on node 1."""
-    yield from galera_database(galera_cluster)
+    """A fresh empty database on the Galera cluster, its URL on node 1; nodes 2 and 3
+    serve its reads (in :data:`REPLICA_URLS`)."""
+    for url in galera_database(galera_cluster):
+        name = url.rsplit("/", 1)[1]
+        REPLICA_URLS[url] = [node.url_for(name) for node in galera_cluster.nodes[1:]]
+        try:
+            yield url
+        finally:
+            REPLICA_URLS.pop(url, None)

@@ -41,11 +41,10 @@ from sqlalchemy.engine import make_url
 
 from tests._servers import Server
 from tests.faults._instances import _parent_of, _pg_bindir, free_port, unavailable
+from tests.topologies._registry import REPLICA_URLS
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
-#: the fresh database's URL -> the URLs of the same database on the standbys
-REPLICA_URLS: dict[str, list[str]] = {}
 
 _SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
 
