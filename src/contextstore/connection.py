@@ -100,6 +100,8 @@ class ConnectionManager(Statements):
             recycle=None if recycle is None or recycle < 0 else float(recycle),
             pre_ping=bool(options.get("pool_pre_ping", False)),
             slow_ms=self._settings.slow_statement_ms,
+            make_wire=self._dialect.wire_factory(self._settings),
+            transactions_only=self._dialect.transactions_only(self._settings),
         )
 
     def __repr__(self) -> str:
@@ -283,8 +285,11 @@ class ConnectionManager(Statements):
         progress: Progress,
     ) -> T:
         async with self._slot(engine), engine.connect() as conn:
-            await conn.execution_options(**{WRITE_INTENT: write and not autocommit})
-            if not write or autocommit:
+            in_transaction = (write and not autocommit) or self._dialect.transactions_only(
+                self._settings
+            )
+            await conn.execution_options(**{WRITE_INTENT: in_transaction})
+            if not in_transaction:
                 # an autocommit write commits as it runs: from here on a lost
                 # connection leaves its outcome unknown
                 progress.committing = write

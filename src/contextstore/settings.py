@@ -93,6 +93,10 @@ class Settings(BaseSettings):
             statement that runs longer than this many milliseconds; a
             positive finite number, or None (the default; ``none``/``off``
             in the environment) for no such log (core backend).
+        pooler_mode: what sits between contextstore and PostgreSQL:
+            ``"none"`` (the default: the server itself), ``"session"`` or
+            ``"transaction"`` (PgBouncer's ``pool_mode``, or a pooler that
+            behaves alike). PostgreSQL only; see the "Scale-out" guide.
 
     Raises:
         ConfigurationError: a value is invalid or cannot work (unsupported
@@ -123,6 +127,7 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     echo_sql: bool = False
     slow_statement_ms: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    pooler_mode: Literal["none", "session", "transaction"] = "none"
 
     _url: URL = PrivateAttr()
 
@@ -176,6 +181,7 @@ class Settings(BaseSettings):
         _check_url(url)
         recipe = dialect_for(url)
         url = recipe.normalise_url(url)
+        recipe.check_settings(url, self)
         if self.backend == "legacy":
             if recipe.is_server:
                 raise ConfigurationError(
