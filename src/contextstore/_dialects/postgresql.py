@@ -51,6 +51,7 @@ is created by the migration, not declared in ``schema.messages`` (a
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, func, literal_column, select, true, type_coerce
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Select, Table
     from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext
     from sqlalchemy.engine.interfaces import Dialect as SADialect
+    from sqlalchemy.pool import ConnectionPoolEntry
     from sqlalchemy.sql import Executable
     from sqlalchemy.sql.elements import ColumnElement
     from sqlalchemy.types import TypeEngine
@@ -148,6 +150,10 @@ _FALSE = frozenset({"0", "false", "no", "off"})
 #: ``Connection.info`` key: a SQLAlchemy-begun transaction still owes its
 #: ``SET LOCAL statement_timeout`` (transaction mode)
 _TIMEOUT_PENDING = "contextstore_timeout_pending"
+#: ``ConnectionPoolEntry.info`` key: when a new connection began (session mode)
+_CONNECT_STARTED = "contextstore_connect_started"
+#: seconds a new connection's first statement gets at least (session mode)
+_MIN_FIRST_WAIT = 0.05
 
 _DEFAULT_POOL_SIZE = 10
 _DEFAULT_MAX_OVERFLOW = 10
@@ -339,10 +345,21 @@ class PostgreSQLDialect(Dialect):
         prelude = _timeout_prelude(settings)
         session_bound = _session_bound(settings)
 
+        if session_bound is not None:
+
+            @event.listens_for(sync_engine, "do_connect")
+            def _connect_started(_dialect: Any, record: ConnectionPoolEntry, *_args: Any) -> None:
+                # the bound counts from here: SQLAlchemy runs a pool's first
+                # connect events one connection at a time, so time spent queued
+                # behind another connection's first statement counts too
+                record.info[_CONNECT_STARTED] = time.monotonic()
+
         @event.listens_for(sync_engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
             if session_bound is not None:
-                _first_statement(dbapi_connection, *session_bound)
+                first, bound = session_bound
+                started = record.info.pop(_CONNECT_STARTED, time.monotonic())
+                _first_statement(dbapi_connection, first, bound, started)
             # after SQLAlchemy's own codecs (its listener comes first): the same
             # json and jsonb values, one Python call per value instead of two or three
             dbapi_connection.run_async(_json_codecs)
@@ -558,18 +575,23 @@ def _session_bound(settings: Settings) -> tuple[str, float] | None:
     return first, wait
 
 
-def _first_statement(dbapi_connection: Any, sql: str, wait: float) -> None:
-    """Run ``sql`` on a new connection within ``wait`` seconds, or drop the
-    connection and raise SQLAlchemy's pool timeout (``PoolExhaustedError``)."""
+def _first_statement(dbapi_connection: Any, sql: str, wait: float, started: float) -> None:
+    """Run ``sql`` on a new connection by ``wait`` seconds after ``started``
+    (``time.monotonic``), or drop the connection and raise SQLAlchemy's pool
+    timeout (``PoolExhaustedError``)."""
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+    left = max(wait - (time.monotonic() - started), _MIN_FIRST_WAIT)
+
     async def run(connection: Any) -> None:
-        await connection.execute(sql, timeout=wait)
+        await connection.execute(sql, timeout=left)
 
     try:
         dbapi_connection.run_async(run)
     except TimeoutError:
-        dbapi_connection.terminate()
+        # asyncpg's own terminate: the adapter's waits up to 2 s for a
+        # graceful close the pooler does not answer while it queues us
+        dbapi_connection.driver_connection.terminate()
         raise PoolTimeout(
             f"the pooler gave this connection no server connection within {wait:g} s "
             "(pool_timeout): its pool is full (pooler_mode 'session')"
