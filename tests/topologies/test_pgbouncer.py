@@ -275,3 +275,16 @@ async def test_session_mode_pool_beyond_the_pooler_gives_pool_exhausted(
     assert ok
     assert exhausted
     assert "pool_timeout" in str(exhausted[0])
+
+
+async def test_driver_options_in_the_url_query_work(
+    pgbouncer_transaction: PgBouncer, database: str
+) -> None:
+    """``?statement_cache_size=0`` used to fail inside asyncpg ('<' not
+    supported between 'str' and 'int'): it is an int now, through the pooler."""
+    url = pgbouncer_transaction.url(database) + (
+        "?statement_cache_size=0&prepared_statement_cache_size=0&max_cacheable_statement_size=4096"
+    )
+    async with Store(Settings(database_url=url, pooler_mode="transaction")) as store:
+        session = await store.sessions.create(purpose="query options", created_by="t")
+        assert (await store.sessions.get(session.id)) == session
