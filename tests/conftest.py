@@ -6,8 +6,11 @@ Database fixtures:
   empty database (no tables) for one test, dropped afterwards;
 * ``empty_url``: the same, parametrised over the three dialects;
 * ``store``: a connected ``Store`` at the newest schema, parametrised over the
-  four backends ``legacy-sqlite``, ``core-sqlite``, ``core-postgresql``,
-  ``core-mysql`` (see ``tests/contract``).
+  backends ``legacy-sqlite``, ``core-sqlite``, ``core-postgresql``,
+  ``core-mysql`` and ``core-postgresql-pgbouncer`` (the shared PostgreSQL
+  server through a private PgBouncer in transaction mode with its default
+  configuration, ``pooler_mode="transaction"``; see
+  ``tests/topologies/_pgbouncer.py``) (see ``tests/contract``).
 
 Server fixtures skip with the reason when a server is unreachable, or fail
 when ``CONTEXTSTORE_REQUIRE_SERVERS=1``.
@@ -24,6 +27,10 @@ import pytest
 
 from contextstore import Settings, Store
 from tests._servers import Server
+from tests.topologies._pgbouncer import (  # noqa: F401  (fixtures of a backend below)
+    postgresql_pgbouncer_empty_url,
+    shared_pgbouncer,
+)
 
 SERVER_DIALECTS = ("postgresql", "mysql")
 
@@ -124,20 +131,26 @@ BACKENDS = [
     pytest.param("core-sqlite", id="core-sqlite", marks=[pytest.mark.sqlite]),
     pytest.param("core-postgresql", id="core-postgresql", marks=[pytest.mark.postgresql]),
     pytest.param("core-mysql", id="core-mysql", marks=[pytest.mark.mysql]),
+    pytest.param(
+        "core-postgresql-pgbouncer",
+        id="core-postgresql-pgbouncer",
+        marks=[pytest.mark.postgresql, pytest.mark.pgbouncer],
+    ),
 ]
 
 
 @pytest.fixture(params=BACKENDS)
 def backend_url(request: pytest.FixtureRequest) -> tuple[str, str]:
-    """``(backend, url)``: a fresh empty database for one of the four backends."""
+    """``(backend, url)``: a fresh empty database for one of the backends."""
     backend, dialect = str(request.param).split("-", 1)
-    url: str = request.getfixturevalue(f"{dialect}_empty_url")
+    # "postgresql-pgbouncer": the fixture postgresql_pgbouncer_empty_url
+    url: str = request.getfixturevalue(f"{dialect.replace('-', '_')}_empty_url")
     return backend, url
 
 
 @pytest.fixture
 async def store(backend_url: tuple[str, str]) -> AsyncIterator[Store]:
-    """A connected Store at the newest schema, on each of the four backends in turn."""
+    """A connected Store at the newest schema, on each of the backends in turn."""
     backend, url = backend_url
     async with Store(Settings(database_url=url, backend=backend)) as connected:
         yield connected
