@@ -101,17 +101,27 @@ async def test_default_config_works_in_both_modes(
         assert report.ok, report
 
 
-@pytest.mark.parametrize("mode", ["transaction", "session"])
+@pytest.mark.parametrize(
+    ("mode", "observed"),
+    [("transaction", False), ("transaction", True), ("session", False)],
+    ids=["transaction", "transaction-sqlalchemy-path", "session"],
+)
 async def test_statement_timeout_ends_the_statement_on_the_server(
     mode: str,
+    observed: bool,
     request: pytest.FixtureRequest,
     database: str,
     pgbouncer_postgres: PrivatePostgres,
 ) -> None:
+    """``observed``: echo_sql on, so every call goes through SQLAlchemy's own
+    execution (its asyncpg adapter begins the transaction) instead of the
+    execution core's wire."""
     bouncer: PgBouncer = request.getfixturevalue(f"pgbouncer_{mode}")
     admin = await direct(pgbouncer_postgres)
     try:
-        async with Store(settings(bouncer, database, statement_timeout=1.0)) as store:
+        async with Store(
+            settings(bouncer, database, statement_timeout=1.0, echo_sql=observed)
+        ) as store:
             with pytest.raises(QueryTimeoutError) as raised:
                 await store.db.fetch_value(select(func.pg_sleep(8)))
             # the server's own cancellation (SQLSTATE 57014), not the client's bound

@@ -375,6 +375,12 @@ class PostgreSQLDialect(Dialect):
                     adapter: Any = conn.connection.dbapi_connection
                     adapter.cursor().execute(prelude)
 
+            @event.listens_for(sync_engine, "commit")
+            @event.listens_for(sync_engine, "rollback")
+            def _transaction_over(conn: Connection) -> None:
+                # a transaction that ran no statement owes nothing to the next
+                conn.info.pop(_TIMEOUT_PENDING, None)
+
         @event.listens_for(sync_engine, "begin")
         def _on_begin(conn: Connection) -> None:
             # SQLAlchemy's asyncpg adapter sends BEGIN lazily before the first
