@@ -298,3 +298,22 @@ async def test_driver_options_in_the_url_query_work(
     async with Store(Settings(database_url=url, pooler_mode="transaction")) as store:
         session = await store.sessions.create(purpose="query options", created_by="t")
         assert (await store.sessions.get(session.id)) == session
+
+
+async def test_a_server_side_limit_serves_reads_without_a_transaction(
+    pgbouncer_transaction: PgBouncer, database: str, pgbouncer_postgres: PrivatePostgres
+) -> None:
+    """The cheaper set-up the guide describes: the database's own
+    statement_timeout, contextstore's None; a long statement still ends on
+    the server with QueryTimeoutError."""
+    admin = await direct(pgbouncer_postgres)
+    try:
+        await admin.execute(f"ALTER DATABASE \"{database}\" SET statement_timeout = '1s'")
+        async with Store(
+            settings(pgbouncer_transaction, database, statement_timeout=None)
+        ) as store:
+            with pytest.raises(QueryTimeoutError) as raised:
+                await store.db.fetch_value(select(func.pg_sleep(8)))
+            assert "statement timeout" in str(raised.value.__cause__)
+    finally:
+        await admin.close()
