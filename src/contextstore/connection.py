@@ -276,6 +276,13 @@ class ConnectionManager(Statements):
             return self._leases.slot()
         return contextlib.nullcontext()
 
+    async def _prelude(self, conn: AsyncConnection) -> None:
+        """The dialect's first statement of a transaction on ``conn`` (PostgreSQL
+        behind a transaction-mode pooler: ``SET LOCAL statement_timeout``)."""
+        prelude = self._dialect.transaction_prelude(self._settings)
+        if prelude is not None:
+            await conn.exec_driver_sql(prelude)
+
     async def _attempt(
         self,
         engine: AsyncEngine,
@@ -297,6 +304,7 @@ class ConnectionManager(Statements):
                 return await work(conn)
             async with conn.begin():
                 progress.sent = True
+                await self._prelude(conn)
                 result = await work(conn)
                 progress.committing = True
             return result
@@ -328,6 +336,7 @@ class ConnectionManager(Statements):
                 await conn.execution_options(**{WRITE_INTENT: True})
                 async with conn.begin():
                     progress.sent = True
+                    await self._prelude(conn)
                     yield conn
                     progress.committing = True
 
@@ -394,6 +403,7 @@ class ConnectionManager(Statements):
                 # a server-side cursor lives inside a transaction (PostgreSQL)
                 await conn.execution_options(**{WRITE_INTENT: False, SNAPSHOT: True})
                 progress.sent = True
+                await self._prelude(conn)
                 result = await conn.stream(stmt.execution_options(yield_per=batch_size))
                 try:
                     async for row in result.mappings():

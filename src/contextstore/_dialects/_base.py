@@ -275,6 +275,11 @@ class Dialect(ABC):
         not cover it. Default False: reads run in autocommit."""
         return False
 
+    def transaction_prelude(self, settings: Settings) -> str | None:
+        """A statement to run first in every transaction begun on a SQLAlchemy
+        Connection (the wire's :meth:`Wire.begin` sends its own), or None."""
+        return None
+
     def wire_factory(self, settings: Settings) -> Callable[[Any], Wire]:
         """What makes the :class:`Wire` of each pooled connection under
         ``settings`` (default: :meth:`wire`)."""

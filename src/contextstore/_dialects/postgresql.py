@@ -20,7 +20,10 @@ default configuration refuses any other parameter it does not track,
   statement objects. Every call runs in a transaction whose first round
   trip is ``BEGIN; SET LOCAL statement_timeout = N`` (one simple-protocol
   message: the server enforces the limit at no extra round trip for a
-  write; a read pays BEGIN and COMMIT). No session state is relied on:
+  write; a read pays BEGIN and COMMIT). A transaction SQLAlchemy begins
+  itself (units of work and streams while statements are observed,
+  ``db.transaction()``) runs the ``SET LOCAL`` as its first statement
+  (:meth:`transaction_prelude`). No session state is relied on:
   the migration lock is transaction-scoped, nothing is SET for the session.
 * ``"session"``: a server connection is ours from the first statement to
   the disconnect; ``SET statement_timeout`` is the first statement of each
@@ -147,9 +150,6 @@ SETTING_OPTIONS = {
 _STATEMENT_CACHES = ("statement_cache_size", "prepared_statement_cache_size")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
-#: ``Connection.info`` key: a SQLAlchemy-begun transaction still owes its
-#: ``SET LOCAL statement_timeout`` (transaction mode)
-_TIMEOUT_PENDING = "contextstore_timeout_pending"
 #: ``ConnectionPoolEntry.info`` key: when a new connection began (session mode)
 _CONNECT_STARTED = "contextstore_connect_started"
 #: seconds a new connection's first statement gets at least (session mode)
@@ -257,6 +257,9 @@ class PostgreSQLDialect(Dialect):
     def transactions_only(self, settings: Settings) -> bool:
         return settings.pooler_mode == "transaction" and settings.statement_timeout is not None
 
+    def transaction_prelude(self, settings: Settings) -> str | None:
+        return _timeout_prelude(settings)
+
     def wire_factory(self, settings: Settings) -> Callable[[Any], Wire]:
         prelude = _timeout_prelude(settings)
         if prelude is None:
@@ -342,7 +345,6 @@ class PostgreSQLDialect(Dialect):
         return BoundRows(form, params, shared)
 
     def install_hooks(self, sync_engine: Engine, settings: Settings) -> None:
-        prelude = _timeout_prelude(settings)
         session_bound = _session_bound(settings)
 
         if session_bound is not None:
@@ -364,23 +366,6 @@ class PostgreSQLDialect(Dialect):
             # json and jsonb values, one Python call per value instead of two or three
             dbapi_connection.run_async(_json_codecs)
 
-        if prelude is not None:
-
-            @event.listens_for(sync_engine, "before_cursor_execute")
-            def _timeout_first(conn: Connection, cursor: Any, *_args: Any) -> None:
-                # a transaction SQLAlchemy's adapter begins itself (its BEGIN
-                # goes with the first statement): SET LOCAL comes first, on
-                # the adapter's own cursor, inside that transaction
-                if conn.info.pop(_TIMEOUT_PENDING, False):
-                    adapter: Any = conn.connection.dbapi_connection
-                    adapter.cursor().execute(prelude)
-
-            @event.listens_for(sync_engine, "commit")
-            @event.listens_for(sync_engine, "rollback")
-            def _transaction_over(conn: Connection) -> None:
-                # a transaction that ran no statement owes nothing to the next
-                conn.info.pop(_TIMEOUT_PENDING, None)
-
         @event.listens_for(sync_engine, "begin")
         def _on_begin(conn: Connection) -> None:
             # SQLAlchemy's asyncpg adapter sends BEGIN lazily before the first
@@ -392,8 +377,6 @@ class PostgreSQLDialect(Dialect):
             adapter.autocommit = not (
                 options.get(WRITE_INTENT, True) or options.get(SNAPSHOT, False)
             )
-            if prelude is not None and not adapter.autocommit:
-                conn.info[_TIMEOUT_PENDING] = True
 
         @event.listens_for(sync_engine, "handle_error")
         def _on_error(context: ExceptionContext) -> None:
