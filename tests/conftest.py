@@ -134,7 +134,7 @@ BACKENDS = [
     pytest.param(
         "core-postgresql-pgbouncer",
         id="core-postgresql-pgbouncer",
-        marks=[pytest.mark.postgresql, pytest.mark.pgbouncer],
+        marks=[pytest.mark.pgbouncer],
     ),
 ]
 
