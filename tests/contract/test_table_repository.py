@@ -51,6 +51,9 @@ CORE = [
     pytest.param("sqlite", id="core-sqlite", marks=pytest.mark.sqlite),
     pytest.param("postgresql", id="core-postgresql", marks=pytest.mark.postgresql),
     pytest.param("mysql", id="core-mysql", marks=pytest.mark.mysql),
+    pytest.param(
+        "postgresql_pgbouncer", id="core-postgresql-pgbouncer", marks=pytest.mark.pgbouncer
+    ),
 ]
 
 Tables = Callable[[Table, type[BaseModel]], Any]
