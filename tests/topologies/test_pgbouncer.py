@@ -154,11 +154,16 @@ async def prepared_per_server_connection(bouncer: PgBouncer, database: str) -> l
         for _ in servers
     ]
     try:
-        counts: list[int] = []
+        counts: dict[int, int] = {}
         for client in clients:
             await client.execute("BEGIN")  # held until every client has counted
-            counts.append(await client.fetchval("SELECT count(*) FROM pg_prepared_statements"))
-        return counts
+            row = await client.fetchrow(
+                "SELECT pg_backend_pid(), count(*) FROM pg_prepared_statements"
+            )
+            counts[row[0]] = row[1]
+        # one server connection each: every one the pooler holds was counted
+        assert len(counts) == len(clients)
+        return list(counts.values())
     finally:
         for client in clients:
             await client.close()
