@@ -8,9 +8,11 @@ Database fixtures:
 * ``store``: a connected ``Store`` at the newest schema, parametrised over the
   backends ``legacy-sqlite``, ``core-sqlite``, ``core-postgresql``,
   ``core-mysql``, ``core-mysql-galera`` (a private three-node cluster, marker
-  ``galera``) and ``core-postgresql-replicas`` (a private primary with two hot
-  standbys serving the reads, marker ``replicas``); see ``tests/contract`` and
-  ``tests/topologies``.
+  ``galera``), ``core-postgresql-replicas`` (a private primary with two hot
+  standbys serving the reads, marker ``replicas``) and
+  ``core-postgresql-pgbouncer`` (the shared PostgreSQL server through a private
+  PgBouncer in transaction mode with its default configuration, marker
+  ``pgbouncer``); see ``tests/contract`` and ``tests/topologies``.
 
 Server fixtures skip with the reason when a server is unreachable, or fail
 when ``CONTEXTSTORE_REQUIRE_SERVERS=1``.
@@ -32,10 +34,16 @@ from tests.topologies._pg_cluster import pg_cluster as pg_cluster
 from tests.topologies._pg_cluster import (
     postgresql_replicas_empty_url as postgresql_replicas_empty_url,
 )
+from tests.topologies._pgbouncer import postgresql_pgbouncer_empty_url, shared_pgbouncer
 from tests.topologies._registry import REPLICA_URLS
 
-__all__ = ["galera_cluster", "mysql_galera_empty_url"]  # fixtures of the Galera topology
-
+# fixtures of the topologies' backends (BACKENDS below)
+__all__ = [
+    "galera_cluster",
+    "mysql_galera_empty_url",
+    "postgresql_pgbouncer_empty_url",
+    "shared_pgbouncer",
+]
 SERVER_DIALECTS = ("postgresql", "mysql")
 
 
@@ -141,6 +149,11 @@ BACKENDS = [
     pytest.param(
         "core-postgresql-replicas", id="core-postgresql-replicas", marks=[pytest.mark.replicas]
     ),
+    pytest.param(
+        "core-postgresql-pgbouncer",
+        id="core-postgresql-pgbouncer",
+        marks=[pytest.mark.pgbouncer],
+    ),
 ]
 
 
@@ -148,6 +161,7 @@ BACKENDS = [
 def backend_url(request: pytest.FixtureRequest) -> tuple[str, str]:
     """``(backend, url)``: a fresh empty database for one of the backends."""
     backend, dialect = str(request.param).split("-", 1)
+    # "postgresql-pgbouncer": the fixture postgresql_pgbouncer_empty_url
     url: str = request.getfixturevalue(f"{dialect.replace('-', '_')}_empty_url")
     return backend, url
 

@@ -560,6 +560,9 @@ class Leases:
         slow_ms: ``Settings.slow_statement_ms``: each connection's statements
             are timed (a :class:`~contextstore._slow.SlowWire`); None: not
             timed, with no check on the way.
+        make_wire: makes each connection's wire (default: ``recipe.wire``).
+        transactions_only: every call runs inside BEGIN ... COMMIT, reads and
+            autocommit writes included (see ``Dialect.transactions_only``).
     """
 
     def __init__(
@@ -573,8 +576,12 @@ class Leases:
         recycle: float | None,
         pre_ping: bool,
         slow_ms: float | None = None,
+        make_wire: Callable[[Any], Wire] | None = None,
+        transactions_only: bool = False,
     ) -> None:
         self._engine = engine
+        self._make_wire = make_wire if make_wire is not None else recipe.wire
+        self._transactions_only = transactions_only
         self._slow_ms = slow_ms
         self._recipe = recipe
         self._capacity = capacity
@@ -678,7 +685,7 @@ class Leases:
         reusable = False
         in_transaction = False
         try:
-            if write and not autocommit:
+            if (write and not autocommit) or self._transactions_only:
                 await wire.begin()
                 in_transaction = True
             # an autocommit write commits as it runs: from here on a lost
@@ -733,7 +740,7 @@ class Leases:
                     continue
             return lease
         fairy = await self._engine.raw_connection()
-        wire = self._recipe.wire(fairy.driver_connection)
+        wire = self._make_wire(fairy.driver_connection)
         if self._slow_ms is not None:
             wire = SlowWire(wire, self._slow_ms)
         return Lease(fairy, wire, self._engine.dialect, now)

@@ -46,6 +46,7 @@ from .models import ReplicaHealth
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
     from ._dialects import Dialect
     from ._execute import Executor
@@ -314,6 +315,10 @@ class Replicas:
             )
 
         return list(await asyncio.gather(*(one(replica) for replica in self._replicas)))
+
+    def engines(self) -> list[AsyncEngine]:
+        """The replicas' engines, in the order of ``replica_urls``."""
+        return [replica.manager.engine for replica in self._replicas]
 
     async def close(self) -> None:
         probe, self._probe = self._probe, None

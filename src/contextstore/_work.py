@@ -468,5 +468,6 @@ async def _unit_on_connection(
         with translating(manager._dialect, progress):
             await conn.execution_options(**{WRITE_INTENT: True})
             await conn.begin()
+            await manager._prelude(conn)
         progress.sent = True
         yield ConnectionUnit(manager, conn, state, progress)

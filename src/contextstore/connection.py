@@ -121,6 +121,8 @@ class ConnectionManager(Statements):
             recycle=None if recycle is None or recycle < 0 else float(recycle),
             pre_ping=bool(options.get("pool_pre_ping", False)),
             slow_ms=self._settings.slow_statement_ms,
+            make_wire=self._dialect.wire_factory(self._settings),
+            transactions_only=self._dialect.transactions_only(self._settings),
         )
 
     def __repr__(self) -> str:
@@ -148,6 +150,23 @@ class ConnectionManager(Statements):
         if self._engine is None:
             raise ContextStoreError("ConnectionManager is closed; create a new one")
         return self._engine
+
+    @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        """Every engine this manager runs statements on: the primary's first,
+        then one per replica (``replica_urls``).
+
+        A listener of SQLAlchemy's statement events (a counter, a tracer)
+        that must see every statement, replica reads included, is attached
+        to each of them; ``contextstore.otel.instrument`` does so.
+
+        Raises:
+            ContextStoreError: the manager is closed.
+        """
+        engine = self.engine
+        if self._replicas is None:
+            return (engine,)
+        return (engine, *self._replicas.engines())
 
     # -- running work -----------------------------------------------------
 
@@ -332,6 +351,13 @@ class ConnectionManager(Statements):
             return self._leases.slot()
         return contextlib.nullcontext()
 
+    async def _prelude(self, conn: AsyncConnection) -> None:
+        """The dialect's first statement of a transaction on ``conn`` (PostgreSQL
+        behind a transaction-mode pooler: ``SET LOCAL statement_timeout``)."""
+        prelude = self._dialect.transaction_prelude(self._settings)
+        if prelude is not None:
+            await conn.exec_driver_sql(prelude)
+
     async def _attempt(
         self,
         engine: AsyncEngine,
@@ -341,8 +367,11 @@ class ConnectionManager(Statements):
         progress: Progress,
     ) -> T:
         async with self._slot(engine), engine.connect() as conn:
-            await conn.execution_options(**{WRITE_INTENT: write and not autocommit})
-            if not write or autocommit:
+            in_transaction = (write and not autocommit) or self._dialect.transactions_only(
+                self._settings
+            )
+            await conn.execution_options(**{WRITE_INTENT: in_transaction})
+            if not in_transaction:
                 # an autocommit write commits as it runs: from here on a lost
                 # connection leaves its outcome unknown
                 progress.committing = write
@@ -350,6 +379,7 @@ class ConnectionManager(Statements):
                 return await work(conn)
             async with conn.begin():
                 progress.sent = True
+                await self._prelude(conn)
                 result = await work(conn)
                 progress.committing = True
             return result
@@ -382,6 +412,7 @@ class ConnectionManager(Statements):
                     await conn.execution_options(**{WRITE_INTENT: True})
                     async with conn.begin():
                         progress.sent = True
+                        await self._prelude(conn)
                         yield conn
                         progress.committing = True
         finally:
@@ -452,6 +483,7 @@ class ConnectionManager(Statements):
                 # a server-side cursor lives inside a transaction (PostgreSQL)
                 await conn.execution_options(**{WRITE_INTENT: False, SNAPSHOT: True})
                 progress.sent = True
+                await self._prelude(conn)
                 result = await conn.stream(stmt.execution_options(yield_per=batch_size))
                 try:
                     async for row in result.mappings():

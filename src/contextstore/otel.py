@@ -83,9 +83,10 @@ def instrument(
 
     Repository calls, units of work (``store.transaction()``), bulk inserts
     (``messages.add_many``) and ``store.db``'s statement methods all get a
-    span per statement, on every dialect. Calling it again for an
-    instrumented engine changes nothing (`uninstrument` first to change the
-    providers).
+    span per statement, on every dialect. A Store or a ConnectionManager is
+    instrumented on every engine it runs statements on: the primary's and
+    each replica's (``replica_urls``). Calling it again for an instrumented
+    engine changes nothing (`uninstrument` first to change the providers).
 
     Args:
         target: a connected core Store, its ``store.db``, or an engine.
@@ -98,9 +99,15 @@ def instrument(
         ContextStoreError: ``target`` is not connected or closed.
         TypeError: ``target`` is none of the above.
     """
-    engine = _engine(target)
-    if engine in _ATTACHED:
-        return
+    for engine in _engines(target):
+        if engine not in _ATTACHED:
+            _attach(engine, tracer_provider, meter_provider)
+
+
+def _attach(
+    engine: Engine, tracer_provider: TracerProvider | None, meter_provider: MeterProvider | None
+) -> None:
+    """Attach the instrumentation's tracer to one engine, remembering its listeners."""
     tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider)
     meter = metrics.get_meter(_SCOPE, __version__, meter_provider)
     usage = meter.create_up_down_counter(
@@ -134,11 +141,11 @@ def uninstrument(target: Store | ConnectionManager | AsyncEngine) -> None:
         ContextStoreError: ``target`` is not connected or closed.
         TypeError: ``target`` is none of the above.
     """
-    engine = _engine(target)
-    attached = _ATTACHED.pop(engine, None)
-    for name, fn in attached or ():
-        if event.contains(engine, name, fn):
-            event.remove(engine, name, fn)
+    for engine in _engines(target):
+        attached = _ATTACHED.pop(engine, None)
+        for name, fn in attached or ():
+            if event.contains(engine, name, fn):
+                event.remove(engine, name, fn)
 
 
 def instrumented(target: Store | ConnectionManager | AsyncEngine) -> bool:
@@ -149,17 +156,18 @@ def instrumented(target: Store | ConnectionManager | AsyncEngine) -> bool:
         ContextStoreError: ``target`` is not connected or closed.
         TypeError: ``target`` is none of the above.
     """
-    return _engine(target) in _ATTACHED
+    return all(engine in _ATTACHED for engine in _engines(target))
 
 
-def _engine(target: Store | ConnectionManager | AsyncEngine) -> Engine:
-    """The synchronous engine whose events ``target``'s statements fire."""
+def _engines(target: Store | ConnectionManager | AsyncEngine) -> list[Engine]:
+    """The synchronous engines whose events ``target``'s statements fire: a
+    Store's or a manager's primary and replicas, or the one engine given."""
     if isinstance(target, Store):
         target = target.db
     if isinstance(target, ConnectionManager):
-        target = target.engine
+        return [engine.sync_engine for engine in target.engines]
     if isinstance(target, AsyncEngine):
-        return target.sync_engine
+        return [target.sync_engine]
     raise TypeError(
         f"expected a Store, a ConnectionManager or an AsyncEngine, not {type(target).__name__}"
     )

@@ -102,6 +102,10 @@ class Settings(BaseSettings):
             ``.env``: a JSON list (``["postgresql://u@h1/db", ...]``) or the
             URLs separated by commas. Default: none. The field reads back
             masked; ``effective_replica_urls`` are the working URLs.
+        pooler_mode: what sits between contextstore and PostgreSQL:
+            ``"none"`` (the default: the server itself), ``"session"`` or
+            ``"transaction"`` (PgBouncer's ``pool_mode``, or a pooler that
+            behaves alike). PostgreSQL only; see the "Scale-out" guide.
 
     Raises:
         ConfigurationError: a value is invalid or cannot work (unsupported
@@ -135,6 +139,7 @@ class Settings(BaseSettings):
     # NoDecode: the environment's text is parsed below (JSON or commas), not
     # by pydantic-settings, whose JSON error would quote the value
     replica_urls: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
+    pooler_mode: Literal["none", "session", "transaction"] = "none"
 
     _url: URL = PrivateAttr()
     _replicas: tuple[URL, ...] = PrivateAttr(default=())
@@ -201,6 +206,7 @@ class Settings(BaseSettings):
         _check_url(url)
         recipe = dialect_for(url)
         url = recipe.normalise_url(url)
+        recipe.check_settings(url, self)
         if self.backend == "legacy":
             if recipe.is_server:
                 raise ConfigurationError(

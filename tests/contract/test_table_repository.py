@@ -28,6 +28,7 @@ from contextstore import (
 )
 from contextstore.schema import sessions
 from contextstore.types import UTCDateTime
+from tests.topologies._registry import REPLICA_URLS
 
 from ._factories import ADMIN
 from ._tables import (
@@ -52,6 +53,10 @@ CORE = [
     pytest.param("postgresql", id="core-postgresql", marks=pytest.mark.postgresql),
     pytest.param("mysql", id="core-mysql", marks=pytest.mark.mysql),
     pytest.param("mysql_galera", id="core-mysql-galera", marks=pytest.mark.galera),
+    pytest.param(
+        "postgresql_pgbouncer", id="core-postgresql-pgbouncer", marks=pytest.mark.pgbouncer
+    ),
+    pytest.param("postgresql_replicas", id="core-postgresql-replicas", marks=pytest.mark.replicas),
 ]
 
 Tables = Callable[[Table, type[BaseModel]], Any]
@@ -61,7 +66,8 @@ Tables = Callable[[Table, type[BaseModel]], Any]
 async def core(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     """A connected core Store with the service's tables created beside contextstore's."""
     url = request.getfixturevalue(f"{request.param}_empty_url")
-    async with Store(Settings(database_url=url)) as store:
+    replicas = REPLICA_URLS.get(url, [])
+    async with Store(Settings(database_url=url, replica_urls=replicas)) as store:
         await create_tables(store)
         yield store
 
@@ -483,8 +489,10 @@ async def test_watched_engines_see_the_tables_statements(core: Store) -> None:
     def watch(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
         seen.append(statement)
 
-    engine = core.db.engine.sync_engine
-    event.listen(engine, "after_cursor_execute", watch)
+    # replica reads (replica_urls) run on the replicas' own engines
+    engines = [engine.sync_engine for engine in core.db.engines]
+    for engine in engines:
+        event.listen(engine, "after_cursor_execute", watch)
     try:
         repo = core.table(ideas, Idea)
         added = await repo.add_many([idea(n) for n in range(1, 6)])
@@ -496,7 +504,8 @@ async def test_watched_engines_see_the_tables_statements(core: Store) -> None:
         assert upserted.id == added[0].id
         assert await repo.count(ideas.c.score >= 0) == sum(1 for i in walked if i.score is not None)
     finally:
-        event.remove(engine, "after_cursor_execute", watch)
+        for engine in engines:
+            event.remove(engine, "after_cursor_execute", watch)
     assert sum("ideas" in statement for statement in seen) >= 6
 
 

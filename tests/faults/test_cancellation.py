@@ -375,6 +375,7 @@ async def test_random_cancellations_leave_nothing_behind(
     backend_url: tuple[str, str],
     servers: dict[str, Server],
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     backend, url = backend_url
     core = backend == "core"
@@ -448,9 +449,21 @@ async def test_random_cancellations_leave_nothing_behind(
 
         assert await settle(no_threads), worker_threads() - threads_before
         dialect = roomy.dialect
-        if dialect in servers:
+        database = str(roomy.settings.effective_database_url.database)
+        if roomy.settings.pooler_mode != "none":
+            # behind PgBouncer the server sessions are the pooler's (kept for
+            # its server_idle_timeout): ours are its client connections
+            bouncer = request.getfixturevalue("shared_pgbouncer")
+
+            def pooler_clients() -> list[list[str]]:
+                return [row for row in bouncer.admin("SHOW CLIENTS") if row[2] == database]
+
+            async def no_clients() -> bool:
+                return pooler_clients() == []
+
+            assert await settle(no_clients), pooler_clients()
+        elif dialect in servers:
             server = servers[dialect]
-            database = str(roomy.settings.effective_database_url.database)
 
             async def no_sessions() -> bool:
                 return await server_sessions(server, database) == 0

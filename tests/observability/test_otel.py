@@ -9,6 +9,7 @@ side of the story, not the exporter's.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +26,7 @@ from contextstore import NewMessage, Settings, Store, Viewer
 from contextstore._execute import observed
 from contextstore.otel import instrument, instrumented, uninstrument
 from contextstore.schema import messages, sessions
+from tests.topologies._registry import REPLICA_URLS
 
 #: a parameter value that must never reach a span
 SECRET = "hunter2-SECRET-5b1e0d"
@@ -43,11 +45,11 @@ class Traced:
         self.provider = TracerProvider()
         self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.statements: list[str] = []
+        for engine in store.db.engines:  # the primary's and every replica's
+            event.listen(engine.sync_engine, "after_cursor_execute", self.count)
 
-        def count(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-            self.statements.append(statement)
-
-        event.listen(store.db.engine.sync_engine, "after_cursor_execute", count)
+    def count(self, _conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        self.statements.append(statement)
 
     def reset(self) -> None:
         self.exporter.clear()
@@ -275,3 +277,33 @@ async def test_a_service_table_has_a_span_per_statement(traced: Traced) -> None:
     for words in (("insert", "otel_notes"), ("select", "otel_notes"), ("update", "otel_notes")):
         assert has(texts, *words), texts
     assert page.items[0].source_id == "n1"
+
+
+@pytest.mark.replicas
+async def test_replica_reads_have_their_spans(postgresql_replicas_empty_url: str) -> None:
+    url = postgresql_replicas_empty_url
+    settings = Settings(database_url=url, replica_urls=REPLICA_URLS[url])
+    async with Store(settings) as store:
+        await store.sessions.create(purpose="traced", created_by="a", session_id="s1")
+        _primary, *replicas = store.db.engines
+        assert len(replicas) == 2
+        traced = Traced(store)
+        served: list[int] = []
+        for engine in replicas:
+            event.listen(
+                engine.sync_engine, "after_cursor_execute", lambda *_args: served.append(1)
+            )
+        instrument(store, tracer_provider=traced.provider)
+        assert instrumented(store)
+        traced.reset()
+
+        async def read() -> None:  # a task of its own: no write of its own to wait for
+            assert (await store.sessions.get("s1")) is not None
+
+        for _ in range(6):
+            await asyncio.create_task(read())
+        uninstrument(store)
+        assert not instrumented(store)
+    assert served, "no read went to a replica"
+    texts = assert_span_per_statement(traced)
+    assert has(texts, "select", "sessions")

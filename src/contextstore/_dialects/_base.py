@@ -259,6 +259,37 @@ class Dialect(ABC):
             )
         return url
 
+    def check_settings(self, url: URL, settings: Settings) -> None:
+        """Refuse, with a ``ConfigurationError`` naming the setting or the URL's
+        query option, what this dialect cannot honour (called once, while the
+        settings are validated, with the normalised URL). The default: a
+        ``pooler_mode`` other than ``"none"`` (only PostgreSQL has poolers)."""
+        from ..errors import ConfigurationError
+
+        if settings.pooler_mode != "none":
+            raise ConfigurationError(
+                f"pooler_mode {settings.pooler_mode!r} applies to PostgreSQL only, not "
+                f"{self.name}; leave pooler_mode at 'none'"
+            )
+
+    def transactions_only(self, settings: Settings) -> bool:
+        """True when every statement must run inside a transaction that the
+        execution core opens with :meth:`Wire.begin` (reads included): a
+        per-transaction setting, such as PostgreSQL's ``SET LOCAL
+        statement_timeout`` behind a transaction-mode pooler, would otherwise
+        not cover it. Default False: reads run in autocommit."""
+        return False
+
+    def transaction_prelude(self, settings: Settings) -> str | None:
+        """A statement to run first in every transaction begun on a SQLAlchemy
+        Connection (the wire's :meth:`Wire.begin` sends its own), or None."""
+        return None
+
+    def wire_factory(self, settings: Settings) -> Callable[[Any], Wire]:
+        """What makes the :class:`Wire` of each pooled connection under
+        ``settings`` (default: :meth:`wire`)."""
+        return self.wire
+
     @abstractmethod
     def engine_options(self, url: URL, settings: Settings) -> dict[str, Any]:
         """Return ``create_async_engine`` keyword arguments (pure, no I/O)."""

@@ -6,6 +6,32 @@ sent in the startup packet (no extra round trip per connection); the client
 that stops answering altogether still yields an error; errors are classified
 by SQLSTATE (https://www.postgresql.org/docs/current/errcodes-appendix.html).
 
+Behind a pooler (``pooler_mode``, PgBouncer's ``pool_mode``): only
+``application_name`` goes in the startup packet (PgBouncer 1.18 with its
+default configuration refuses any other parameter it does not track,
+``statement_timeout`` included, with "unsupported startup parameter").
+
+* ``"transaction"``: a server connection is ours for one transaction only.
+  No named prepared statement: asyncpg's ``statement_cache_size=0`` makes
+  every statement unnamed and re-parsed with its Bind in the same message
+  flight, so a statement never runs on a server connection that has not
+  just parsed it (never another client's statement, none left behind);
+  SQLAlchemy's ``prepared_statement_cache_size=0`` keeps no prepared
+  statement objects. Every call runs in a transaction whose first round
+  trip is ``BEGIN; SET LOCAL statement_timeout = N`` (one simple-protocol
+  message: the server enforces the limit at no extra round trip for a
+  write; a read pays BEGIN and COMMIT). A transaction SQLAlchemy begins
+  itself (units of work and streams while statements are observed,
+  ``db.transaction()``) runs the ``SET LOCAL`` as its first statement
+  (:meth:`transaction_prelude`). No session state is relied on:
+  the migration lock is transaction-scoped, nothing is SET for the session.
+* ``"session"``: a server connection is ours from the first statement to
+  the disconnect; ``SET statement_timeout`` is the first statement of each
+  new connection, bounded by ``pool_timeout``: when the pooler has no
+  server connection to give (its pool is full), the connection is dropped
+  and ``PoolExhaustedError`` says so instead of waiting for the pooler's
+  ``query_wait_timeout`` (120 s by default).
+
 Round trips: a read that declared no write intent runs in autocommit (no
 BEGIN, and no ROLLBACK when the connection goes back to the pool); a write
 transaction is BEGIN, its statements, COMMIT. There is no ping per checkout: a
@@ -28,6 +54,7 @@ is created by the migration, not declared in ``schema.messages`` (a
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, func, literal_column, select, true, type_coerce
@@ -48,12 +75,13 @@ from ._base import (
 from .types import UTCDateTime
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from datetime import datetime
 
     from sqlalchemy import Select, Table
     from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext
     from sqlalchemy.engine.interfaces import Dialect as SADialect
+    from sqlalchemy.pool import ConnectionPoolEntry
     from sqlalchemy.sql import Executable
     from sqlalchemy.sql.elements import ColumnElement
     from sqlalchemy.types import TypeEngine
@@ -103,6 +131,31 @@ TEXT_SEARCH_CONFIG = "simple"
 #: key of the transaction-scoped advisory lock serialising migration runs.
 MIGRATION_LOCK_KEY = 0x636F6E74  # "cont"
 
+#: numeric or boolean options of asyncpg's ``connect`` and SQLAlchemy's asyncpg
+#: dialect that a URL's query may carry, with their types: SQLAlchemy hands the
+#: query's values on as text, and asyncpg would compare ``'0' < 0``
+QUERY_OPTIONS: dict[str, type] = {
+    "statement_cache_size": int,
+    "max_cacheable_statement_size": int,
+    "max_cached_statement_lifetime": int,
+    "prepared_statement_cache_size": int,
+    "direct_tls": bool,
+}
+#: query options contextstore sets itself, and the setting that says them
+SETTING_OPTIONS = {
+    "timeout": "connect_timeout",
+    "command_timeout": "statement_timeout",
+    "server_settings": "statement_timeout (application_name is contextstore's)",
+}
+#: the statement caches that would prepare named statements
+_STATEMENT_CACHES = ("statement_cache_size", "prepared_statement_cache_size")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+#: ``ConnectionPoolEntry.info`` key: when a new connection began (session mode)
+_CONNECT_STARTED = "contextstore_connect_started"
+#: seconds a new connection's first statement gets at least (session mode)
+_MIN_FIRST_WAIT = 0.05
+
 _DEFAULT_POOL_SIZE = 10
 _DEFAULT_MAX_OVERFLOW = 10
 _DEFAULT_POOL_TIMEOUT = 30.0
@@ -113,9 +166,10 @@ class AsyncpgWire(Wire):
     """asyncpg spoken to directly: its statement cache prepares each SQL once
     per connection; ``command_timeout`` (connect_args) bounds every call."""
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, begin_sql: str = "BEGIN") -> None:
         super().__init__(connection)
         self._connection = connection
+        self._begin = begin_sql
 
     async def fetch(self, sql: str, args: Sequence[Any] | None) -> Sequence[Sequence[Any]]:
         rows: Sequence[Sequence[Any]] = await self._connection.fetch(sql, *(args or ()))
@@ -137,7 +191,9 @@ class AsyncpgWire(Wire):
         await self._connection.copy_records_to_table(table, records=records, columns=list(columns))
 
     async def begin(self) -> None:
-        await self._connection.execute("BEGIN")
+        # without arguments asyncpg sends the simple protocol's Query: with
+        # "; SET LOCAL ..." appended still one round trip
+        await self._connection.execute(self._begin)
 
     async def commit(self) -> None:
         await self._connection.execute("COMMIT")
@@ -186,12 +242,47 @@ class PostgreSQLDialect(Dialect):
             url = url.set(drivername=url.drivername.replace("postgres", "postgresql", 1))
         return super().normalise_url(url)
 
+    def check_settings(self, url: URL, settings: Settings) -> None:
+        options = query_options(url)
+        if settings.pooler_mode == "transaction":
+            for name in _STATEMENT_CACHES:
+                if options.get(name, 0) != 0:
+                    from ..errors import ConfigurationError
+
+                    raise ConfigurationError(
+                        f"database_url: {name}={options[name]} prepares named statements, "
+                        "which a transaction-mode pooler hands to other clients; with "
+                        "pooler_mode 'transaction' leave it out (contextstore sets 0)"
+                    )
+
+    def transactions_only(self, settings: Settings) -> bool:
+        return settings.pooler_mode == "transaction" and settings.statement_timeout is not None
+
+    def transaction_prelude(self, settings: Settings) -> str | None:
+        return _timeout_prelude(settings)
+
+    def wire_factory(self, settings: Settings) -> Callable[[Any], Wire]:
+        prelude = _timeout_prelude(settings)
+        if prelude is None:
+            return self.wire
+        begin_sql = f"BEGIN; {prelude}"
+
+        def make(driver_connection: Any) -> Wire:
+            return AsyncpgWire(driver_connection, begin_sql)
+
+        return make
+
     def engine_options(self, url: URL, settings: Settings) -> dict[str, Any]:
         server_settings = {"application_name": APPLICATION_NAME}
         connect_args: dict[str, Any] = {
+            **query_options(url),
             "timeout": settings.connect_timeout,
             "server_settings": server_settings,
         }
+        if settings.pooler_mode == "transaction":
+            # unnamed statements only (see the module docstring)
+            connect_args["statement_cache_size"] = 0
+            connect_args["prepared_statement_cache_size"] = 0
         if _is_loopback(url) and not {"ssl", "sslmode"} & set(url.query):
             # asyncpg's default (sslmode=prefer) first asks for TLS, a round trip
             # that protects nothing on the same machine; a task cancelled during
@@ -200,9 +291,9 @@ class PostgreSQLDialect(Dialect):
             # sslmode, and every remote host, keep asyncpg's default.
             connect_args["ssl"] = False
         if settings.statement_timeout is not None:
-            # in ms, rounded, never 0 (which PostgreSQL reads as "no limit")
-            millis = max(1, round(settings.statement_timeout * 1000))
-            server_settings["statement_timeout"] = str(millis)
+            # behind a pooler: SET LOCAL per transaction, or SET per session
+            if settings.pooler_mode == "none":
+                server_settings["statement_timeout"] = str(_millis(settings.statement_timeout))
             connect_args["command_timeout"] = settings.statement_timeout + CLIENT_TIMEOUT_MARGIN
         if _several_hosts(url) and "target_session_attrs" not in url.query:
             # failover: of the hosts named, connect to the one that takes
@@ -261,8 +352,23 @@ class PostgreSQLDialect(Dialect):
         return BoundRows(form, params, shared)
 
     def install_hooks(self, sync_engine: Engine, settings: Settings) -> None:
+        session_bound = _session_bound(settings)
+
+        if session_bound is not None:
+
+            @event.listens_for(sync_engine, "do_connect")
+            def _connect_started(_dialect: Any, record: ConnectionPoolEntry, *_args: Any) -> None:
+                # the bound counts from here: SQLAlchemy runs a pool's first
+                # connect events one connection at a time, so time spent queued
+                # behind another connection's first statement counts too
+                record.info[_CONNECT_STARTED] = time.monotonic()
+
         @event.listens_for(sync_engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+            if session_bound is not None:
+                first, bound = session_bound
+                started = record.info.pop(_CONNECT_STARTED, time.monotonic())
+                _first_statement(dbapi_connection, first, bound, started)
             # after SQLAlchemy's own codecs (its listener comes first): the same
             # json and jsonb values, one Python call per value instead of two or three
             dbapi_connection.run_async(_json_codecs)
@@ -420,6 +526,99 @@ def _several_hosts(url: URL) -> bool:
     """The URL names more than one host (``?host=h1:5432&host=h2:5432``)."""
     hosts = url.query.get("host")
     return url.host is None and isinstance(hosts, tuple) and len(hosts) > 1
+
+
+def query_options(url: URL) -> dict[str, Any]:
+    """The driver options in ``url``'s query that need a type, typed.
+
+    Raises:
+        ConfigurationError: an option is not a number (or a boolean) where the
+            driver needs one, is given twice, or is one contextstore sets from
+            its own settings.
+    """
+    from ..errors import ConfigurationError
+
+    found: dict[str, Any] = {}
+    for name, value in url.query.items():
+        if name in SETTING_OPTIONS:
+            raise ConfigurationError(
+                f"database_url: the query option {name!r} is set by contextstore; "
+                f"use the {SETTING_OPTIONS[name]} setting instead"
+            )
+        wanted = QUERY_OPTIONS.get(name)
+        if wanted is None:
+            continue
+        if not isinstance(value, str):
+            raise ConfigurationError(f"database_url: the query option {name!r} is given twice")
+        found[name] = _typed(name, value, wanted)
+    return found
+
+
+def _typed(name: str, value: str, wanted: type) -> int | bool:
+    from ..errors import ConfigurationError
+
+    text = value.strip().lower()
+    if wanted is bool:
+        if text in _TRUE | _FALSE:
+            return text in _TRUE
+        raise ConfigurationError(
+            f"database_url: the query option {name!r} must be true or false, got {value!r}"
+        )
+    if not text.isdigit():
+        raise ConfigurationError(
+            f"database_url: the query option {name!r} must be a whole number "
+            f"0 or more, got {value!r}"
+        )
+    return int(text)
+
+
+def _millis(seconds: float) -> int:
+    """``statement_timeout`` in ms, rounded, never 0 (which PostgreSQL reads as no limit)."""
+    return max(1, round(seconds * 1000))
+
+
+def _timeout_prelude(settings: Settings) -> str | None:
+    """``SET LOCAL statement_timeout`` for every transaction (transaction mode)."""
+    if settings.pooler_mode != "transaction" or settings.statement_timeout is None:
+        return None
+    return f"SET LOCAL statement_timeout = {_millis(settings.statement_timeout)}"
+
+
+def _session_bound(settings: Settings) -> tuple[str, float] | None:
+    """Session mode: each new connection's first statement, and how long the
+    pooler may keep it waiting for a server connection (``pool_timeout``)."""
+    if settings.pooler_mode != "session":
+        return None
+    first = (
+        "SELECT 1"
+        if settings.statement_timeout is None
+        else f"SET statement_timeout = {_millis(settings.statement_timeout)}"
+    )
+    wait = settings.pool_timeout if settings.pool_timeout is not None else _DEFAULT_POOL_TIMEOUT
+    return first, wait
+
+
+def _first_statement(dbapi_connection: Any, sql: str, wait: float, started: float) -> None:
+    """Run ``sql`` on a new connection by ``wait`` seconds after ``started``
+    (``time.monotonic``), or drop the connection and raise SQLAlchemy's pool
+    timeout (``PoolExhaustedError``)."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    left = max(wait - (time.monotonic() - started), _MIN_FIRST_WAIT)
+
+    async def run(connection: Any) -> None:
+        await connection.execute(sql, timeout=left)
+
+    try:
+        dbapi_connection.run_async(run)
+    except TimeoutError:
+        # asyncpg's own terminate: the adapter's waits up to 2 s for a
+        # graceful close the pooler does not answer while it queues us
+        dbapi_connection.driver_connection.terminate()
+        raise PoolTimeout(
+            f"the pooler gave this connection no server connection within {wait:g} s "
+            "(pool_timeout): its pool is full (pooler_mode 'session')"
+        ) from None
 
 
 def _is_loopback(url: URL) -> bool:
