@@ -4,7 +4,8 @@ Numbers are never asserted (speed is reported by ``benchmarks/scaleout.py``,
 not tested); what is checked is that a run at the smallest size produces every
 figure: ops/s and the ratio to the primary alone for each read and replica
 count, the write-then-read pairs' latencies with 0 and 2 replicas, where the
-reads went, and the markdown section BENCHMARKS.md is regenerated from. Each
+reads went, the markdown section BENCHMARKS.md is regenerated from and the
+chart it embeds. Each
 pair's read is also checked to find the message it follows: a stale read is a
 broken guarantee, not a slow one.
 
@@ -33,6 +34,8 @@ from benchmarks.scaleout import (
 )
 from tests.faults._instances import unavailable
 
+from .test_chart import PNG_MAGIC
+
 pytestmark = pytest.mark.replicas
 
 TINY = ScaleoutPlan(
@@ -51,6 +54,7 @@ async def test_scaleout_run_produces_every_figure(tmp_path: Path) -> None:
     out = io.StringIO()
     json_path = tmp_path / "scaleout.json"
     markdown = tmp_path / "BENCHMARKS.md"
+    chart = tmp_path / "charts" / "scale-out.png"
     # the main benchmark's section and the prose stay as they are
     other = f"{MARKDOWN_BEGIN}\nmain-numbers-5c1\n{MARKDOWN_END}"
     markdown.write_text(
@@ -63,6 +67,7 @@ async def test_scaleout_run_produces_every_figure(tmp_path: Path) -> None:
         console=Console(file=out, width=200),
         json_path=json_path,
         markdown_path=markdown,
+        chart_path=chart,
     )
 
     report = json.loads(json_path.read_text())
@@ -111,3 +116,6 @@ async def test_scaleout_run_produces_every_figure(tmp_path: Path) -> None:
     assert "#### Reads, 5 concurrent tasks" in text
     assert "#### Write-then-read pairs, one task" in text
     assert "| read | replicas | ops/s (median) | ratio to primary alone (range) |" in text
+    # the chart was drawn, and the markdown embeds it by a path relative to itself
+    assert chart.read_bytes().startswith(PNG_MAGIC)
+    assert "(charts/scale-out.png)" in text
