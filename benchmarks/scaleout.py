@@ -667,7 +667,7 @@ def write_chart(report: dict[str, Any], path: Path) -> None:
     left, right = figure.subplots(1, 2, width_ratios=[3, 2])
     figure.suptitle(
         f"scale-out, run of {report.get('started_at', '?')}, {report['plan']['mode']}: "
-        "every server on one 2-core host",
+        f"all three servers and the client on one {report['machine']['cores']}-core host",
         fontsize=11,
     )
     reads = report["reads"]
