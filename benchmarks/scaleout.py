@@ -701,7 +701,9 @@ def write_chart(report: dict[str, Any], path: Path) -> None:
     left.set_ylabel("ops/s ÷ primary alone's (median of rounds)")
     left.set_title(f"{report['plan']['readers']} concurrent readers, one Store", fontsize=10)
     left.grid(axis="y", alpha=0.3, zorder=0)
-    left.legend(fontsize=8, loc="lower right")
+    tops = [max(e["replicas"][c]["round_ratios"]) for e in reads.values() for c in counts]
+    left.set_ylim(0, max([1.0, *tops]) * 1.2)
+    left.legend(fontsize=8, loc="upper center", ncols=max(1, len(counts)))
     pairs = report["pairs"]
     labels = [f"{count} replica{'s' if count != '1' else ''}" for count in pairs]
     for number, (name, key) in enumerate((("p50", "p50_ms"), ("p95", "p95_ms"))):
@@ -713,6 +715,7 @@ def write_chart(report: dict[str, Any], path: Path) -> None:
     right.set_ylabel("ms per write-then-read pair")
     right.set_title("read your writes: add, then get it, one task", fontsize=10)
     right.grid(axis="y", alpha=0.3, zorder=0)
+    right.set_ylim(0, max([1.0, *(d["p95_ms"] for d in pairs.values())]) * 1.2)
     right.legend(fontsize=8, loc="upper left")
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png")
