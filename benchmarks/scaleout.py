@@ -732,7 +732,7 @@ def build_parser() -> argparse.ArgumentParser:
             "standbys in replica_urls, and the cost of read-your-writes."
         ),
     )
-    parser.add_argument("--quick", action="store_true", help="short run (about half a minute)")
+    parser.add_argument("--quick", action="store_true", help="short run (about 20 seconds)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write every number as JSON")
     parser.add_argument(
         "--markdown",
