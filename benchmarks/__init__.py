@@ -10,4 +10,8 @@ Speed is reported (console, JSON, BENCHMARKS.md), never asserted.
 This package is a tool beside the library, not part of it: nothing under
 ``src/`` imports it, and it names dialects directly because each raw subject
 *is* one driver. Run it with ``benchmarks/bench.py`` or ``python -m benchmarks``.
+
+``benchmarks/scaleout.py`` (``python -m benchmarks.scaleout``) measures read
+replicas instead: 50 concurrent readers with 0, 1 and 2 PostgreSQL hot
+standbys in ``replica_urls``, and what read-your-writes costs.
 """

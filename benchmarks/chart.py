@@ -42,8 +42,11 @@ def default_chart_path(markdown: Path) -> Path:
     return markdown.with_name(f"{markdown.stem}-{CHART_NAME}")
 
 
-def chart_markdown(chart: Path, markdown: Path) -> str:
+def chart_markdown(chart: Path, markdown: Path, alt: str = _ALT) -> str:
     """The embed of ``chart`` in ``markdown``, by a path relative to the markdown file.
+
+    ``alt`` is the image's text (by default the core/raw chart's; the scale-out
+    benchmark passes its own).
 
     A chart under the ``docs/`` folder beside the markdown file (the
     repository's BENCHMARKS.md and ``docs/assets/``) must also show where
@@ -63,10 +66,8 @@ def chart_markdown(chart: Path, markdown: Path) -> str:
     docs = base / "docs"
     if target.is_relative_to(docs):
         site = "../" * DOCS_PAGE_DEPTH + target.relative_to(docs).as_posix()
-        return (
-            f'<img src="{relative}" alt="{_ALT}" onerror="this.onerror=null;this.src=\'{site}\'">'
-        )
-    return f"![{_ALT}]({relative})"
+        return f'<img src="{relative}" alt="{alt}" onerror="this.onerror=null;this.src=\'{site}\'">'
+    return f"![{alt}]({relative})"
 
 
 def target_legend() -> str:

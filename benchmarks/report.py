@@ -187,23 +187,31 @@ def _md_ratio(value: float | None, threshold: float | None) -> str:
     return text
 
 
-def write_markdown(path: Path, section: str) -> None:
+def write_markdown(
+    path: Path, section: str, *, begin: str = MARKDOWN_BEGIN, end: str = MARKDOWN_END
+) -> None:
     """Replace the generated section of ``path`` (between the markers).
 
     A file without the markers gets the section appended; prose is never lost.
+
+    Args:
+        path: the markdown file (created when missing).
+        section: the generated markdown.
+        begin, end: the markers; by default the benchmark's, the scale-out
+            benchmark (``benchmarks/scaleout.py``) has its own.
     """
-    block = f"{MARKDOWN_BEGIN}\n\n{section}\n{MARKDOWN_END}\n"
+    block = f"{begin}\n\n{section}\n{end}\n"
     if not path.exists():
         path.write_text(block)
         return
     text = path.read_text()
-    begin = text.find(MARKDOWN_BEGIN)
-    end = text.find(MARKDOWN_END, begin + len(MARKDOWN_BEGIN)) if begin != -1 else -1
-    if begin == -1 or end == -1:
+    start = text.find(begin)
+    stop = text.find(end, start + len(begin)) if start != -1 else -1
+    if start == -1 or stop == -1:
         path.write_text(text.rstrip("\n") + "\n\n" + block)
         return
-    tail = text[end + len(MARKDOWN_END) :].lstrip("\n")
-    path.write_text(text[:begin] + block + ("\n" + tail if tail else ""))
+    tail = text[stop + len(end) :].lstrip("\n")
+    path.write_text(text[:start] + block + ("\n" + tail if tail else ""))
 
 
 def write_json(path: Path, report: dict[str, Any]) -> None:

@@ -33,8 +33,8 @@ class Samples:
             spread = statistics.pstdev(self.batch_ops) / statistics.fmean(self.batch_ops)
         return {
             "ops_per_s": ops,
-            "p50_ms": _percentile(ordered, 50) * 1000,
-            "p99_ms": _percentile(ordered, 99) * 1000,
+            "p50_ms": percentile(ordered, 50) * 1000,
+            "p99_ms": percentile(ordered, 99) * 1000,
             "mean_ms": statistics.fmean(ordered) * 1000 if ordered else 0.0,
             "calls": self.calls,
             "elapsed_s": self.elapsed,
@@ -43,7 +43,7 @@ class Samples:
         }
 
 
-def _percentile(ordered: list[float], pct: float) -> float:
+def percentile(ordered: list[float], pct: float) -> float:
     """Nearest-rank percentile of sorted samples (0 for none)."""
     if not ordered:
         return 0.0
