@@ -478,8 +478,8 @@ class Dialect(ABC):
         driver's fastest bulk path; their new ids, in input order.
 
         ``rows`` hold the values of the columns ``names`` in that order, through
-        the bind processors; ``names`` includes ``client_token``, whose value is
-        unique per row. The default: multi-row ``INSERT ... RETURNING id``
+        the bind processors; ``names`` includes ``client_token``, set (and
+        unique) on the first and last rows only. The default: multi-row ``INSERT ... RETURNING id``
         statements. A statement inserts its rows in the order of its VALUES and
         draws each one's id after the last one's (a sequence, InnoDB's
         AUTO_INCREMENT in every lock mode): its ids sorted are its rows' ids in
