@@ -345,11 +345,16 @@ async def _worker_stopped(raw: aiosqlite.Connection) -> None:
     aiosqlite stops that thread without waiting for it; if the event loop
     closed first, the thread would fail reporting back to it.
     """
-    # Legacy's one private name of a driver (aiosqlite 0.20-0.22 keeps the
-    # worker in ``_thread`` and offers no public handle). It stays here, not in
-    # core's ``_dialects/_drivers``, because legacy imports nothing of core;
-    # tests/legacy/test_health.py opens a file that cannot be opened and would
-    # fail on the thread's late report if this stopped working.
+    # Legacy's one private name of a driver (aiosqlite 0.22 keeps the worker
+    # in ``_thread`` and offers no public handle; 0.20 and 0.21 have no
+    # ``_thread``, their connection being the thread, and this then waits for
+    # nothing). It stays here, not in core's ``_dialects/_drivers``, because
+    # legacy imports nothing of core; tests/legacy/test_health.py opens a file
+    # that cannot be opened and would fail on the thread's late report if this
+    # stopped working. Canaries in tests/dialects/test_driver_shims.py:
+    # test_aiosqlite_private_thread_of_a_failed_open fails when ``_thread``
+    # is renamed or reshaped; test_aiosqlite_still_has_no_public_way_into_its_worker_thread
+    # when aiosqlite gains a public name (perhaps a handle on the thread).
     thread = getattr(raw, "_thread", None)
     deadline = time.monotonic() + 5.0
     while isinstance(thread, threading.Thread) and thread.is_alive():

@@ -4,7 +4,18 @@ Quarantined here because they use aiomysql's private ``Connection._connect``,
 ``_read_bytes`` and ``_reader._buffer``: aiomysql has no public read timeout,
 and its connect timeout covers only the TCP connect. ``tests/dialects/test_mysql.py``
 and the frozen-server fault tests show the bounds hold; remove a shim when
-aiomysql offers the bound itself.
+aiomysql offers the bound itself. The canaries in
+``tests/dialects/test_driver_shims.py``:
+
+* ``test_aiomysql_still_has_no_read_timeout`` fails when aiomysql gains a
+  timeout parameter or attribute besides ``connect_timeout``: then revisit
+  ``BoundedConnection`` (the ``_read_bytes`` bound);
+* ``test_aiomysql_connect_timeout_still_covers_only_the_tcp_connect`` fails
+  when ``connect_timeout`` bounds the handshake too: then revisit
+  :func:`connect_within_timeout`;
+* ``test_aiomysql_private_names_the_shims_use`` fails when aiomysql renames or
+  reshapes ``_connect``, ``connect_timeout``, ``_read_bytes``, ``_reader`` or
+  ``_reader._buffer``, or stops reading replies through ``_read_bytes``.
 """
 
 from __future__ import annotations
