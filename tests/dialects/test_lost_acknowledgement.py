@@ -79,19 +79,33 @@ async def test_messages_add_once(store: Store, monkeypatch: pytest.MonkeyPatch) 
     assert message.id == stored
 
 
-async def test_add_many_once_and_whole(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+# 250 rows: PostgreSQL's COPY, whose ids are reserved before the rows are sent
+@pytest.mark.parametrize("size", [25, 250], ids=["small", "bulk-path"])
+# a first attempt that wrote its rows and lost its connection before COMMIT
+# (rolled back), then one whose COMMIT reply is lost: the retry must return the
+# second attempt's ids, not the first's
+@pytest.mark.parametrize("drops", [0, 1], ids=["lost-commit", "dropped-then-lost-commit"])
+async def test_add_many_once_and_whole(
+    store: Store, monkeypatch: pytest.MonkeyPatch, size: int, drops: int
+) -> None:
     acks = LoseAcks(monkeypatch)
+    acks.drops = drops
     acks.pending = 1
-    batch = [NewMessage(sender="a", content=f"batch {i}") for i in range(25)]
+    batch = [NewMessage(sender="a", content=f"batch {i}") for i in range(size)]
     added = await store.messages.add_many("s1", batch)
     assert acks.lost == 1
+    assert acks.drops == 0
     assert [m.content for m in added] == [m.content for m in batch]
     count = select(func.count()).select_from(messages).where(messages.c.content.like("batch %"))
-    assert await _count(store, count) == 25
-    ids = await store.db.fetch_all(
-        select(messages.c.id).where(messages.c.content.like("batch %")).order_by(messages.c.id)
+    assert await _count(store, count) == size
+    stored = await store.db.fetch_all(
+        select(messages.c.id, messages.c.content, messages.c.timestamp)
+        .where(messages.c.content.like("batch %"))
+        .order_by(messages.c.id)
     )
-    assert [m.id for m in added] == [row["id"] for row in ids]
+    assert [(m.id, m.content, m.timestamp) for m in added] == [
+        (row["id"], row["content"], row["timestamp"]) for row in stored
+    ]
 
 
 async def test_audit_record_once(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:

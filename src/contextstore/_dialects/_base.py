@@ -489,6 +489,26 @@ class Dialect(ABC):
         batches = await self.insert_batches(channel, rows, len(names))
         return await returning_ids(channel, table, names, batches)
 
+    async def reserve_ids(self, channel: Channel, table: Table, count: int) -> list[int] | None:
+        """Ids for ``count`` new rows of ``table``, drawn before the rows are sent,
+        when the dialect's fastest bulk path takes them with the rows (see
+        :meth:`copy_rows`); None (the default): :meth:`insert_many` is the
+        path, and returns them.
+
+        A caller that reserves ids sends each row with its id first, in
+        input order, and may build what it returns while the rows stream.
+        """
+        return None
+
+    async def copy_rows(
+        self, channel: Channel, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Bulk-load ``rows`` (values of ``names``, ``id`` first, as
+        :meth:`reserve_ids` gave them) inside the open transaction, reading the
+        iterable as it sends. Only the dialects whose :meth:`reserve_ids`
+        reserves implement it."""
+        raise NotImplementedError(f"{self.name} reserves no ids")
+
     def bulk_values(
         self, form: Form, params: Sequence[Mapping[str, Any]], shared: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:

@@ -320,12 +320,20 @@ class PostgreSQLDialect(Dialect):
         names: Sequence[str],
         rows: Sequence[Sequence[Any]],
     ) -> list[int]:
-        if len(rows) < COPY_MIN_ROWS:
-            return await super().insert_many(channel, table, names, rows)
-        if channel.observed:
+        ids = await self.reserve_ids(channel, table, len(rows))
+        if ids is None:
+            return await super().insert_many(channel, table, names, list(rows))
+        # a generator: asyncpg reads it as it sends, so each chunk of rows is
+        # bound (see bulk_values) and encoded while the server takes the last
+        records = ((row_id, *row) for row_id, row in zip(ids, rows, strict=True))
+        await self.copy_rows(channel, table, ["id", *names], records)
+        return ids
+
+    async def reserve_ids(self, channel: Channel, table: Table, count: int) -> list[int] | None:
+        if count < COPY_MIN_ROWS or channel.observed:
             # COPY is no cursor execution: SQLAlchemy's events (echo,
             # OpenTelemetry) would miss it. Multi-row INSERTs they see
-            return await super().insert_many(channel, table, names, list(rows))
+            return None
         # COPY is asyncpg's fastest path but returns nothing: the ids are drawn
         # from the table's sequence first (one round trip), then sent with the rows
         quote = channel.dialect.identifier_preparer.quote
@@ -335,14 +343,14 @@ class PostgreSQLDialect(Dialect):
             "SELECT nextval(q.seq) FROM (SELECT pg_get_serial_sequence("
             f"'{quote(table.name)}', 'id')::regclass AS seq OFFSET 0) AS q, "
             "generate_series(1, $1::integer)",
-            [len(rows)],
+            [count],
         )
-        ids = sorted(row[0] for row in drawn)
-        # a generator: asyncpg reads it as it sends, so each chunk of rows is
-        # bound (see bulk_values) and encoded while the server takes the last
-        records = ((row_id, *row) for row_id, row in zip(ids, rows, strict=True))
-        await channel.copy(table.name, records, ["id", *names])
-        return ids
+        return sorted(row[0] for row in drawn)
+
+    async def copy_rows(
+        self, channel: Channel, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        await channel.copy(table.name, rows, names)
 
     def bulk_values(
         self, form: Form, params: Sequence[Mapping[str, Any]], shared: Mapping[str, Any]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, Select, bindparam, func, insert, literal_column, select
@@ -22,7 +22,7 @@ from ._visibility import viewer_params, visible
 
 if TYPE_CHECKING:
     from .._dialects import Dialect
-    from .._execute import Executor
+    from .._execute import Executor, Form
 
 _COLUMNS = MESSAGE_COLUMNS
 #: the columns a new message is written with
@@ -86,15 +86,15 @@ class CoreMessageRepository(CoreRepository):
         for row in rows:
             row["timestamp"] = now
             row["client_token"] = None
-            # the words search finds it by, the same on every dialect
-            row["search_text"] = search_text(row["content"])
         last = len(rows) - 1
         rows[0]["client_token"] = f"{prefix}{0:08x}"
         rows[last]["client_token"] = f"{prefix}{last:08x}"
         if len(rows) == 1 and rows[0]["parent_message_id"] is None:
+            _add_words(rows)
             return [await self._insert_one(rows[0])]
         parents = _parents_by_sender(rows)
         dialect = self._dialect
+        shared = {"timestamp": now}
         #: each attempt's ids, by the first: what a committed attempt gave its rows
         attempts: dict[int, builtins.list[int]] = {}
 
@@ -102,9 +102,17 @@ class CoreMessageRepository(CoreRepository):
             if parents:
                 await _check_parents(executor, session_id, parents)
             form = _INSERT_ROW.form(executor.dialect)
-            values = dialect.bulk_values(form, rows, {"timestamp": now})
+            ids = await dialect.reserve_ids(executor, messages, len(rows))
+            if ids is not None:
+                made: builtins.list[Message] = []
+                streamed = _streamed(form, rows, shared, ids, made)
+                await dialect.copy_rows(executor, messages, ["id", *form.names], streamed)
+                # before the COMMIT: an attempt that may have committed is known here
+                attempts[ids[0]] = ids
+                return made
+            _add_words(rows)
+            values = dialect.bulk_values(form, rows, shared)
             ids = await dialect.insert_many(executor, messages, form.names, values)
-            # before the COMMIT: an attempt that may have committed is known here
             attempts[ids[0]] = ids
             with collection_paused():
                 return [_message(row_id, row) for row_id, row in zip(ids, rows, strict=True)]
@@ -222,6 +230,39 @@ class CoreMessageRepository(CoreRepository):
         query = _feed_query(viewer.is_admin, cursor is not None, limit + 1)
         items = messages_from(await self._db.read_rows(query, params))
         return _cursor.page(items, limit, "feed", scope, lambda m: (m.timestamp, m.id))
+
+
+def _add_words(rows: Sequence[dict[str, Any]]) -> None:
+    """Each row's ``search_text``: the words search finds it by, the same on every dialect."""
+    for row in rows:
+        row["search_text"] = search_text(row["content"])
+
+
+#: rows of a streamed batch prepared at a time
+_STREAM_CHUNK = 1024
+
+
+def _streamed(
+    form: Form,
+    rows: Sequence[dict[str, Any]],
+    shared: dict[str, Any],
+    ids: Sequence[int],
+    made: builtins.list[Message],
+) -> Iterator[tuple[Any, ...]]:
+    """``rows`` with their reserved ``ids`` first, as a bulk path that reads as
+    it sends takes them; each chunk's words, bind values and records (appended
+    to ``made``) are made when the path reaches it, while the server is still
+    taking the chunk before, instead of before the first row is sent and
+    after the last is acknowledged."""
+    for start in range(0, len(rows), _STREAM_CHUNK):
+        part = rows[start : start + _STREAM_CHUNK]
+        part_ids = ids[start : start + _STREAM_CHUNK]
+        with collection_paused():
+            _add_words(part)
+            values = form.args_many(part, shared)
+            made.extend(_message(row_id, row) for row_id, row in zip(part_ids, part, strict=True))
+        for row_id, value in zip(part_ids, values, strict=True):
+            yield (row_id, *value)
 
 
 def _message(row_id: int, row: dict[str, Any]) -> Message:
