@@ -49,81 +49,38 @@ LEGACY_SHIM = "contextstore/legacy/_db.py::_worker_stopped"
 # aiosqlite: the core shim (one hop per statement) and legacy's _worker_stopped
 # --------------------------------------------------------------------------
 
-#: aiosqlite.Connection's public names, by aiosqlite version. Up to 0.21 the
-#: connection *is* its worker thread (``threading.Thread``'s names, and no
-#: ``_thread``, which the shims need: they work with 0.22 only); 0.22 keeps the
-#: thread in the private ``_thread``. A version not listed is compared with the
-#: newest set.
-AIOSQLITE_CONNECTION_PUBLIC_NAMES = {
-    "0.20": frozenset(
-        [
-            "backup",
-            "close",
-            "commit",
-            "create_function",
-            "cursor",
-            "daemon",
-            "enable_load_extension",
-            "execute",
-            "execute_fetchall",
-            "execute_insert",
-            "executemany",
-            "executescript",
-            "getName",
-            "ident",
-            "in_transaction",
-            "interrupt",
-            "isDaemon",
-            "is_alive",
-            "isolation_level",
-            "iterdump",
-            "join",
-            "load_extension",
-            "name",
-            "native_id",
-            "rollback",
-            "row_factory",
-            "run",
-            "setDaemon",
-            "setName",
-            "set_progress_handler",
-            "set_trace_callback",
-            "start",
-            "text_factory",
-            "total_changes",
-        ]
-    ),
-    "0.22": frozenset(
-        [
-            "backup",
-            "close",
-            "commit",
-            "create_function",
-            "cursor",
-            "enable_load_extension",
-            "execute",
-            "execute_fetchall",
-            "execute_insert",
-            "executemany",
-            "executescript",
-            "in_transaction",
-            "interrupt",
-            "isolation_level",
-            "iterdump",
-            "load_extension",
-            "rollback",
-            "row_factory",
-            "set_authorizer",
-            "set_progress_handler",
-            "set_trace_callback",
-            "stop",
-            "text_factory",
-            "total_changes",
-        ]
-    ),
-}
-AIOSQLITE_CONNECTION_PUBLIC_NAMES["0.21"] = AIOSQLITE_CONNECTION_PUBLIC_NAMES["0.20"]
-#: the aiosqlite module's public names (0.20 to 0.22).
+#: aiosqlite.Connection's public names in 0.22, the lowest release the shims
+#: support (up to 0.21 the connection *is* its worker thread, with no
+#: ``_thread``); 0.22 keeps the thread in the private ``_thread``.
+AIOSQLITE_CONNECTION_PUBLIC_NAMES = frozenset(
+    [
+        "backup",
+        "close",
+        "commit",
+        "create_function",
+        "cursor",
+        "enable_load_extension",
+        "execute",
+        "execute_fetchall",
+        "execute_insert",
+        "executemany",
+        "executescript",
+        "in_transaction",
+        "interrupt",
+        "isolation_level",
+        "iterdump",
+        "load_extension",
+        "rollback",
+        "row_factory",
+        "set_authorizer",
+        "set_progress_handler",
+        "set_trace_callback",
+        "stop",
+        "text_factory",
+        "total_changes",
+    ]
+)
+#: the aiosqlite module's public names (0.22).
 AIOSQLITE_MODULE_PUBLIC_NAMES = frozenset(
     [
         "Connection",
@@ -147,21 +104,13 @@ AIOSQLITE_MODULE_PUBLIC_NAMES = frozenset(
         "sqlite_version_info",
     ]
 )
-#: the parameters of ``aiosqlite.connect`` (0.20 to 0.22): none for the
+#: the parameters of ``aiosqlite.connect`` (0.22): none for the
 #: worker thread (the shim makes it a daemon through ``_thread``).
 AIOSQLITE_CONNECT_PARAMETERS = ("database", "iter_chunk_size", "loop", "kwargs")
 
 
 def _public_names(obj: object) -> set[str]:
     return {name for name in dir(obj) if not name.startswith("_")}
-
-
-def _aiosqlite_known(table: dict[str, frozenset[str]]) -> tuple[str, frozenset[str]]:
-    release = ".".join(aiosqlite.__version__.split(".")[:2])
-    if release in table:
-        return release, table[release]
-    newest = max(table, key=lambda version: tuple(int(part) for part in version.split(".")))
-    return newest, table[newest]
 
 
 async def _hops_of_one_select(
@@ -246,11 +195,10 @@ def test_aiosqlite_still_has_no_public_way_into_its_worker_thread() -> None:
     ``_conn``, ``_thread``...) and legacy/_db.py's ``_worker_stopped``
     (``_thread``); then record the new names here.
     """
-    release, known = _aiosqlite_known(AIOSQLITE_CONNECTION_PUBLIC_NAMES)
-    new = _public_names(aiosqlite.Connection) - known
+    new = _public_names(aiosqlite.Connection) - AIOSQLITE_CONNECTION_PUBLIC_NAMES
     assert not new, (
         f"aiosqlite {aiosqlite.__version__}: new public names on Connection {sorted(new)} "
-        f"(known for {release}): review {SQLITE_SHIM} and {LEGACY_SHIM}"
+        f"(known for 0.22): review {SQLITE_SHIM} and {LEGACY_SHIM}"
     )
     new_module = _public_names(aiosqlite) - AIOSQLITE_MODULE_PUBLIC_NAMES
     assert not new_module, (

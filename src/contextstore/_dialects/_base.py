@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, overload
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .._facts import collection_paused
 
@@ -159,69 +159,6 @@ class Wire(ABC):
     def abort(self) -> None:  # noqa: B027
         """Cut the connection at once, without a goodbye to a server that may
         not answer (the connection is discarded next)."""
-
-
-class BoundRows(Sequence[tuple[Any, ...]]):
-    """:meth:`Form.args_many` of a batch, bound a chunk at a time when first read.
-
-    A bulk path that streams its rows (PostgreSQL's COPY reads an iterable as
-    it sends) then binds each chunk while the server is still taking the one
-    before, instead of binding every row before the first is sent. Indexing
-    binds the chunk it touches, once.
-
-    Args:
-        form: the INSERT's compiled form.
-        params: one parameter mapping per row.
-        shared: parameters with the same value in every row, bound once.
-        chunk: rows bound at a time.
-    """
-
-    __slots__ = ("_chunk", "_form", "_params", "_parts", "_shared")
-
-    def __init__(
-        self,
-        form: Form,
-        params: Sequence[Mapping[str, Any]],
-        shared: Mapping[str, Any],
-        chunk: int = 1024,
-    ) -> None:
-        self._form = form
-        self._params = params
-        self._shared = shared
-        self._chunk = chunk
-        self._parts: list[list[tuple[Any, ...]] | None] = [None] * -(-len(params) // chunk)
-
-    def __len__(self) -> int:
-        return len(self._params)
-
-    def _part(self, number: int) -> list[tuple[Any, ...]]:
-        part = self._parts[number]
-        if part is None:
-            start = number * self._chunk
-            with collection_paused():
-                part = self._form.args_many(self._params[start : start + self._chunk], self._shared)
-            self._parts[number] = part
-        return part
-
-    @overload
-    def __getitem__(self, index: int) -> tuple[Any, ...]: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[tuple[Any, ...]]: ...
-
-    def __getitem__(self, index: int | slice) -> tuple[Any, ...] | list[tuple[Any, ...]]:
-        if isinstance(index, slice):
-            return list(self)[index]  # no bulk path slices a streamed batch
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("bound row index out of range")
-        number, offset = divmod(index, self._chunk)
-        return self._part(number)[offset]
-
-    def __iter__(self) -> Iterator[tuple[Any, ...]]:
-        for number in range(len(self._parts)):
-            yield from self._part(number)
 
 
 class Dialect(ABC):
@@ -512,9 +449,7 @@ class Dialect(ABC):
     def bulk_values(
         self, form: Form, params: Sequence[Mapping[str, Any]], shared: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:
-        """The rows :meth:`insert_many` gets: ``form.args_many(params, shared)``,
-        bound before the first statement (a dialect whose bulk path streams
-        binds them as it sends)."""
+        """The rows :meth:`insert_many` gets: ``form.args_many(params, shared)``."""
         with collection_paused():
             return form.args_many(params, shared)
 

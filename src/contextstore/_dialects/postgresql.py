@@ -64,7 +64,6 @@ from .._facts import json_bytes_loads, jsonb_loads, search_words
 from ._base import (
     SNAPSHOT,
     WRITE_INTENT,
-    BoundRows,
     Channel,
     Dialect,
     ErrorKind,
@@ -75,7 +74,7 @@ from ._base import (
 from .types import UTCDateTime
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from datetime import datetime
 
     from sqlalchemy import Select, Table
@@ -86,7 +85,6 @@ if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
     from sqlalchemy.types import TypeEngine
 
-    from .._execute import Form
     from ..settings import Settings
 
 APPLICATION_NAME = "contextstore"
@@ -313,22 +311,6 @@ class PostgreSQLDialect(Dialect):
             "connect_args": connect_args,
         }
 
-    async def insert_many(
-        self,
-        channel: Channel,
-        table: Table,
-        names: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-    ) -> list[int]:
-        ids = await self.reserve_ids(channel, table, len(rows))
-        if ids is None:
-            return await super().insert_many(channel, table, names, list(rows))
-        # a generator: asyncpg reads it as it sends, so each chunk of rows is
-        # bound (see bulk_values) and encoded while the server takes the last
-        records = ((row_id, *row) for row_id, row in zip(ids, rows, strict=True))
-        await self.copy_rows(channel, table, ["id", *names], records)
-        return ids
-
     async def reserve_ids(self, channel: Channel, table: Table, count: int) -> list[int] | None:
         if count < COPY_MIN_ROWS or channel.observed:
             # COPY is no cursor execution: SQLAlchemy's events (echo,
@@ -351,13 +333,6 @@ class PostgreSQLDialect(Dialect):
         self, channel: Channel, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]
     ) -> None:
         await channel.copy(table.name, rows, names)
-
-    def bulk_values(
-        self, form: Form, params: Sequence[Mapping[str, Any]], shared: Mapping[str, Any]
-    ) -> Sequence[Sequence[Any]]:
-        if len(params) < COPY_MIN_ROWS:
-            return super().bulk_values(form, params, shared)
-        return BoundRows(form, params, shared)
 
     def install_hooks(self, sync_engine: Engine, settings: Settings) -> None:
         session_bound = _session_bound(settings)
