@@ -192,6 +192,10 @@ async def test_tx_is_unusable_after_a_block_that_raised(store: Store) -> None:
 
 
 async def test_two_units_of_work_on_one_database_queue(store: Store) -> None:
+    # read your writes is per task: the counts below see the units' writes
+    # because this task has written before starting them (see
+    # test_concurrent_sets_of_one_global_key_leave_one_entry)
+    await store.memory.set("setup", "k", 0)
     entered = asyncio.Event()
 
     async def first() -> None:

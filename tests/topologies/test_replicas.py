@@ -248,3 +248,27 @@ async def test_a_task_reads_what_the_tasks_it_started_wrote(store: Store) -> Non
         if len(page.items) != 4 * (round_ + 1):
             stale += 1
     assert stale == 0
+
+
+async def test_tasks_started_after_a_write_share_its_fence_on_paused_standbys(
+    cluster: PgCluster, store: Store
+) -> None:
+    session = await store.sessions.create(purpose="paused children", created_by="tester")
+    for round_ in range(10):
+        # the standbys have replayed all so far, and this task's position is
+        # known: a fence the children's writes did not move would let the
+        # read below go to a standby that has not replayed them
+        cluster.wait_replayed()
+        await store.messages.list(session.id, viewer=ADMIN, limit=500)
+        for node in cluster.standbys:
+            node.sql("SELECT pg_wal_replay_pause()")
+        await asyncio.gather(
+            *(
+                store.messages.add(session.id, sender="child", content=f"r{round_}c{child}")
+                for child in range(4)
+            )
+        )
+        page = await store.messages.list(session.id, viewer=ADMIN, limit=500)
+        assert len(page.items) == 4 * (round_ + 1), f"round {round_}: a stale read"
+        for node in cluster.standbys:
+            node.sql("SELECT pg_wal_replay_resume()")
