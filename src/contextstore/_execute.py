@@ -287,6 +287,11 @@ class Executor(ABC):
     async def execute(self, query: Query, params: Mapping[str, Any] | None = None) -> int:
         """Run ``query``; the number of rows it affected."""
 
+    async def insert(self, query: Query, params: Mapping[str, Any] | None = None) -> int:
+        """Run the INSERT ``query`` (without RETURNING); the id it generated."""
+        form = query.form(self.dialect)
+        return await self.send_insert(form.sql, form.args(params))
+
     @abstractmethod
     async def execute_many(self, query: Query, params: Sequence[Mapping[str, Any]]) -> int:
         """Run ``query`` once per parameter set, batched where the driver can."""

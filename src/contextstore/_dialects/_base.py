@@ -176,6 +176,9 @@ class Dialect(ABC):
     #: ``INSERT ... ON CONFLICT/DUPLICATE KEY UPDATE ... RETURNING`` exists and
     #: returns the row as stored after the update (see :meth:`upsert_returns_row`).
     upsert_returning: ClassVar[bool] = True
+    #: a one-row INSERT learns its id from the server's reply to it (the
+    #: DB-API ``lastrowid``) as surely as from ``RETURNING``, and more cheaply.
+    id_from_lastrowid: ClassVar[bool] = False
     #: a network server (as opposed to an embedded file).
     is_server: ClassVar[bool] = True
     #: ALTER TABLE is limited: migrations rebuild tables (Alembic batch mode).

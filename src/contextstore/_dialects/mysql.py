@@ -331,6 +331,10 @@ def _worst_case(rows: Sequence[Sequence[Any]]) -> int:
 
 class MySQLDialect(Dialect):
     name = "mysql"
+    # LAST_INSERT_ID() comes with the INSERT's OK packet; RETURNING makes the
+    # server send a result set whose column definitions aiomysql parses in
+    # Python: about 6 % of a one-row INSERT's time in a bare aiomysql loop
+    id_from_lastrowid = True
     driver = "aiomysql"
     schemes = ("mysql", "mariadb")
 
