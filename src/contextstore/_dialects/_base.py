@@ -11,10 +11,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from .._facts import collection_paused
-
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
     from datetime import datetime
 
     from sqlalchemy import Select, Table
@@ -24,7 +22,6 @@ if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
     from sqlalchemy.types import TypeEngine
 
-    from .._execute import Form
     from ..settings import Settings
 
 
@@ -417,15 +414,13 @@ class Dialect(ABC):
         """Insert ``rows`` into ``table`` inside the open transaction, by the
         driver's fastest bulk path; their new ids, in input order.
 
-        ``rows`` hold the values of the columns ``names`` in that order, through
-        the bind processors; ``names`` includes ``client_token``, set (and
-        unique) on the first and last rows only. The default: multi-row ``INSERT ... RETURNING id``
-        statements. A statement inserts its rows in the order of its VALUES and
-        draws each one's id after the last one's (a sequence, InnoDB's
-        AUTO_INCREMENT in every lock mode): its ids sorted are its rows' ids in
-        input order, whatever order RETURNING gives them in, and whatever
-        other writers draw in between.
-        """
+        ``rows`` hold the values of the columns ``names`` in that order, through the
+        bind processors; ``names`` includes ``client_token``, set (and unique) on the
+        first and last rows only. The default: multi-row ``INSERT ... RETURNING id``
+        statements. A statement inserts its rows in the order of its VALUES and draws
+        each one's id after the last one's (a sequence, InnoDB's AUTO_INCREMENT in every
+        lock mode): its ids sorted are its rows' ids in input order, whatever order
+        RETURNING gives them in, and whatever other writers draw in between."""
         batches = await self.insert_batches(channel, rows, len(names))
         return await returning_ids(channel, table, names, batches)
 
@@ -448,13 +443,6 @@ class Dialect(ABC):
         iterable as it sends. Only the dialects whose :meth:`reserve_ids`
         reserves implement it."""
         raise NotImplementedError(f"{self.name} reserves no ids")
-
-    def bulk_values(
-        self, form: Form, params: Sequence[Mapping[str, Any]], shared: Mapping[str, Any]
-    ) -> Sequence[Sequence[Any]]:
-        """The rows :meth:`insert_many` gets: ``form.args_many(params, shared)``."""
-        with collection_paused():
-            return form.args_many(params, shared)
 
     async def insert_batches(
         self, channel: Channel, rows: Sequence[Sequence[Any]], width: int

@@ -112,7 +112,8 @@ class CoreMessageRepository(CoreRepository):
                 attempts[ids[0]] = ids
                 return made
             _add_words(rows)
-            values = dialect.bulk_values(form, rows, shared)
+            with collection_paused():
+                values = form.args_many(rows, shared)
             ids = await dialect.insert_many(executor, messages, form.names, values)
             attempts[ids[0]] = ids
             with collection_paused():

@@ -682,8 +682,7 @@ async def _insert_then_read(
 ) -> Sequence[Any] | None:
     """One INSERT without RETURNING, then the row read back by its key (the id
     the server generated, where it generates one)."""
-    form = query.form(executor.dialect)
-    new_id = await executor.send_insert(form.sql, form.args(values))
+    new_id = await executor.insert(query, values)
     key = {
         f"pk_{name}": new_id if name == layout.generated and name not in values else values[name]
         for name in layout.pk
