@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import pytest
 from sqlalchemy import insert, literal, select, text
@@ -96,3 +97,59 @@ async def test_handshake_is_bounded_by_connect_timeout() -> None:
         assert stats is not None
         assert stats.checked_out == 0
     assert other_tasks() == set()
+
+
+#: DATETIME and TIMESTAMP values as the server sends them: full and no
+#: precision (parsed by contextstore's decoder), DATETIME(3), the range's ends,
+#: zero dates (text, not a datetime), NULL (the decoders' fallback paths)
+DATETIME_SQL = (
+    "SELECT CAST('2026-12-06 19:57:31.123456' AS DATETIME(6)), "
+    "CAST('2026-12-06 19:57:31' AS DATETIME), CAST('2026-12-06 19:57:31' AS DATETIME(6)), "
+    "CAST('2026-12-06 19:57:31.5' AS DATETIME(3)), TIMESTAMP('2026-12-06 19:57:31.000001'), "
+    "CAST('1000-01-01' AS DATETIME(6)), CAST('9999-12-31 23:59:59.999999' AS DATETIME(6)), "
+    "FROM_UNIXTIME(1), CAST('0000-00-00 00:00:00' AS DATETIME), "
+    "CAST('2026-00-00' AS DATETIME(6)), CAST(NULL AS DATETIME(6))"
+)
+
+
+async def test_datetimes_read_as_pymysql_reads_them(mysql_empty_url: str) -> None:
+    # contextstore's connections parse DATETIME text faster than pymysql's
+    # converter (see contextstore._dialects.mysql.decoders): every value must
+    # still be the one a connection with pymysql's own decoders returns
+    import aiomysql
+    from pymysql.constants import FIELD_TYPE
+    from sqlalchemy.engine import make_url
+
+    url = make_url(mysql_empty_url)
+    plain = await aiomysql.connect(
+        host=url.host,
+        port=url.port or 3306,
+        user=url.username,
+        password=url.password or "",
+        db=url.database,
+        autocommit=True,
+    )
+    try:
+        async with plain.cursor() as cursor:
+            await cursor.execute(DATETIME_SQL)
+            expected = (await cursor.fetchall())[0]
+    finally:
+        plain.close()
+    assert isinstance(expected[0], datetime)
+    assert isinstance(expected[8], str)
+
+    async with managed(mysql_empty_url) as db:
+        row = await db.fetch_one(text(DATETIME_SQL))
+        async with db.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            decoders = raw.driver_connection.decoders  # type: ignore[union-attr]
+    assert row is not None
+    assert [(type(v), v) for v in row.values()] == [(type(v), v) for v in expected]
+    # and the connections do use the faster decoder
+    assert decoders[FIELD_TYPE.DATETIME] is not pymysql_decoders()[FIELD_TYPE.DATETIME]
+
+
+def pymysql_decoders() -> dict[int, object]:
+    from pymysql.converters import decoders
+
+    return decoders

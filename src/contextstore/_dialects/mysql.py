@@ -6,7 +6,9 @@ session (MariaDB ``max_statement_time`` in seconds, MySQL
 ``max_execution_time`` in milliseconds); ``pool_recycle`` stays below the
 server's default ``wait_timeout`` (8 h); ``connect_timeout`` bounds the whole
 handshake, not only the TCP connect (see :func:`connect_within_timeout`), and
-every later wait for a reply is bounded by the statement limit plus a margin.
+every later wait for a reply is bounded by the statement limit plus a margin;
+``DATETIME`` values are the naive ones pymysql returns, parsed faster
+(:func:`decoders`).
 
 Round trips: sessions run in autocommit, so a read is one statement and gives
 its connection back without a ROLLBACK; a write transaction is BEGIN, its
@@ -36,7 +38,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sys
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import cast, event, func, literal_column, select, type_coerce
@@ -66,7 +70,6 @@ from .types import UTCDateTime
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from datetime import datetime
 
     from sqlalchemy import Select, Table
     from sqlalchemy.engine import URL, Connection, Engine
@@ -196,6 +199,43 @@ def session_statements(facts: dict[str, str], timeout: float | None) -> list[str
 
 #: seconds the client waits for a reply beyond the server's own statement limit.
 CLIENT_TIMEOUT_MARGIN = 2.0
+
+
+def _datetime(text: str) -> datetime | date | str:
+    """pymysql's ``convert_datetime``, with the forms a server sends for
+    ``DATETIME`` and ``DATETIME(6)`` parsed in one C call.
+
+    pymysql parses each value with a regular expression and six ``int()``
+    calls (about 2 µs: a page of 50 messages spent 100 µs on its
+    timestamps); ``datetime.fromisoformat`` reads the same text in under
+    0.1 µs. Every other text (``DATETIME(3)``, zero dates, which pymysql
+    returns as the text itself) goes to pymysql's converter, so every value
+    is the one pymysql would return: naive, as before, so a service's own
+    ``DATETIME`` columns read through ``store.db`` are unchanged.
+    """
+    if len(text) == 26 or len(text) == 19:
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass
+    from pymysql.converters import convert_datetime
+
+    return convert_datetime(text)  # type: ignore[no-any-return]
+
+
+@functools.cache
+def decoders() -> dict[int, Any]:
+    """pymysql's decoders with :func:`_datetime` for ``DATETIME`` and
+    ``TIMESTAMP``: aiomysql's public connect argument ``conv`` replaces the
+    whole table (pymysql is imported here, not by ``import contextstore``)."""
+    from pymysql.constants import FIELD_TYPE
+    from pymysql.converters import decoders as pymysql_decoders
+
+    return {
+        **pymysql_decoders,
+        FIELD_TYPE.DATETIME: _datetime,
+        FIELD_TYPE.TIMESTAMP: _datetime,
+    }
 
 
 class AiomysqlWire(Wire):
@@ -352,6 +392,7 @@ class MySQLDialect(Dialect):
                 "charset": "utf8mb4",
                 "connect_timeout": settings.connect_timeout,
                 "init_command": "SET time_zone = '+00:00'",
+                "conv": decoders(),
                 # reads need no transaction; writes send BEGIN (install_hooks)
                 "autocommit": True,
                 # SQLAlchemy's aiomysql adapter calls this instead of aiomysql.connect
