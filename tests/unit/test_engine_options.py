@@ -12,6 +12,7 @@ from contextstore._dialects import dialect_for
 from contextstore._dialects._drivers.aiomysql import READ_TIMEOUT_ARG, connect_within_timeout
 from contextstore._dialects._drivers.aiosqlite import STATEMENT_TIMEOUT_ARG
 from contextstore._dialects._drivers.aiosqlite import connect as one_hop_connect
+from contextstore._dialects.mysql import decoders as mysql_decoders
 from contextstore._facts import json_loads, json_text
 from contextstore.engine import create_engine, engine_options
 
@@ -169,6 +170,8 @@ def test_mysql_and_mariadb(url: str) -> None:
             "charset": "utf8mb4",
             "connect_timeout": 10.0,
             "init_command": "SET time_zone = '+00:00'",
+            # DATETIME text parsed by datetime.fromisoformat
+            "conv": mysql_decoders(),
             "autocommit": True,
             "async_creator_fn": connect_within_timeout,
             # every wait for a reply: the statement limit plus the margin
@@ -200,6 +203,8 @@ def test_mysql_with_overrides() -> None:
             "charset": "utf8mb4",
             "connect_timeout": 0.5,
             "init_command": "SET time_zone = '+00:00'",
+            # DATETIME text parsed by datetime.fromisoformat
+            "conv": mysql_decoders(),
             "autocommit": True,
             "async_creator_fn": connect_within_timeout,
             READ_TIMEOUT_ARG: None,

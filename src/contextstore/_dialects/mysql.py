@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import sys
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -223,11 +222,11 @@ def _datetime(text: str) -> datetime | date | str:
     return convert_datetime(text)  # type: ignore[no-any-return]
 
 
-@functools.cache
 def decoders() -> dict[int, Any]:
     """pymysql's decoders with :func:`_datetime` for ``DATETIME`` and
     ``TIMESTAMP``: aiomysql's public connect argument ``conv`` replaces the
-    whole table (pymysql is imported here, not by ``import contextstore``)."""
+    whole table (pymysql is imported here, not by ``import contextstore``).
+    A new dict per call: each engine's connections share their own."""
     from pymysql.constants import FIELD_TYPE
     from pymysql.converters import decoders as pymysql_decoders
 
