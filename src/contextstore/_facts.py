@@ -89,7 +89,9 @@ def json_loads(text: str | bytes) -> Any:
     orjson refuses, is read by the standard library, exactly."""
     if isinstance(text, bytes):
         text = text.decode()
-    if len(text) < _LONG_DIGITS_RUN or _LONG_DIGITS.search(text) is None:
+    if len(text) < _LONG_DIGITS_RUN or _DIGIT_RUN not in text.encode(
+        "utf-8", "surrogatepass"
+    ).translate(_DIGITS_ONLY):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
@@ -101,7 +103,7 @@ def json_bytes_loads(data: bytes) -> Any:
     """A JSON document as UTF-8 bytes (PostgreSQL's ``json`` in binary format is
     the text itself) as its value: :func:`json_loads`'s rules in one call,
     since it runs for every JSON value of every row read."""
-    if len(data) < _LONG_DIGITS_RUN or _LONG_DIGITS_BYTES.search(data) is None:
+    if len(data) < _LONG_DIGITS_RUN or _DIGIT_RUN not in data.translate(_DIGITS_ONLY):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -157,8 +159,12 @@ def old_release_stamp(rows: Sequence[Sequence[Any]], *, has_tables: bool) -> str
 
 #: an integer literal that may not fit 64 bits (or digits inside a string: harmless)
 _LONG_DIGITS_RUN = 19
-_LONG_DIGITS = re.compile(rf"\d{{{_LONG_DIGITS_RUN}}}")
-_LONG_DIGITS_BYTES = re.compile(rb"\d{%d}" % _LONG_DIGITS_RUN)
+#: ``bytes.translate`` table: every ASCII digit to ``0``, every other byte to a
+#: space, so that a run of digits is a substring search, in C (a regular
+#: expression's ``\d{19}`` costs about 1 µs on a 100-byte document, this 0.3:
+#: it runs for every JSON value of every row read). JSON numbers are ASCII.
+_DIGITS_ONLY = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
+_DIGIT_RUN = b"0" * _LONG_DIGITS_RUN
 
 
 def utcnow() -> datetime:

@@ -51,6 +51,28 @@ def test_integers_beyond_64_bits_keep_every_digit(value: Any) -> None:
     assert json_bytes_loads(text.encode()) == value
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "18446744073709551617",  # the whole document
+        '{"é":"ü☃","n":18446744073709551617}',  # after non-ASCII text
+        "[1,2,-9223372036854775809]",  # at the very end, negative
+        '{"n":100000000000000000000,"s":"\u2028"}',
+    ],
+)
+def test_a_long_integer_anywhere_is_read_exactly(text: str) -> None:
+    expected = json.loads(text)
+    for found in (json_loads(text), json_loads(text.encode()), json_bytes_loads(text.encode())):
+        assert typed(found) == typed(expected)
+
+
+def test_digits_that_only_look_long_stay_with_orjson() -> None:
+    # 18 digits, then runs of digits split by other characters: no 64-bit overflow
+    for text in ('{"n":123456789012345678}', '"2026-12-06T19:57:31.123456 12345678901234567"'):
+        assert typed(json_loads(text)) == typed(json.loads(text))
+        assert typed(json_bytes_loads(text.encode())) == typed(json.loads(text))
+
+
 def test_text_that_orjson_refuses_is_read_by_the_standard_library() -> None:
     # NaN is never written (validation refuses it) but a foreign writer may have
     assert math.isnan(json_loads('{"x": NaN}')["x"])
