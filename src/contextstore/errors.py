@@ -19,8 +19,8 @@ Messages never contain a password: URLs are rendered through
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import Final
 
 __all__ = [
@@ -99,8 +99,8 @@ REFUSALS: Final[dict[str, str]] = {
 }
 
 
-@contextmanager
-def _in_terms(*, missing: str | None = None, taken: str | None = None) -> Iterator[None]:
+# lower case: it reads as the function it replaced, ``with _in_terms(...)``
+class _in_terms:
     """The database's refusals raised inside, as errors in the caller's terms:
     ``missing`` for a foreign key's, ``taken`` for a unique key's.
 
@@ -109,17 +109,36 @@ def _in_terms(*, missing: str | None = None, taken: str | None = None) -> Iterat
     repository that made the call knows, and rewords it here. Its own errors
     (a parent it checked, say) already speak its terms and pass unchanged.
     The original driver error stays the ``__cause__``.
+
+    A class rather than a ``contextmanager`` generator: writes such as
+    ``messages.add`` enter one on every call, and the generator's machinery
+    costs several times the class's two attributes.
     """
-    try:
-        yield
-    except NotFoundError as error:
-        if missing is None or str(error) != REFUSALS["not_found"]:
-            raise
-        raise NotFoundError(missing) from error.__cause__
-    except ConflictError as error:
-        if taken is None or str(error) != REFUSALS["conflict"]:
-            raise
-        raise ConflictError(taken) from error.__cause__
+
+    __slots__ = ("_missing", "_taken")
+
+    def __init__(self, *, missing: str | None = None, taken: str | None = None) -> None:
+        self._missing = missing
+        self._taken = taken
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if isinstance(error, NotFoundError):
+            missing = self._missing
+            if missing is not None and str(error) == REFUSALS["not_found"]:
+                raise NotFoundError(missing) from error.__cause__
+        elif isinstance(error, ConflictError):
+            taken = self._taken
+            if taken is not None and str(error) == REFUSALS["conflict"]:
+                raise ConflictError(taken) from error.__cause__
+        # anything else (nothing raised included) passes unchanged
 
 
 def no_session(session_id: str) -> str:
