@@ -9,9 +9,8 @@ original is always chained as ``__cause__``. ``CancelledError`` and other
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
+from types import TracebackType
 from typing import TYPE_CHECKING
 
 from sqlalchemy import exc as sa_exc
@@ -161,13 +160,31 @@ def _is_driver_error(error: BaseException) -> bool:
     return module.split(".")[0] in {"asyncpg", "aiomysql", "pymysql", "sqlite3", "aiosqlite"}
 
 
-@contextmanager
-def translating(dialect: Dialect, progress: Progress | None = None) -> Iterator[Progress]:
-    """Translate every driver/SQLAlchemy error raised inside into contextstore's tree."""
-    progress = progress or Progress()
-    try:
-        yield progress
-    except ContextStoreError:
-        raise
-    except Exception as error:
-        raise translate(dialect, error, progress) from error
+# lower case: it reads as the function it replaced, ``with translating(...)``
+class translating:
+    """Translate every driver/SQLAlchemy error raised inside into contextstore's tree.
+
+    A class rather than a ``contextmanager`` generator: every unit of work
+    enters one for its BEGIN and one for its COMMIT, and the generator's
+    machinery costs several times the class's two attributes.
+    """
+
+    __slots__ = ("_dialect", "_progress")
+
+    def __init__(self, dialect: Dialect, progress: Progress | None = None) -> None:
+        self._dialect = dialect
+        self._progress = progress or Progress()
+
+    def __enter__(self) -> Progress:
+        return self._progress
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        # contextstore's own errors, and what is not an Exception (a
+        # cancellation), pass unchanged
+        if isinstance(error, Exception) and not isinstance(error, ContextStoreError):
+            raise translate(self._dialect, error, self._progress) from error
