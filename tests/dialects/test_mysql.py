@@ -118,6 +118,7 @@ async def test_datetimes_read_as_pymysql_reads_them(mysql_empty_url: str) -> Non
     # still be the one a connection with pymysql's own decoders returns
     import aiomysql
     from pymysql.constants import FIELD_TYPE
+    from pymysql.converters import decoders as pymysql_decoders
     from sqlalchemy.engine import make_url
 
     url = make_url(mysql_empty_url)
@@ -146,10 +147,4 @@ async def test_datetimes_read_as_pymysql_reads_them(mysql_empty_url: str) -> Non
     assert row is not None
     assert [(type(v), v) for v in row.values()] == [(type(v), v) for v in expected]
     # and the connections do use the faster decoder
-    assert decoders[FIELD_TYPE.DATETIME] is not pymysql_decoders()[FIELD_TYPE.DATETIME]
-
-
-def pymysql_decoders() -> dict[int, object]:
-    from pymysql.converters import decoders
-
-    return decoders
+    assert decoders[FIELD_TYPE.DATETIME] is not pymysql_decoders[FIELD_TYPE.DATETIME]
