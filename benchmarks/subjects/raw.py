@@ -79,6 +79,10 @@ class RawSubject(Subject, ABC):
     async def analyze(self) -> None:
         """Gather planner statistics after seeding, as a production database has them."""
 
+    async def settle(self) -> None:
+        """Before each timed batch of a write (untimed): leave the database as no
+        subject's earlier writes would charge the next one for. Nothing by default."""
+
 
 def visibility_predicate(viewer: str, viewer_type: str) -> str:
     """The visibility predicate over ``m`` for a non-admin viewer (placeholders given)."""

@@ -237,3 +237,9 @@ class RawSQLite(RawSubject):
 
     async def analyze(self) -> None:
         await self.conn.execute_fetchall("ANALYZE")
+
+    async def settle(self) -> None:
+        # the WAL copied into the database file and emptied: otherwise the
+        # batch whose COMMIT crosses wal_autocheckpoint's 1,000 pages pays for
+        # copying the pages the batch before it wrote, whichever subject wrote them
+        await self.conn.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
