@@ -30,7 +30,7 @@ class Plan:
         far_page: the page number compared with page 1 (reached by a cursor walk).
         bulk_small, bulk_large: rows per ``add_many`` call in the two bulk operations.
         rounds: interleaved rounds per operation.
-        large_rounds: rounds of the large bulk insert (each call is long).
+        large_rounds: rounds of the large bulk insert (one call per subject and round).
         budget: seconds one subject's timed batch runs for in one round.
         concurrent_tasks: tasks sharing the pool of ``POOL_SIZE`` in the concurrent case.
         gets_per_task: gets each of those tasks runs per burst.
@@ -56,7 +56,7 @@ class Plan:
             bulk_small=1_000,
             bulk_large=20_000,
             rounds=5,
-            large_rounds=3,
+            large_rounds=5,
             budget=0.5,
             gets_per_task=20,
         )
