@@ -93,9 +93,11 @@ async def _medians(calls: dict[str, Timed], rounds: int, per_round: int) -> dict
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-async def _search_floor(raw: Subject, query: str, dialect: str) -> Timed:
+async def _search_floor(
+    raw: Subject, query: str, dialect: str, closing: list[Callable[[], None]]
+) -> Timed:
     """The database's own time for raw's search statement, as a timed call
-    returning milliseconds (the caller takes the median of its results)."""
+    returning milliseconds; what must be closed afterwards goes to ``closing``."""
     if isinstance(raw, RawPostgreSQL):
         terms = " | ".join(f"'{term}'" for term in search_words(query))
         explain = f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {raw._search}"
@@ -122,6 +124,7 @@ async def _search_floor(raw: Subject, query: str, dialect: str) -> Timed:
         raise TypeError(dialect)
     match = " OR ".join(f'"{term}"' for term in search_words(query))
     connection = sqlite3.connect(raw._path)
+    closing.append(connection.close)
 
     async def sqlite() -> float:
         started = time.perf_counter()
@@ -163,34 +166,36 @@ async def floor(dialect: str, messages: int, rounds: int, console: Console) -> l
         console.print(f"{dialect}: skipped - {reason}")
         return []
     subjects: list[Subject] = []
+    closing: list[Callable[[], None]] = []
     found: list[Floor] = []
     try:
         core = StoreSubject("core", scratch.store_url(), backend="core")
-        await core.open()
         raw = raw_subject(dialect, scratch)
-        await raw.open()
         orm = orm_subject(scratch)
-        await orm.open()
-        subjects = [raw, core, orm]
+        timed: list[Subject] = [raw, core, orm]
         if dialect == "sqlite":
-            legacy = StoreSubject("legacy", scratch.store_url(), backend="legacy")
-            await legacy.open()
-            subjects.append(legacy)
+            timed.append(StoreSubject("legacy", scratch.store_url(), backend="legacy"))
+        for subject in (core, *timed):  # core first: it migrates the scratch database
+            if subject not in subjects:
+                await subject.open()
+                subjects.append(subject)
         ctx = await prepare(plan, core, raw, console, dialect, orm=orm)
         query = ctx.query
-        calls: dict[str, Timed] = {s.name: (lambda s=s: s.search(query)) for s in subjects}
-        calls[DATABASE] = await _search_floor(raw, query, dialect)
+        calls: dict[str, Timed] = {s.name: (lambda s=s: s.search(query)) for s in timed}
+        calls[DATABASE] = await _search_floor(raw, query, dialect, closing)
         times = await _medians(calls, rounds, 5)
         found.append(Floor(dialect, "search", times, times.pop(DATABASE)))
         if isinstance(raw, RawMySQL):
             batch = ctx.writes[:1_000]
-            calls = {s.name: (lambda s=s: s.add_many(WRITE_SESSION, batch)) for s in subjects}
+            calls = {s.name: (lambda s=s: s.add_many(WRITE_SESSION, batch)) for s in timed}
             now = raw._naive(utcnow())
             rows = [raw._row(WRITE_SESSION, item, now) for item in batch]
             calls[DATABASE] = lambda: _insert_floor(raw, rows)
             times = await _medians(calls, rounds, 1)
             found.append(Floor(dialect, "add_many 1k", times, times.pop(DATABASE)))
     finally:
+        for close in closing:
+            close()
         for subject in reversed(subjects):
             await subject.close()
         await scratch.drop()
