@@ -49,11 +49,11 @@ from benchmarks.corpus import VIEWER_ID, VIEWER_TYPE, utcnow
 from benchmarks.plan import DIALECTS, WRITE_SESSION, Plan
 from benchmarks.scratch import Scratch
 from benchmarks.subjects import StoreSubject, Subject, orm_subject, raw_subject
+from benchmarks.subjects.orm import search_query
 from benchmarks.subjects.raw_mysql import RawMySQL
 from benchmarks.subjects.raw_postgresql import RawPostgreSQL
 from benchmarks.subjects.raw_sqlite import RawSQLite
 from benchmarks.workload import prepare
-from contextstore._facts import search_words
 
 Timed = Callable[[], Awaitable[object]]
 #: the entry of the database's own time among the timed calls
@@ -99,7 +99,7 @@ async def _search_floor(
     """The database's own time for raw's search statement, as a timed call
     returning milliseconds; what must be closed afterwards goes to ``closing``."""
     if isinstance(raw, RawPostgreSQL):
-        terms = " | ".join(f"'{term}'" for term in search_words(query))
+        terms = search_query(dialect, query)
         explain = f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {raw._search}"
 
         async def postgresql() -> float:
@@ -109,7 +109,7 @@ async def _search_floor(
 
         return postgresql
     if isinstance(raw, RawMySQL):
-        words = " ".join(search_words(query))
+        words = search_query(dialect, query)
 
         async def mysql() -> float:
             async with raw._conn.cursor() as cursor:
@@ -122,7 +122,7 @@ async def _search_floor(
         return mysql
     if not isinstance(raw, RawSQLite):
         raise TypeError(dialect)
-    match = " OR ".join(f'"{term}"' for term in search_words(query))
+    match = search_query(dialect, query)
     connection = sqlite3.connect(raw._path)
     closing.append(connection.close)
 
