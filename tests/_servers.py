@@ -1,5 +1,11 @@
 """Fresh databases on the test servers: one per test, created from a per-run prefix.
 
+A test that needs contextstore's tables, not the migrations that make them,
+asks for a migrated database (:meth:`Server.create_migrated_database`): a copy
+of one database migrated once per run and server, which costs a third of
+migrating each test's database afresh. The migrations themselves keep their
+own tests, on empty databases.
+
 A server that cannot be reached makes its tests skip with the reason, or fail
 when ``CONTEXTSTORE_REQUIRE_SERVERS=1``.
 """
@@ -9,6 +15,7 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import URL, make_url
@@ -31,6 +38,10 @@ class Server:
     error: str | None = None
     created: list[str] = field(default_factory=list)
     counter: int = 0
+    #: the database migrated once, that :meth:`create_migrated_database` copies
+    template: str | None = None
+    #: MySQL: the statements that rebuild the template's tables in another database
+    schema: list[str] | None = None
 
     @classmethod
     def from_env(cls, dialect: str) -> Server:
@@ -79,15 +90,7 @@ class Server:
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 pool.submit(asyncio.run, run()).result()
         else:
-            import pymysql
-
-            conn = pymysql.connect(
-                host=self.admin_url.host or "127.0.0.1",
-                port=self.admin_url.port or 3306,
-                user=self.admin_url.username or "root",
-                password=self.admin_url.password or "",
-                connect_timeout=5,
-            )
+            conn = self._mysql_connect()
             try:
                 with conn.cursor() as cursor:
                     cursor.execute(sql)
@@ -117,6 +120,82 @@ class Server:
         self.created.append(name)
         return self.url_for(name)
 
+    def create_migrated_database(self) -> str:
+        """A fresh database at contextstore's newest schema; its URL, as
+        :meth:`create_database` gives it.
+
+        PostgreSQL copies the template with ``CREATE DATABASE ... TEMPLATE``.
+        MySQL has no such statement: the template's tables are created again
+        from their ``SHOW CREATE TABLE`` (what ``mysqldump`` does), and their
+        rows (the version table's) copied.
+        """
+        self.check()
+        if self.template is None:
+            url = self.create_database()
+            _migrate(url)
+            self.template = make_url(url).database
+            if self.dialect == "mysql":
+                self.schema = self._tables_of(self.template)
+        if self.dialect == "postgresql":
+            return self.create_database(template=self.template)
+        url = self.create_database()
+        assert self.schema is not None
+        self.execute_in(make_url(url).database or "", self.schema)
+        return url
+
+    def _tables_of(self, database: str) -> list[str]:
+        """The statements that create ``database``'s tables, with their rows, in
+        the current database of the connection that runs them."""
+        conn = self._mysql_connect(database)
+        try:
+            with conn.cursor() as cursor:
+                # only tables are copied: a migration that adds another kind of
+                # object must teach this copy about it
+                cursor.execute(
+                    "SELECT (SELECT COUNT(*) FROM information_schema.triggers"
+                    "        WHERE trigger_schema = DATABASE())"
+                    "     + (SELECT COUNT(*) FROM information_schema.routines"
+                    "        WHERE routine_schema = DATABASE())"
+                    "     + (SELECT COUNT(*) FROM information_schema.tables"
+                    "        WHERE table_schema = DATABASE() AND table_type <> 'BASE TABLE')"
+                )
+                (others,) = cursor.fetchone() or (0,)
+                assert others == 0, f"the migrated {database} holds more than tables"
+                cursor.execute("SHOW FULL TABLES WHERE Table_type = 'BASE TABLE'")
+                tables = [row[0] for row in cursor.fetchall()]
+                statements = ["SET foreign_key_checks = 0"]
+                for table in tables:
+                    cursor.execute(f"SHOW CREATE TABLE `{table}`")
+                    statements.append(cursor.fetchone()[1])
+                for table in tables:
+                    statements.append(f"INSERT INTO `{table}` SELECT * FROM `{database}`.`{table}`")
+                return statements
+        finally:
+            conn.close()
+
+    def _mysql_connect(self, database: str | None = None) -> Any:
+        import pymysql
+
+        return pymysql.connect(
+            host=self.admin_url.host or "127.0.0.1",
+            port=self.admin_url.port or 3306,
+            user=self.admin_url.username or "root",
+            password=self.admin_url.password or "",
+            database=database,
+            connect_timeout=5,
+        )
+
+    def execute_in(self, database: str, statements: list[str]) -> None:
+        """Run MySQL ``statements`` in ``database``, in one transaction."""
+        conn = self._mysql_connect(database)
+        try:
+            with conn.cursor() as cursor:
+                for statement in statements:
+                    cursor.execute(statement)
+            conn.commit()
+        finally:
+            conn.close()
+
     def url_for(self, name: str) -> str:
         return self.admin_url.set(database=name).render_as_string(hide_password=False)
 
@@ -128,3 +207,19 @@ class Server:
             self.execute(f"DROP DATABASE IF EXISTS `{name}`")
         if name in self.created:
             self.created.remove(name)
+
+
+def _migrate(url: str) -> None:
+    """Bring the database at ``url`` to the newest schema, as a Store opening it does."""
+    import asyncio
+    import concurrent.futures
+
+    from contextstore import Settings, Store
+
+    async def run() -> None:
+        async with Store(Settings(database_url=url)):
+            pass
+
+    # a thread of its own: the caller may be inside a running loop
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()

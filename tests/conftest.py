@@ -5,6 +5,9 @@ Database fixtures:
 * ``sqlite_empty_url`` / ``postgresql_empty_url`` / ``mysql_empty_url``: a fresh,
   empty database (no tables) for one test, dropped afterwards;
 * ``empty_url``: the same, parametrised over the three dialects;
+* ``sqlite_migrated_url`` / ``postgresql_migrated_url`` / ``mysql_migrated_url``
+  (and the topologies' twins): the same at contextstore's newest schema, a copy
+  of a database migrated once per run (``tests._servers``);
 * ``store``: a connected ``Store`` at the newest schema, parametrised over the
   backends ``legacy-sqlite``, ``core-sqlite``, ``core-postgresql``,
   ``core-mysql``, ``core-mysql-galera`` (a private three-node cluster, marker
@@ -21,6 +24,7 @@ when ``CONTEXTSTORE_REQUIRE_SERVERS=1``.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,19 +33,32 @@ import pytest
 
 from contextstore import Settings, Store
 from tests._servers import Server
-from tests.topologies._galera import galera_cluster, mysql_galera_empty_url
+from tests.topologies._galera import (
+    galera_cluster,
+    mysql_galera_empty_url,
+    mysql_galera_migrated_url,
+)
 from tests.topologies._pg_cluster import pg_cluster as pg_cluster
 from tests.topologies._pg_cluster import (
     postgresql_replicas_empty_url as postgresql_replicas_empty_url,
 )
-from tests.topologies._pgbouncer import postgresql_pgbouncer_empty_url, shared_pgbouncer
+from tests.topologies._pg_cluster import (
+    postgresql_replicas_migrated_url as postgresql_replicas_migrated_url,
+)
+from tests.topologies._pgbouncer import (
+    postgresql_pgbouncer_empty_url,
+    postgresql_pgbouncer_migrated_url,
+    shared_pgbouncer,
+)
 from tests.topologies._registry import REPLICA_URLS
 
 # fixtures of the topologies' backends (BACKENDS below)
 __all__ = [
     "galera_cluster",
     "mysql_galera_empty_url",
+    "mysql_galera_migrated_url",
     "postgresql_pgbouncer_empty_url",
+    "postgresql_pgbouncer_migrated_url",
     "shared_pgbouncer",
 ]
 SERVER_DIALECTS = ("postgresql", "mysql")
@@ -66,9 +83,9 @@ def servers() -> Iterator[dict[str, Server]]:
             server.drop_database(server.url_for(name))
 
 
-def _server_url(servers: dict[str, Server], dialect: str) -> Iterator[str]:
+def _server_url(servers: dict[str, Server], dialect: str, *, migrated: bool) -> Iterator[str]:
     server = servers[dialect]
-    url = server.create_database()
+    url = server.create_migrated_database() if migrated else server.create_database()
     yield url
     server.drop_database(url)
 
@@ -78,14 +95,43 @@ def sqlite_empty_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'contextstore.db'}"
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per run (per xdist worker)."""
+    from tests._servers import _migrate
+
+    path = tmp_path_factory.mktemp("template") / "contextstore.db"
+    _migrate(f"sqlite+aiosqlite:///{path}")
+    # the Store closed its last connection: the WAL was checkpointed into the file
+    assert not path.with_name(path.name + "-wal").exists()
+    return path
+
+
+@pytest.fixture
+def sqlite_migrated_url(tmp_path: Path, sqlite_template: Path) -> str:
+    path = tmp_path / "contextstore.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
 @pytest.fixture
 def postgresql_empty_url(servers: dict[str, Server]) -> Iterator[str]:
-    yield from _server_url(servers, "postgresql")
+    yield from _server_url(servers, "postgresql", migrated=False)
+
+
+@pytest.fixture
+def postgresql_migrated_url(servers: dict[str, Server]) -> Iterator[str]:
+    yield from _server_url(servers, "postgresql", migrated=True)
 
 
 @pytest.fixture
 def mysql_empty_url(servers: dict[str, Server]) -> Iterator[str]:
-    yield from _server_url(servers, "mysql")
+    yield from _server_url(servers, "mysql", migrated=False)
+
+
+@pytest.fixture
+def mysql_migrated_url(servers: dict[str, Server]) -> Iterator[str]:
+    yield from _server_url(servers, "mysql", migrated=True)
 
 
 @pytest.fixture(
@@ -166,10 +212,25 @@ def backend_url(request: pytest.FixtureRequest) -> tuple[str, str]:
     return backend, url
 
 
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """``(backend, url)``: a database for the ``store`` fixture, on each of the
+    backends in turn.
+
+    Core gets a copy of a migrated database (its schema check at connect finds
+    the newest revision); legacy an empty file, where it creates its own tables
+    as it does for its users.
+    """
+    backend, dialect = str(request.param).split("-", 1)
+    kind = "empty" if backend == "legacy" else "migrated"
+    url: str = request.getfixturevalue(f"{dialect.replace('-', '_')}_{kind}_url")
+    return backend, url
+
+
 @pytest.fixture
-async def store(backend_url: tuple[str, str]) -> AsyncIterator[Store]:
+async def store(store_url: tuple[str, str]) -> AsyncIterator[Store]:
     """A connected Store at the newest schema, on each of the backends in turn."""
-    backend, url = backend_url
+    backend, url = store_url
     replicas = REPLICA_URLS.get(url, [])
     settings = Settings(database_url=url, backend=backend, replica_urls=replicas)
     async with Store(settings) as connected:

@@ -65,7 +65,7 @@ Tables = Callable[[Table, type[BaseModel]], Any]
 @pytest.fixture(params=CORE)
 async def core(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     """A connected core Store with the service's tables created beside contextstore's."""
-    url = request.getfixturevalue(f"{request.param}_empty_url")
+    url = request.getfixturevalue(f"{request.param}_migrated_url")
     replicas = REPLICA_URLS.get(url, [])
     async with Store(Settings(database_url=url, replica_urls=replicas)) as store:
         await create_tables(store)

@@ -350,11 +350,12 @@ class GaleraCluster:
             shutil.rmtree(self.base, ignore_errors=True)
 
 
-def galera_database(cluster: GaleraCluster) -> Iterator[str]:
+def galera_database(cluster: GaleraCluster, *, migrated: bool = False) -> Iterator[str]:
     """A fresh database created through node 1; its URL on node 1. Dropped afterwards
-    (through a node still running)."""
+    (through a node still running). ``migrated``: at contextstore's newest schema
+    (``Server.create_migrated_database``)."""
     server = cluster.server()
-    url = server.create_database()
+    url = server.create_migrated_database() if migrated else server.create_database()
     yield url
     name = url.rsplit("/", 1)[1]
     for node in cluster.running():
@@ -375,14 +376,24 @@ def galera_cluster() -> Iterator[GaleraCluster]:
         cluster.destroy()
 
 
-@pytest.fixture
-def mysql_galera_empty_url(galera_cluster: GaleraCluster) -> Iterator[str]:
-    """A fresh empty database on the Galera cluster, its URL on node 1; nodes 2 and 3
-    serve its reads (in :data:`REPLICA_URLS`)."""
-    for url in galera_database(galera_cluster):
+def _cluster_database(galera_cluster: GaleraCluster, *, migrated: bool) -> Iterator[str]:
+    for url in galera_database(galera_cluster, migrated=migrated):
         name = url.rsplit("/", 1)[1]
         REPLICA_URLS[url] = [node.url_for(name) for node in galera_cluster.nodes[1:]]
         try:
             yield url
         finally:
             REPLICA_URLS.pop(url, None)
+
+
+@pytest.fixture
+def mysql_galera_empty_url(galera_cluster: GaleraCluster) -> Iterator[str]:
+    """A fresh empty database on the Galera cluster, its URL on node 1; nodes 2 and 3
+    serve its reads (in :data:`REPLICA_URLS`)."""
+    yield from _cluster_database(galera_cluster, migrated=False)
+
+
+@pytest.fixture
+def mysql_galera_migrated_url(galera_cluster: GaleraCluster) -> Iterator[str]:
+    """The same, at contextstore's newest schema."""
+    yield from _cluster_database(galera_cluster, migrated=True)

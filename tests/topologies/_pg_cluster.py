@@ -351,14 +351,13 @@ def pg_cluster() -> Iterator[PgCluster]:
         cluster.destroy()
 
 
-@pytest.fixture
-def postgresql_replicas_empty_url(pg_cluster: PgCluster) -> Iterator[str]:
+def _replicated_database(pg_cluster: PgCluster, *, migrated: bool) -> Iterator[str]:
     """A fresh database on the primary, already replayed on every running standby."""
     for node in pg_cluster.standbys:
         if not node.running:
             node.start()
     server = pg_cluster.server()
-    url = server.create_database()
+    url = server.create_migrated_database() if migrated else server.create_database()
     name = make_url(url).database
     assert name is not None
     pg_cluster.wait_replayed()
@@ -369,3 +368,15 @@ def postgresql_replicas_empty_url(pg_cluster: PgCluster) -> Iterator[str]:
         REPLICA_URLS.pop(url, None)
         with contextlib.suppress(Exception):
             server.drop_database(url)
+
+
+@pytest.fixture
+def postgresql_replicas_empty_url(pg_cluster: PgCluster) -> Iterator[str]:
+    """A fresh empty database on the primary, already replayed on every running standby."""
+    yield from _replicated_database(pg_cluster, migrated=False)
+
+
+@pytest.fixture
+def postgresql_replicas_migrated_url(pg_cluster: PgCluster) -> Iterator[str]:
+    """The same, at contextstore's newest schema (``Server.create_migrated_database``)."""
+    yield from _replicated_database(pg_cluster, migrated=True)

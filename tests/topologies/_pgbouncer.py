@@ -227,6 +227,17 @@ def shared_pgbouncer(servers: dict[str, Server]) -> Iterator[PgBouncer]:
         yield bouncer
 
 
+def _bounced_database(
+    server: Server, bouncer: PgBouncer, monkeypatch: pytest.MonkeyPatch, *, migrated: bool
+) -> Iterator[str]:
+    url = server.create_migrated_database() if migrated else server.create_database()
+    monkeypatch.setenv("CONTEXTSTORE_POOLER_MODE", "transaction")
+    try:
+        yield bouncer.url(make_url(url).database or "postgres")
+    finally:
+        server.drop_database(url)
+
+
 @pytest.fixture
 def postgresql_pgbouncer_empty_url(
     servers: dict[str, Server], shared_pgbouncer: PgBouncer, monkeypatch: pytest.MonkeyPatch
@@ -234,10 +245,16 @@ def postgresql_pgbouncer_empty_url(
     """A fresh database on the shared server, reached through PgBouncer in
     transaction mode; every Settings built in the test says so (the
     environment's ``CONTEXTSTORE_POOLER_MODE``)."""
-    server = servers["postgresql"]
-    url = server.create_database()
-    monkeypatch.setenv("CONTEXTSTORE_POOLER_MODE", "transaction")
-    try:
-        yield shared_pgbouncer.url(make_url(url).database or "postgres")
-    finally:
-        server.drop_database(url)
+    yield from _bounced_database(
+        servers["postgresql"], shared_pgbouncer, monkeypatch, migrated=False
+    )
+
+
+@pytest.fixture
+def postgresql_pgbouncer_migrated_url(
+    servers: dict[str, Server], shared_pgbouncer: PgBouncer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """The same, at contextstore's newest schema (``Server.create_migrated_database``)."""
+    yield from _bounced_database(
+        servers["postgresql"], shared_pgbouncer, monkeypatch, migrated=True
+    )
