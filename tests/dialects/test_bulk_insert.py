@@ -158,7 +158,7 @@ async def test_mariadb_statements_built_ahead_keep_every_value(
     # each statement's text is built with the driver's escaping while the one
     # before runs; on a watched engine it goes through SQLAlchemy, which
     # %-formats every statement: values with % and quotes must arrive as given
-    from contextstore._dialects.mysql import _PIPELINE_ROWS
+    from contextstore._dialects.mysql import _FIRST_ROWS, _PIPELINE_ROWS
 
     count = 2 * _PIPELINE_ROWS + 234
     async with Store(Settings(database_url=mysql_empty_url)) as store:
@@ -182,7 +182,10 @@ async def test_mariadb_statements_built_ahead_keep_every_value(
         ]
         records = await store.messages.add_many("s1", items)
         if watched:
-            assert len(inserts) == 3  # 500 + 500 + 234 rows
+            # a small first statement, then full ones: 100 + 250 + 250 + 134 rows
+            rest = count - _FIRST_ROWS - 2 * _PIPELINE_ROWS
+            sizes = [sql.count("), (") + 1 for sql in inserts]
+            assert sizes == [_FIRST_ROWS, _PIPELINE_ROWS, _PIPELINE_ROWS, rest]
         assert [(r.content, r.sender_type, r.metadata) for r in records] == [
             (i.content, i.sender_type, i.metadata) for i in items
         ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
@@ -423,6 +423,25 @@ class Dialect(ABC):
         RETURNING gives them in, and whatever other writers draw in between."""
         batches = await self.insert_batches(channel, rows, len(names))
         return await returning_ids(channel, table, names, batches)
+
+    async def insert_prepared(
+        self,
+        channel: Channel,
+        table: Table,
+        names: Sequence[str],
+        count: int,
+        prepare: Callable[[int, int], Sequence[Sequence[Any]]],
+    ) -> list[int]:
+        """:meth:`insert_many` of ``count`` rows whose values ``prepare(start,
+        stop)`` makes, for the rows from ``start`` to ``stop``.
+
+        A dialect that builds each statement while the server runs the one
+        before may ask for the rows a statement at a time, in order, so that
+        making them overlaps the server's work; ``prepare`` may then raise
+        after earlier statements were sent, in the same open transaction (its
+        caller rolls that back). The default makes every row first.
+        """
+        return await self.insert_many(channel, table, names, prepare(0, count))
 
     async def reserve_ids(self, channel: Channel, table: Table, count: int) -> list[int] | None:
         """Ids for ``count`` new rows of ``table``, drawn before the rows are sent,

@@ -111,10 +111,16 @@ class CoreMessageRepository(CoreRepository):
                 # before the COMMIT: an attempt that may have committed is known here
                 attempts[ids[0]] = ids
                 return made
-            _add_words(rows)
-            with collection_paused():
-                values = form.args_many(rows, shared)
-            ids = await dialect.insert_many(executor, messages, form.names, values)
+
+            def prepare(start: int, stop: int) -> Sequence[Sequence[Any]]:
+                # a part at a time: a dialect may make the next statement's
+                # rows while the server runs the one before
+                part = rows[start:stop]
+                with collection_paused():
+                    _add_words(part)
+                    return form.args_many(part, shared)
+
+            ids = await dialect.insert_prepared(executor, messages, form.names, len(rows), prepare)
             attempts[ids[0]] = ids
             with collection_paused():
                 return [_message(row_id, row) for row_id, row in zip(ids, rows, strict=True)]
