@@ -1,7 +1,7 @@
 """Fresh databases on the test servers: one per test, created from a per-run prefix.
 
 A test that needs contextstore's tables, not the migrations that make them,
-asks for a migrated database (:meth:`Server.create_migrated_database`): a copy
+asks for a migrated database (``Server.create_database(migrated=True)``): a copy
 of one database migrated once per run and server, which costs a third of
 migrating each test's database afresh. The migrations themselves keep their
 own tests, on empty databases.
@@ -23,6 +23,8 @@ from sqlalchemy.engine import URL, make_url
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/test"
 RUN_PREFIX = f"cs_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+#: the environment variables of the tests themselves, kept for every test
+_TEST_VARIABLES = ("CONTEXTSTORE_TEST_", "CONTEXTSTORE_REQUIRE_SERVERS")
 
 
 def require_servers() -> bool:
@@ -38,7 +40,7 @@ class Server:
     error: str | None = None
     created: list[str] = field(default_factory=list)
     counter: int = 0
-    #: the database migrated once, that :meth:`create_migrated_database` copies
+    #: the database migrated once, that ``create_database(migrated=True)`` copies
     template: str | None = None
     #: MySQL: the statements that rebuild the template's tables in another database
     schema: list[str] | None = None
@@ -106,9 +108,29 @@ class Server:
             pytest.fail(f"CONTEXTSTORE_REQUIRE_SERVERS=1 but {self.error}", pytrace=False)
         pytest.skip(self.error)
 
-    def create_database(self, template: str | None = None) -> str:
-        """Create a fresh database and return its URL (async driver, as text)."""
+    def create_database(self, template: str | None = None, *, migrated: bool = False) -> str:
+        """Create a fresh database and return its URL (async driver, as text).
+
+        ``migrated``: at contextstore's newest schema, a copy of a database
+        migrated once (PostgreSQL copies it with ``CREATE DATABASE ...
+        TEMPLATE``; MySQL has no such statement: the template's tables are
+        created again from their ``SHOW CREATE TABLE``, as ``mysqldump`` does,
+        and the rows it holds, the version table's, copied).
+        """
         self.check()
+        if migrated:
+            if self.template is None:
+                url = self.create_database()
+                _migrate(url)
+                self.template = make_url(url).database
+                if self.dialect == "mysql":
+                    self.schema = self._tables_of(self.template or "")
+            if self.dialect == "postgresql":
+                return self.create_database(template=self.template)
+            url = self.create_database()
+            assert self.schema is not None
+            self._run_in(make_url(url).database or "", self.schema)
+            return url
         self.counter += 1
         name = f"{RUN_PREFIX}_{self.counter}"
         if self.dialect == "postgresql":
@@ -120,32 +142,10 @@ class Server:
         self.created.append(name)
         return self.url_for(name)
 
-    def create_migrated_database(self) -> str:
-        """A fresh database at contextstore's newest schema; its URL, as
-        :meth:`create_database` gives it.
-
-        PostgreSQL copies the template with ``CREATE DATABASE ... TEMPLATE``.
-        MySQL has no such statement: the template's tables are created again
-        from their ``SHOW CREATE TABLE`` (what ``mysqldump`` does), and their
-        rows (the version table's) copied.
-        """
-        self.check()
-        if self.template is None:
-            url = self.create_database()
-            _migrate(url)
-            self.template = make_url(url).database
-            if self.dialect == "mysql":
-                self.schema = self._tables_of(self.template)
-        if self.dialect == "postgresql":
-            return self.create_database(template=self.template)
-        url = self.create_database()
-        assert self.schema is not None
-        self.execute_in(make_url(url).database or "", self.schema)
-        return url
-
     def _tables_of(self, database: str) -> list[str]:
-        """The statements that create ``database``'s tables, with their rows, in
-        the current database of the connection that runs them."""
+        """The statements that create ``database``'s tables, and copy the rows
+        of those that hold any, in the current database of the connection
+        that runs them."""
         conn = self._mysql_connect(database)
         try:
             with conn.cursor() as cursor:
@@ -156,6 +156,8 @@ class Server:
                     "        WHERE trigger_schema = DATABASE())"
                     "     + (SELECT COUNT(*) FROM information_schema.routines"
                     "        WHERE routine_schema = DATABASE())"
+                    "     + (SELECT COUNT(*) FROM information_schema.events"
+                    "        WHERE event_schema = DATABASE())"
                     "     + (SELECT COUNT(*) FROM information_schema.tables"
                     "        WHERE table_schema = DATABASE() AND table_type <> 'BASE TABLE')"
                 )
@@ -168,7 +170,21 @@ class Server:
                     cursor.execute(f"SHOW CREATE TABLE `{table}`")
                     statements.append(cursor.fetchone()[1])
                 for table in tables:
-                    statements.append(f"INSERT INTO `{table}` SELECT * FROM `{database}`.`{table}`")
+                    cursor.execute(f"SELECT EXISTS (SELECT 1 FROM `{table}`)")
+                    if not cursor.fetchone()[0]:
+                        continue
+                    # a generated column takes no value of its own
+                    cursor.execute(
+                        "SELECT column_name FROM information_schema.columns"
+                        " WHERE table_schema = DATABASE() AND table_name = %s"
+                        " AND generation_expression IS NULL ORDER BY ordinal_position",
+                        (table,),
+                    )
+                    columns = ", ".join(f"`{row[0]}`" for row in cursor.fetchall())
+                    statements.append(
+                        f"INSERT INTO `{table}` ({columns}) "
+                        f"SELECT {columns} FROM `{database}`.`{table}`"
+                    )
                 return statements
         finally:
             conn.close()
@@ -185,8 +201,9 @@ class Server:
             connect_timeout=5,
         )
 
-    def execute_in(self, database: str, statements: list[str]) -> None:
-        """Run MySQL ``statements`` in ``database``, in one transaction."""
+    def _run_in(self, database: str, statements: list[str]) -> None:
+        """Run MySQL ``statements`` in ``database``, one after the other (each
+        DDL statement commits by itself), and commit."""
         conn = self._mysql_connect(database)
         try:
             with conn.cursor() as cursor:
@@ -210,14 +227,27 @@ class Server:
 
 
 def _migrate(url: str) -> None:
-    """Bring the database at ``url`` to the newest schema, as a Store opening it does."""
+    """Bring the database at ``url`` to the newest schema, as a core Store opening
+    it does, whatever the environment or a ``.env`` file says (a session
+    fixture runs before the per-test environment cleanup)."""
     import asyncio
     import concurrent.futures
 
     from contextstore import Settings, Store
 
+    # the settings the tests' own environment cleanup (tests/conftest.py) leaves
+    hidden = {
+        name: os.environ.pop(name)
+        for name in list(os.environ)
+        if name.startswith("CONTEXTSTORE_") and not name.startswith(_TEST_VARIABLES)
+    }
+    try:
+        settings = Settings(database_url=url, _env_file=None)
+    finally:
+        os.environ.update(hidden)
+
     async def run() -> None:
-        async with Store(Settings(database_url=url)):
+        async with Store(settings):
             pass
 
     # a thread of its own: the caller may be inside a running loop

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from contextstore import Settings, Store
-from tests._servers import Server
+from tests._servers import _TEST_VARIABLES, Server
 from tests.topologies._galera import (
     galera_cluster,
     mysql_galera_empty_url,
@@ -67,9 +67,8 @@ SERVER_DIALECTS = ("postgresql", "mysql")
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No CONTEXTSTORE_* variable and no stray .env leaks into a test."""
-    keep = ("CONTEXTSTORE_TEST_", "CONTEXTSTORE_REQUIRE_SERVERS")
     for name in list(os.environ):
-        if name.startswith("CONTEXTSTORE_") and not name.startswith(keep):
+        if name.startswith("CONTEXTSTORE_") and not name.startswith(_TEST_VARIABLES):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 
@@ -85,7 +84,7 @@ def servers() -> Iterator[dict[str, Server]]:
 
 def _server_url(servers: dict[str, Server], dialect: str, *, migrated: bool) -> Iterator[str]:
     server = servers[dialect]
-    url = server.create_migrated_database() if migrated else server.create_database()
+    url = server.create_database(migrated=migrated)
     yield url
     server.drop_database(url)
 
@@ -203,13 +202,18 @@ BACKENDS = [
 ]
 
 
+def _backend_database(request: pytest.FixtureRequest, kind: str) -> tuple[str, str]:
+    """``(backend, url)`` of the ``BACKENDS`` parameter: the fixture
+    ``<dialect>_<kind>_url`` ("postgresql-pgbouncer": postgresql_pgbouncer_empty_url)."""
+    backend, dialect = str(request.param).split("-", 1)
+    url: str = request.getfixturevalue(f"{dialect.replace('-', '_')}_{kind}_url")
+    return backend, url
+
+
 @pytest.fixture(params=BACKENDS)
 def backend_url(request: pytest.FixtureRequest) -> tuple[str, str]:
     """``(backend, url)``: a fresh empty database for one of the backends."""
-    backend, dialect = str(request.param).split("-", 1)
-    # "postgresql-pgbouncer": the fixture postgresql_pgbouncer_empty_url
-    url: str = request.getfixturevalue(f"{dialect.replace('-', '_')}_empty_url")
-    return backend, url
+    return _backend_database(request, "empty")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -221,10 +225,8 @@ def store_url(request: pytest.FixtureRequest) -> tuple[str, str]:
     the newest revision); legacy an empty file, where it creates its own tables
     as it does for its users.
     """
-    backend, dialect = str(request.param).split("-", 1)
-    kind = "empty" if backend == "legacy" else "migrated"
-    url: str = request.getfixturevalue(f"{dialect.replace('-', '_')}_{kind}_url")
-    return backend, url
+    legacy = str(request.param).startswith("legacy-")
+    return _backend_database(request, "empty" if legacy else "migrated")
 
 
 @pytest.fixture

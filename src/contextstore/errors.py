@@ -40,7 +40,8 @@ class ContextStoreError(Exception):
 
 
 class ValidationError(ContextStoreError, ValueError):
-    """Input broke a documented limit; it was rejected before any SQL ran."""
+    """Input broke a documented limit (checked before any SQL), or the database
+    refused a value as invalid or a request as too large; nothing was written."""
 
 
 class NotFoundError(ContextStoreError, LookupError):

@@ -207,6 +207,7 @@ async def test_mariadb_cancelled_between_statements_writes_nothing_and_leaks_not
 
     from contextstore._dialects import mysql
 
+    monkeypatch.setattr(mysql, "_FIRST_ROWS", 20)
     monkeypatch.setattr(mysql, "_PIPELINE_ROWS", 20)
     sent = 0
     halfway = asyncio.Event()
@@ -249,6 +250,7 @@ async def test_mariadb_a_statement_that_cannot_be_built_leaves_the_connection_in
     from contextstore import ContextStoreError
     from contextstore._dialects import mysql
 
+    monkeypatch.setattr(mysql, "_FIRST_ROWS", 20)
     monkeypatch.setattr(mysql, "_PIPELINE_ROWS", 20)
     real_literal = aiomysql.Connection.literal
 

@@ -353,9 +353,9 @@ class GaleraCluster:
 def galera_database(cluster: GaleraCluster, *, migrated: bool = False) -> Iterator[str]:
     """A fresh database created through node 1; its URL on node 1. Dropped afterwards
     (through a node still running). ``migrated``: at contextstore's newest schema
-    (``Server.create_migrated_database``)."""
+    (``Server.create_database(migrated=True)``)."""
     server = cluster.server()
-    url = server.create_migrated_database() if migrated else server.create_database()
+    url = server.create_database(migrated=migrated)
     yield url
     name = url.rsplit("/", 1)[1]
     for node in cluster.running():

@@ -357,7 +357,7 @@ def _replicated_database(pg_cluster: PgCluster, *, migrated: bool) -> Iterator[s
         if not node.running:
             node.start()
     server = pg_cluster.server()
-    url = server.create_migrated_database() if migrated else server.create_database()
+    url = server.create_database(migrated=migrated)
     name = make_url(url).database
     assert name is not None
     pg_cluster.wait_replayed()
@@ -378,5 +378,5 @@ def postgresql_replicas_empty_url(pg_cluster: PgCluster) -> Iterator[str]:
 
 @pytest.fixture
 def postgresql_replicas_migrated_url(pg_cluster: PgCluster) -> Iterator[str]:
-    """The same, at contextstore's newest schema (``Server.create_migrated_database``)."""
+    """The same, at contextstore's newest schema (``Server.create_database(migrated=True)``)."""
     yield from _replicated_database(pg_cluster, migrated=True)

@@ -230,7 +230,7 @@ def shared_pgbouncer(servers: dict[str, Server]) -> Iterator[PgBouncer]:
 def _bounced_database(
     server: Server, bouncer: PgBouncer, monkeypatch: pytest.MonkeyPatch, *, migrated: bool
 ) -> Iterator[str]:
-    url = server.create_migrated_database() if migrated else server.create_database()
+    url = server.create_database(migrated=migrated)
     monkeypatch.setenv("CONTEXTSTORE_POOLER_MODE", "transaction")
     try:
         yield bouncer.url(make_url(url).database or "postgres")
@@ -254,7 +254,7 @@ def postgresql_pgbouncer_empty_url(
 def postgresql_pgbouncer_migrated_url(
     servers: dict[str, Server], shared_pgbouncer: PgBouncer, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
-    """The same, at contextstore's newest schema (``Server.create_migrated_database``)."""
+    """The same, at contextstore's newest schema (``Server.create_database(migrated=True)``)."""
     yield from _bounced_database(
         servers["postgresql"], shared_pgbouncer, monkeypatch, migrated=True
     )

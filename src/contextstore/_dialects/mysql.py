@@ -350,26 +350,47 @@ def _exact_size(row: Sequence[Any]) -> int:
 def _statements(rows: Sequence[Sequence[Any]], packet: int) -> list[Sequence[Sequence[Any]]]:
     """``rows`` cut into the statements of a bulk insert: :data:`_PIPELINE_ROWS`
     rows at most, and within one ``packet`` (max_allowed_packet)."""
-    return [
-        part
-        for start in range(0, len(rows), _PIPELINE_ROWS)
-        for part in _cut(rows[start : start + _PIPELINE_ROWS], packet - _STATEMENT_HEADROOM)
-    ]
+    parts = _prepared_statements(
+        lambda start, stop: rows[start:stop], len(rows), packet, first=_PIPELINE_ROWS
+    )
+    return list(parts)
 
 
 def _prepared_statements(
-    prepare: Callable[[int, int], Sequence[Sequence[Any]]], count: int, packet: int
+    prepare: Callable[[int, int], Sequence[Sequence[Any]]],
+    count: int,
+    packet: int,
+    *,
+    first: int | None = None,
 ) -> Iterator[Sequence[Sequence[Any]]]:
     """The statements of a bulk insert of ``count`` rows, each part's rows made
     by ``prepare(start, stop)`` only when the part is reached: the first
-    :data:`_FIRST_ROWS` rows, then :data:`_PIPELINE_ROWS` at a time, each part
-    cut to ``packet`` as :func:`_statements` cuts."""
+    ``first`` rows (default :data:`_FIRST_ROWS`), then :data:`_PIPELINE_ROWS`
+    at a time, each part cut further to fit one ``packet`` (max_allowed_packet)."""
     start = 0
-    size = _FIRST_ROWS
+    size = _FIRST_ROWS if first is None else first
     while start < count:
         stop = min(count, start + size)
         yield from _cut(prepare(start, stop), packet - _STATEMENT_HEADROOM)
         start, size = stop, _PIPELINE_ROWS
+
+
+async def _bulk_facts(channel: Channel) -> tuple[int, int, int]:
+    """``max_allowed_packet``, ``innodb_autoinc_lock_mode`` and
+    ``auto_increment_increment``, as a bulk insert needs them."""
+    ((packet, lock_mode, step),) = await channel.send(
+        "SELECT @@max_allowed_packet, @@innodb_autoinc_lock_mode, @@auto_increment_increment"
+    )
+    return int(packet), int(lock_mode), int(step)
+
+
+def _consecutive_ids(done: Sequence[tuple[Sequence[Sequence[Any]], int]], step: int) -> list[int]:
+    """The ids of the rows of ``done`` (each statement's rows, and the first id
+    it generated), where each statement's ids are consecutive by ``step``."""
+    ids: list[int] = []
+    for batch, first in done:
+        ids.extend(range(first, first + step * len(batch), step))
+    return ids
 
 
 def _worst_case(rows: Sequence[Sequence[Any]]) -> int:
@@ -475,19 +496,14 @@ class MySQLDialect(Dialect):
         # ("interleaved", a Galera requirement): then the first id, which the
         # server sends with its OK, stands for all of them, and no row comes
         # back to be read. In mode 2 the rows come back (RETURNING id).
-        ((packet, lock_mode, step),) = await channel.send(
-            "SELECT @@max_allowed_packet, @@innodb_autoinc_lock_mode, @@auto_increment_increment"
-        )
-        if int(lock_mode) == 2:
-            statements = _statements(prepare(0, count), int(packet))
+        packet, lock_mode, step = await _bulk_facts(channel)
+        if lock_mode == 2:
+            statements = _statements(prepare(0, count), packet)
             return await returning_ids(channel, table, names, statements)
-        step = int(step)
-        ids: list[int] = []
         done = await self._pipelined(
-            channel, table, names, _prepared_statements(prepare, count, int(packet))
+            channel, table, names, _prepared_statements(prepare, count, packet)
         )
-        for batch, first in done:
-            ids.extend(range(first, first + step * len(batch), step))
+        ids = _consecutive_ids(done, step)
         # proof rather than trust: the batch's first and last rows (the ones
         # with a token) are where the ids say
         token_at = list(names).index("client_token")
@@ -514,16 +530,11 @@ class MySQLDialect(Dialect):
         # a multi-row INSERT is a "simple insert": in lock modes 0 and 1 InnoDB
         # gives its rows consecutive ids (step auto_increment_increment) under
         # the table's AUTO-INC lock; in mode 2 (Galera) others may interleave
-        ((packet, lock_mode, step),) = await channel.send(
-            "SELECT @@max_allowed_packet, @@innodb_autoinc_lock_mode, @@auto_increment_increment"
-        )
-        if int(lock_mode) == 2:
+        packet, lock_mode, step = await _bulk_facts(channel)
+        if lock_mode == 2:
             return None
-        ids: list[int] = []
-        statements = iter(_statements(rows, int(packet)))
-        for batch, first in await self._pipelined(channel, table, names, statements):
-            ids.extend(range(first, first + int(step) * len(batch), int(step)))
-        return ids
+        statements = iter(_statements(rows, packet))
+        return _consecutive_ids(await self._pipelined(channel, table, names, statements), step)
 
     async def insert_batches(
         self, channel: Channel, rows: Sequence[Sequence[Any]], width: int

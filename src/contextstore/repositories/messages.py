@@ -115,10 +115,7 @@ class CoreMessageRepository(CoreRepository):
             def prepare(start: int, stop: int) -> Sequence[Sequence[Any]]:
                 # a part at a time: a dialect may make the next statement's
                 # rows while the server runs the one before
-                part = rows[start:stop]
-                with collection_paused():
-                    _add_words(part)
-                    return form.args_many(part, shared)
+                return _bound(form, rows[start:stop], shared)
 
             ids = await dialect.insert_prepared(executor, messages, form.names, len(rows), prepare)
             attempts[ids[0]] = ids
@@ -250,6 +247,15 @@ def _add_words(rows: Sequence[dict[str, Any]]) -> None:
         row["search_text"] = search_text(row["content"])
 
 
+def _bound(
+    form: Form, part: Sequence[dict[str, Any]], shared: dict[str, Any]
+) -> Sequence[Sequence[Any]]:
+    """``part``'s rows with their search words, as bind values in ``form``'s order."""
+    with collection_paused():
+        _add_words(part)
+        return form.args_many(part, shared)
+
+
 #: rows of a streamed batch prepared at a time
 _STREAM_CHUNK = 1024
 
@@ -269,9 +275,8 @@ def _streamed(
     for start in range(0, len(rows), _STREAM_CHUNK):
         part = rows[start : start + _STREAM_CHUNK]
         part_ids = ids[start : start + _STREAM_CHUNK]
+        values = _bound(form, part, shared)
         with collection_paused():
-            _add_words(part)
-            values = form.args_many(part, shared)
             made.extend(_message(row_id, row) for row_id, row in zip(part_ids, part, strict=True))
         for row_id, value in zip(part_ids, values, strict=True):
             yield (row_id, *value)
