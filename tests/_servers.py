@@ -24,7 +24,7 @@ DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/test"
 RUN_PREFIX = f"cs_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 #: the environment variables of the tests themselves, kept for every test
-_TEST_VARIABLES = ("CONTEXTSTORE_TEST_", "CONTEXTSTORE_REQUIRE_SERVERS")
+TEST_VARIABLES = ("CONTEXTSTORE_TEST_", "CONTEXTSTORE_REQUIRE_SERVERS")
 
 
 def require_servers() -> bool:
@@ -121,7 +121,7 @@ class Server:
         if migrated:
             if self.template is None:
                 url = self.create_database()
-                _migrate(url)
+                migrate_database(url)
                 self.template = make_url(url).database
                 if self.dialect == "mysql":
                     self.schema = self._tables_of(self.template or "")
@@ -226,7 +226,7 @@ class Server:
             self.created.remove(name)
 
 
-def _migrate(url: str) -> None:
+def migrate_database(url: str) -> None:
     """Bring the database at ``url`` to the newest schema, as a core Store opening
     it does, whatever the environment or a ``.env`` file says (a session
     fixture runs before the per-test environment cleanup)."""
@@ -239,7 +239,7 @@ def _migrate(url: str) -> None:
     hidden = {
         name: os.environ.pop(name)
         for name in list(os.environ)
-        if name.startswith("CONTEXTSTORE_") and not name.startswith(_TEST_VARIABLES)
+        if name.startswith("CONTEXTSTORE_") and not name.startswith(TEST_VARIABLES)
     }
     try:
         settings = Settings(database_url=url, _env_file=None)

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from contextstore import Settings, Store
-from tests._servers import _TEST_VARIABLES, Server
+from tests._servers import TEST_VARIABLES, Server
 from tests.topologies._galera import (
     galera_cluster,
     mysql_galera_empty_url,
@@ -68,7 +68,7 @@ SERVER_DIALECTS = ("postgresql", "mysql")
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No CONTEXTSTORE_* variable and no stray .env leaks into a test."""
     for name in list(os.environ):
-        if name.startswith("CONTEXTSTORE_") and not name.startswith(_TEST_VARIABLES):
+        if name.startswith("CONTEXTSTORE_") and not name.startswith(TEST_VARIABLES):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 
@@ -97,10 +97,10 @@ def sqlite_empty_url(tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file migrated once per run (per xdist worker)."""
-    from tests._servers import _migrate
+    from tests._servers import migrate_database
 
     path = tmp_path_factory.mktemp("template") / "contextstore.db"
-    _migrate(f"sqlite+aiosqlite:///{path}")
+    migrate_database(f"sqlite+aiosqlite:///{path}")
     # the Store closed its last connection: the WAL was checkpointed into the file
     assert not path.with_name(path.name + "-wal").exists()
     return path
