@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from tests._servers import Server
+from tests._servers import Server, migrate_database
 from tests.faults._instances import (
     MARIADB_INSTALL_DB,
     MARIADBD,
@@ -350,12 +350,11 @@ class GaleraCluster:
             shutil.rmtree(self.base, ignore_errors=True)
 
 
-def galera_database(cluster: GaleraCluster, *, migrated: bool = False) -> Iterator[str]:
+def galera_database(cluster: GaleraCluster) -> Iterator[str]:
     """A fresh database created through node 1; its URL on node 1. Dropped afterwards
-    (through a node still running). ``migrated``: at contextstore's newest schema
-    (``Server.create_database(migrated=True)``)."""
+    (through a node still running)."""
     server = cluster.server()
-    url = server.create_database(migrated=migrated)
+    url = server.create_database()
     yield url
     name = url.rsplit("/", 1)[1]
     for node in cluster.running():
@@ -377,7 +376,13 @@ def galera_cluster() -> Iterator[GaleraCluster]:
 
 
 def _cluster_database(galera_cluster: GaleraCluster, *, migrated: bool) -> Iterator[str]:
-    for url in galera_database(galera_cluster, migrated=migrated):
+    # migrated by Alembic itself, not copied from a template: in one CI run a
+    # search on Galera missed a 100,000-character message just written, on a
+    # copy built from SHOW CREATE TABLE; until that is understood, Galera's
+    # databases are made the way a user's are
+    for url in galera_database(galera_cluster):
+        if migrated:
+            migrate_database(url)
         name = url.rsplit("/", 1)[1]
         REPLICA_URLS[url] = [node.url_for(name) for node in galera_cluster.nodes[1:]]
         try:
