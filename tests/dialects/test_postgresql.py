@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -90,7 +91,7 @@ async def test_large_add_many_goes_through_copy_and_keeps_everything(
     import asyncpg
 
     from contextstore import NewMessage, NotFoundError, Settings, Store, Viewer
-    from contextstore._dialects.postgresql import COPY_MIN_ROWS
+    from contextstore._dialects.postgresql import COPY_MIN_ROWS, copy_parts
 
     copies: list[int] = []
     real_copy = asyncpg.connection.Connection.copy_records_to_table
@@ -128,7 +129,10 @@ async def test_large_add_many_goes_through_copy_and_keeps_everything(
         added, other = await asyncio.gather(
             store.messages.add_many("s1", batch), store.messages.add_many("s2", batch)
         )
-        assert copies == [n, n]
+        # each batch in parts, one COPY each (the two batches' COPYs interleave)
+        parts = [stop - start for start, stop in copy_parts(n)]
+        assert len(parts) > 1
+        assert sorted(copies) == sorted(parts + parts)
         for result in (added, other):
             ids = [m.id for m in result]
             assert ids == sorted(ids)
@@ -149,6 +153,156 @@ async def test_large_add_many_goes_through_copy_and_keeps_everything(
         with pytest.raises(NotFoundError):
             await store.messages.add_many("missing", batch)
         assert await store.messages.count("s1", viewer=admin) == n + 1
+
+
+def test_copy_parts_start_small_and_double_up_to_the_cap() -> None:
+    from contextstore._dialects.postgresql import (
+        COPY_FIRST_ROWS,
+        COPY_PART_MAX_ROWS,
+        copy_parts,
+    )
+
+    for count in (1, COPY_FIRST_ROWS, COPY_FIRST_ROWS + 1, 1_000, 20_000, 123_457):
+        parts = list(copy_parts(count))
+        # contiguous, in order, covering every row once
+        assert parts[0][0] == 0
+        assert parts[-1][1] == count
+        assert all(stop == start for (_, stop), (start, _) in itertools.pairwise(parts))
+        sizes = [stop - start for start, stop in parts]
+        assert sizes[0] == min(count, COPY_FIRST_ROWS)
+        assert max(sizes) <= COPY_PART_MAX_ROWS
+        for before, after in itertools.pairwise(sizes[:-1]):
+            assert after == min(2 * before, COPY_PART_MAX_ROWS)
+    assert [stop - start for start, stop in copy_parts(1_000)] == [100, 200, 400, 300]
+
+
+def _copies_counted(
+    monkeypatch: pytest.MonkeyPatch,
+    log: list[tuple[str, int]],
+    answered: Callable[[], None] = lambda: None,
+) -> None:
+    """Every COPY asyncpg sends logged: ("sent", rows) before it, ("answered",
+    rows) after the server's reply, when ``answered()`` is called too."""
+    import asyncpg
+
+    real_copy = asyncpg.connection.Connection.copy_records_to_table
+
+    async def logged_copy(self: object, table: str, **kwargs: Any) -> object:
+        records = list(kwargs["records"])
+        kwargs["records"] = records
+        log.append(("sent", len(records)))
+        result = await real_copy(self, table, **kwargs)
+        log.append(("answered", len(records)))
+        answered()
+        return result
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "copy_records_to_table", logged_copy)
+
+
+async def test_each_copy_part_is_made_while_the_server_loads_the_one_before(
+    postgresql_empty_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from contextstore import NewMessage, Settings, Store
+    from contextstore._dialects.postgresql import copy_parts
+    from contextstore.repositories import messages as repository
+
+    log: list[tuple[str, int]] = []
+    _copies_counted(monkeypatch, log)
+    real_with_ids = repository._with_ids
+
+    def logged_with_ids(form: Any, part: Any, *args: Any) -> Any:
+        log.append(("made", len(part)))
+        return real_with_ids(form, part, *args)
+
+    monkeypatch.setattr(repository, "_with_ids", logged_with_ids)
+    items = [NewMessage(sender="a", content=f"row {n}") for n in range(1_000)]
+    async with Store(Settings(database_url=postgresql_empty_url)) as store:
+        await store.sessions.create(purpose="copy", created_by="a", session_id="s1")
+        records = await store.messages.add_many("s1", items)
+        assert [r.content for r in records] == [i.content for i in items]
+    sizes = [stop - start for start, stop in copy_parts(1_000)]
+    expected: list[tuple[str, int]] = [("made", sizes[0])]
+    for size, upcoming in itertools.zip_longest(sizes, sizes[1:]):
+        # part k on the server, then part k+1 made before part k's answer
+        expected.append(("sent", size))
+        if upcoming is not None:
+            expected.append(("made", upcoming))
+        expected.append(("answered", size))
+    assert log == expected
+
+
+async def test_cancelled_between_copies_writes_nothing_and_leaks_nothing(
+    postgresql_empty_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from contextstore import NewMessage, Settings, Store, Viewer
+    from contextstore._dialects import postgresql
+
+    monkeypatch.setattr(postgresql, "COPY_FIRST_ROWS", 20)
+    monkeypatch.setattr(postgresql, "COPY_PART_MAX_ROWS", 20)
+    log: list[tuple[str, int]] = []
+    halfway = asyncio.Event()
+
+    def answered() -> None:
+        if log.count(("answered", 20)) == 5:
+            halfway.set()
+
+    _copies_counted(monkeypatch, log, answered)
+    items = [NewMessage(sender="a", content=f"row {n}") for n in range(2_000)]
+    admin = Viewer(agent_id="root", is_admin=True)
+    async with Store(Settings(database_url=postgresql_empty_url)) as store:
+        await store.sessions.create(purpose="copy", created_by="a", session_id="s1")
+        task = asyncio.create_task(store.messages.add_many("s1", items))
+        await asyncio.wait_for(halfway.wait(), 30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert len(log) < 2 * 2_000 // 20  # stopped between COPYs, not after the last
+        assert await store.messages.count("s1", viewer=admin) == 0
+        stats = store.db.pool_stats()
+        assert stats is not None
+        assert stats.checked_out == 0
+        records = await store.messages.add_many("s1", items[:300])
+        assert await store.messages.count("s1", viewer=admin) == len(records) == 300
+
+
+async def test_a_part_that_cannot_be_made_leaves_the_connection_in_step(
+    postgresql_empty_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # making a later part fails while the COPY before it is on the server:
+    # that COPY is answered first, nothing of the batch stays, and the pooled
+    # connection serves the next calls normally
+    from contextstore import ContextStoreError, NewMessage, Settings, Store, Viewer
+    from contextstore.repositories import messages as repository
+
+    real_with_ids = repository._with_ids
+
+    def failing_with_ids(form: Any, part: Any, *args: Any) -> Any:
+        if part[0]["content"] == "row 300":
+            raise TypeError("cannot bind this value")
+        return real_with_ids(form, part, *args)
+
+    monkeypatch.setattr(repository, "_with_ids", failing_with_ids)
+    items = [NewMessage(sender="a", content=f"row {n}") for n in range(1_000)]
+    admin = Viewer(agent_id="root", is_admin=True)
+    settings = Settings(database_url=postgresql_empty_url, pool_size=1, max_overflow=0)
+    async with Store(settings) as store:
+        await store.sessions.create(purpose="copy", created_by="a", session_id="s1")
+        backend = text("SELECT pg_backend_pid()")
+        before = await store.db.fetch_value(backend)
+        with pytest.raises((ContextStoreError, TypeError)):
+            await store.messages.add_many("s1", items)
+        # the same server connection, still usable: it was not left mid-COPY
+        assert await store.db.fetch_value(backend) == before
+        assert await store.messages.count("s1", viewer=admin) == 0
+        stats = store.db.pool_stats()
+        assert stats is not None
+        assert stats.checked_out == 0
+        monkeypatch.setattr(repository, "_with_ids", real_with_ids)
+        records = await store.messages.add_many("s1", items)
+        assert [r.content for r in records] == [i.content for i in items]
+        assert await store.messages.count("s1", viewer=admin) == 1_000
 
 
 # -- values read without a conversion of ours ---------------------------------

@@ -6,10 +6,12 @@ capabilities and error classes; it never compares dialect names itself.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,6 +33,9 @@ WRITE_INTENT = "contextstore_write"
 #: execution option for a read that still needs a transaction (a server-side
 #: cursor on PostgreSQL); plain reads run without BEGIN where the driver allows.
 SNAPSHOT = "contextstore_snapshot"
+
+_Part = TypeVar("_Part")
+_Answer = TypeVar("_Answer")
 
 
 class ErrorKind(enum.Enum):
@@ -446,7 +451,7 @@ class Dialect(ABC):
     async def reserve_ids(self, channel: Channel, table: Table, count: int) -> list[int] | None:
         """Ids for ``count`` new rows of ``table``, drawn before the rows are sent,
         when the dialect's fastest bulk path takes them with the rows (see
-        :meth:`copy_rows`); None (the default): :meth:`insert_many` is the
+        :meth:`copy_prepared`); None (the default): :meth:`insert_many` is the
         path, and returns them.
 
         A caller that reserves ids sends each row with its id first, in
@@ -454,12 +459,20 @@ class Dialect(ABC):
         """
         return None
 
-    async def copy_rows(
-        self, channel: Channel, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]
+    async def copy_prepared(
+        self,
+        channel: Channel,
+        table: Table,
+        names: Sequence[str],
+        count: int,
+        prepare: Callable[[int, int], Sequence[Sequence[Any]]],
     ) -> None:
-        """Bulk-load ``rows`` (values of ``names``, ``id`` first, as
-        :meth:`reserve_ids` gave them) inside the open transaction, reading the
-        iterable as it sends. Only the dialects whose :meth:`reserve_ids`
+        """Bulk-load ``count`` rows (values of ``names``, ``id`` first, as
+        :meth:`reserve_ids` gave them) inside the open transaction, the rows
+        from ``start`` to ``stop`` made by ``prepare(start, stop)``, in order,
+        as the load reaches them (so making them may overlap the server's
+        work; ``prepare`` may then raise after earlier rows were sent, and the
+        caller rolls them back). Only the dialects whose :meth:`reserve_ids`
         reserves implement it."""
         raise NotImplementedError(f"{self.name} reserves no ids")
 
@@ -585,3 +598,44 @@ def values_insert(
     columns = ", ".join(quote(name) for name in names)
     sql = f"INSERT INTO {quote(table.name)} ({columns}) VALUES {values}"
     return f"{sql} RETURNING {quote('id')}" if returning else sql
+
+
+async def pipelined(
+    parts: Iterator[_Part], send: Callable[[_Part], Awaitable[_Answer]]
+) -> list[tuple[_Part, _Answer]]:
+    """Each of ``parts`` sent in order, each with its answer; the next part made
+    (read from the iterator, which may build it only then) while the server
+    runs the one before.
+
+    Only the making overlaps, never two statements: a part is sent after the
+    one before was answered. ``send`` must have written its statement by the
+    end of its first step (one turn of the loop), as a driver with nothing
+    else to wait for does; a send still waiting on the network then simply
+    overlaps less. If making a part fails, the part in flight is answered
+    first, so the connection stays in step for whoever uses it next; if the
+    caller is cancelled, the send in flight is cancelled and settled before
+    the error goes on.
+    """
+    done: list[tuple[_Part, _Answer]] = []
+    current = next(parts, None)
+    while current is not None:
+        sending = asyncio.ensure_future(send(current))
+        try:
+            # one turn of the loop: the statement is written to the socket
+            # and its task waits for the reply
+            await asyncio.sleep(0)
+            try:
+                upcoming = next(parts, None)
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await sending
+                raise
+            done.append((current, await sending))
+        except BaseException:
+            if not sending.done():
+                sending.cancel()
+                with contextlib.suppress(BaseException):
+                    await sending
+            raise
+        current = upcoming
+    return done

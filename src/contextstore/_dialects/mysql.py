@@ -36,8 +36,6 @@ found like any other word. Changes become searchable at COMMIT.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import sys
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -54,6 +52,7 @@ from ._base import (
     Dialect,
     ErrorKind,
     Wire,
+    pipelined,
     queue_pool_options,
     returning_ids,
     values_insert,
@@ -560,9 +559,7 @@ class MySQLDialect(Dialect):
         Escaping is most of a bulk write's client time on this driver, and
         the iterator may make the rows as it is read
         (:func:`_prepared_statements`): built one statement ahead, both run
-        beside the server's work instead of before it. Only the building
-        overlaps, never two statements: each is sent after the one before was
-        answered.
+        beside the server's work instead of before it (:func:`pipelined`).
         """
         sa_dialect = channel.dialect
         if channel.observed:
@@ -580,36 +577,9 @@ class MySQLDialect(Dialect):
             sql = values_insert(sa_dialect, table, names, len(batch), returning=False)
             return sql % tuple([literal(value) for row in batch for value in row])
 
-        done = []
-        first = next(statements)
-        following = text(first)
-        current: Sequence[Sequence[Any]] | None = first
-        while current is not None:
-            sending = asyncio.ensure_future(channel.send_insert(following, None))
-            try:
-                # one turn of the loop: the statement is written to the
-                # socket and its task waits for the reply
-                await asyncio.sleep(0)
-                try:
-                    upcoming = next(statements, None)
-                    if upcoming is not None:
-                        following = text(upcoming)
-                except Exception:
-                    # the statement in flight is answered first, so the
-                    # connection stays in step for whoever uses it next
-                    with contextlib.suppress(Exception):
-                        await sending
-                    raise
-                done.append((current, await sending))
-            except BaseException:
-                if not sending.done():
-                    sending.cancel()
-                    # the cancelled send settles before the connection is given up
-                    with contextlib.suppress(BaseException):
-                        await sending
-                raise
-            current = upcoming
-        return done
+        parts = ((batch, text(batch)) for batch in statements)
+        sent = await pipelined(parts, lambda part: channel.send_insert(part[1], None))
+        return [(batch, first_id) for (batch, _text), first_id in sent]
 
     def classify_error(self, orig: BaseException) -> ErrorKind | None:
         args = getattr(orig, "args", ())

@@ -69,12 +69,13 @@ from ._base import (
     ErrorKind,
     Wire,
     on_conflict_upsert,
+    pipelined,
     queue_pool_options,
 )
 from .types import UTCDateTime
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from datetime import datetime
 
     from sqlalchemy import Select, Table
@@ -90,6 +91,12 @@ if TYPE_CHECKING:
 APPLICATION_NAME = "contextstore"
 #: from this many rows on, add_many goes through COPY instead of INSERT ... RETURNING.
 COPY_MIN_ROWS = 200
+#: the rows of a bulk load's first COPY (:func:`copy_parts`): made before the
+#: server has anything to do, so few; each next COPY doubles, up to
+#: :data:`COPY_PART_MAX_ROWS`, and is made while the server loads the one before
+#: (it takes a row several times longer than the client takes to make one)
+COPY_FIRST_ROWS = 100
+COPY_PART_MAX_ROWS = 2_000
 #: seconds the client waits beyond the server's own statement timeout.
 CLIENT_TIMEOUT_MARGIN = 2.0
 
@@ -329,10 +336,20 @@ class PostgreSQLDialect(Dialect):
         )
         return sorted(row[0] for row in drawn)
 
-    async def copy_rows(
-        self, channel: Channel, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]
+    async def copy_prepared(
+        self,
+        channel: Channel,
+        table: Table,
+        names: Sequence[str],
+        count: int,
+        prepare: Callable[[int, int], Sequence[Sequence[Any]]],
     ) -> None:
-        await channel.copy(table.name, rows, names)
+        # one COPY per part, each part made while the server loads the one
+        # before: asyncpg writes a COPY's rows in one step when they fit its
+        # 512 KiB buffer, so one COPY of a whole 1,000-row batch would make
+        # every row before the server had any
+        parts = (prepare(start, stop) for start, stop in copy_parts(count))
+        await pipelined(parts, lambda rows: channel.copy(table.name, rows, names))
 
     def install_hooks(self, sync_engine: Engine, settings: Settings) -> None:
         session_bound = _session_bound(settings)
@@ -503,6 +520,17 @@ class PostgreSQLDialect(Dialect):
             func.date_trunc(literal_column(f"'{bucket}'"), column, literal_column("'UTC'")),
             UTCDateTime(),
         )
+
+
+def copy_parts(count: int) -> Iterator[tuple[int, int]]:
+    """The ``(start, stop)`` row ranges of a bulk load of ``count`` rows, one
+    COPY each: :data:`COPY_FIRST_ROWS`, then twice the part before, up to
+    :data:`COPY_PART_MAX_ROWS`."""
+    start, size = 0, COPY_FIRST_ROWS
+    while start < count:
+        stop = min(count, start + size)
+        yield start, stop
+        start, size = stop, min(2 * size, COPY_PART_MAX_ROWS)
 
 
 def _several_hosts(url: URL) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import functools
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, Select, bindparam, func, insert, literal_column, select
@@ -106,8 +106,13 @@ class CoreMessageRepository(CoreRepository):
             ids = await dialect.reserve_ids(executor, messages, len(rows))
             if ids is not None:
                 made: builtins.list[Message] = []
-                streamed = _streamed(form, rows, shared, ids, made)
-                await dialect.copy_rows(executor, messages, ["id", *form.names], streamed)
+                reserved = ids
+
+                def load(start: int, stop: int) -> Sequence[Sequence[Any]]:
+                    return _with_ids(form, rows[start:stop], shared, reserved[start:stop], made)
+
+                names = ["id", *form.names]
+                await dialect.copy_prepared(executor, messages, names, len(rows), load)
                 # before the COMMIT: an attempt that may have committed is known here
                 attempts[ids[0]] = ids
                 return made
@@ -256,30 +261,21 @@ def _bound(
         return form.args_many(part, shared)
 
 
-#: rows of a streamed batch prepared at a time
-_STREAM_CHUNK = 1024
-
-
-def _streamed(
+def _with_ids(
     form: Form,
-    rows: Sequence[dict[str, Any]],
+    part: Sequence[dict[str, Any]],
     shared: dict[str, Any],
     ids: Sequence[int],
     made: builtins.list[Message],
-) -> Iterator[tuple[Any, ...]]:
-    """``rows`` with their reserved ``ids`` first, as a bulk path that reads as
-    it sends takes them; each chunk's words, bind values and records (appended
-    to ``made``) are made when the path reaches it, while the server is still
-    taking the chunk before, instead of before the first row is sent and
-    after the last is acknowledged."""
-    for start in range(0, len(rows), _STREAM_CHUNK):
-        part = rows[start : start + _STREAM_CHUNK]
-        part_ids = ids[start : start + _STREAM_CHUNK]
-        values = _bound(form, part, shared)
-        with collection_paused():
-            made.extend(_message(row_id, row) for row_id, row in zip(part_ids, part, strict=True))
-        for row_id, value in zip(part_ids, values, strict=True):
-            yield (row_id, *value)
+) -> builtins.list[tuple[Any, ...]]:
+    """The bind values of ``part``, each row's reserved id first, as a bulk load
+    that takes the ids with the rows sends them; the part's records are
+    appended to ``made`` (a part at a time, while the server loads the part
+    before, rather than all after the last is acknowledged)."""
+    values = _bound(form, part, shared)
+    with collection_paused():
+        made.extend(_message(row_id, row) for row_id, row in zip(ids, part, strict=True))
+    return [(row_id, *value) for row_id, value in zip(ids, values, strict=True)]
 
 
 def _message(row_id: int, row: dict[str, Any]) -> Message:
