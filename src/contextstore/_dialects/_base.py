@@ -602,40 +602,68 @@ def values_insert(
 
 async def pipelined(
     parts: Iterator[_Part], send: Callable[[_Part], Awaitable[_Answer]]
-) -> list[tuple[_Part, _Answer]]:
-    """Each of ``parts`` sent in order, each with its answer; the next part made
-    (read from the iterator, which may build it only then) while the server
-    runs the one before.
+) -> list[_Answer]:
+    """Each of ``parts`` sent in order; the next part made (read from the
+    iterator, which may build it only then) while the server runs the one
+    before.
 
     Only the making overlaps, never two statements: a part is sent after the
-    one before was answered. ``send`` must have written its statement by the
-    end of its first step (one turn of the loop), as a driver with nothing
-    else to wait for does; a send still waiting on the network then simply
-    overlaps less. If making a part fails, the part in flight is answered
-    first, so the connection stays in step for whoever uses it next; if the
-    caller is cancelled, the send in flight is cancelled and settled before
-    the error goes on.
+    one before was answered, and no part is kept once it is sent. ``send``
+    should have written its statement by the end of its first step (one turn
+    of the loop), as a driver with nothing else to wait for does; a send that
+    first waits on the network (asyncpg describing the table of a COPY when
+    its statement cache is off) overlaps less, down to none.
+
+    Args:
+        parts: the parts, in order; each is made when it is read.
+        send: sends one part and returns the server's answer for it.
+
+    Returns:
+        Each part's answer, in order.
+
+    Raises:
+        Exception: making a part failed (the part in flight is answered first,
+            so the connection stays in step for whoever uses it next), or a
+            send failed. If the caller is cancelled, the send in flight is
+            cancelled and settled before the cancellation goes on.
     """
-    done: list[tuple[_Part, _Answer]] = []
-    current = next(parts, None)
-    while current is not None:
+    answers: list[_Answer] = []
+    try:
+        current = next(parts)
+    except StopIteration:
+        return answers
+    while True:
         sending = asyncio.ensure_future(send(current))
         try:
             # one turn of the loop: the statement is written to the socket
             # and its task waits for the reply
             await asyncio.sleep(0)
             try:
-                upcoming = next(parts, None)
+                current = next(parts)
+                more = True
+            except StopIteration:
+                more = False
             except Exception:
+                # the error of making the part is the one reported; a send
+                # that failed as well left the connection to the caller's
+                # rollback, which discards it if it is broken
                 with contextlib.suppress(Exception):
                     await sending
                 raise
-            done.append((current, await sending))
+            answers.append(await sending)
         except BaseException:
-            if not sending.done():
-                sending.cancel()
-                with contextlib.suppress(BaseException):
-                    await sending
+            await _settled(sending)
             raise
-        current = upcoming
-    return done
+        if not more:
+            return answers
+
+
+async def _settled(task: asyncio.Future[Any]) -> None:
+    """``task`` cancelled and finished, whatever else cancels the caller
+    meanwhile: the connection it runs on is given up only after it."""
+    # cancel() also marks an error the task already ended with as seen: it is
+    # not reported as never retrieved
+    task.cancel()
+    while not task.done():
+        with contextlib.suppress(BaseException):
+            await asyncio.wait((task,))

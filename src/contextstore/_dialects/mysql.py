@@ -577,9 +577,15 @@ class MySQLDialect(Dialect):
             sql = values_insert(sa_dialect, table, names, len(batch), returning=False)
             return sql % tuple([literal(value) for row in batch for value in row])
 
-        parts = ((batch, text(batch)) for batch in statements)
-        sent = await pipelined(parts, lambda part: channel.send_insert(part[1], None))
-        return [(batch, first_id) for (batch, _text), first_id in sent]
+        async def send(
+            part: tuple[Sequence[Sequence[Any]], str],
+        ) -> tuple[Sequence[Sequence[Any]], int]:
+            # the rows kept with the first id (the ids follow from them), the
+            # text dropped once sent
+            batch, sql = part
+            return batch, await channel.send_insert(sql, None)
+
+        return await pipelined(((batch, text(batch)) for batch in statements), send)
 
     def classify_error(self, orig: BaseException) -> ErrorKind | None:
         args = getattr(orig, "args", ())

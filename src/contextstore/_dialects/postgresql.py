@@ -345,9 +345,9 @@ class PostgreSQLDialect(Dialect):
         prepare: Callable[[int, int], Sequence[Sequence[Any]]],
     ) -> None:
         # one COPY per part, each part made while the server loads the one
-        # before: asyncpg writes a COPY's rows in one step when they fit its
-        # 512 KiB buffer, so one COPY of a whole 1,000-row batch would make
-        # every row before the server had any
+        # before: asyncpg sends a COPY's rows 512 KiB at a time, so with one
+        # COPY the first 512 KiB of rows (a whole 1,000-row batch of short
+        # messages) would all be made before the server had any
         parts = (prepare(start, stop) for start, stop in copy_parts(count))
         await pipelined(parts, lambda rows: channel.copy(table.name, rows, names))
 

@@ -106,7 +106,7 @@ class CoreMessageRepository(CoreRepository):
             ids = await dialect.reserve_ids(executor, messages, len(rows))
             if ids is not None:
                 made: builtins.list[Message] = []
-                reserved = ids
+                reserved = ids  # the closure sees it as a list, not list | None
 
                 def load(start: int, stop: int) -> Sequence[Sequence[Any]]:
                     return _with_ids(form, rows[start:stop], shared, reserved[start:stop], made)
