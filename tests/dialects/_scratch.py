@@ -30,7 +30,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from contextstore import ConnectionManager, Settings
+from contextstore import ConnectionManager, Settings, Store, Viewer
 
 #: a port nothing listens on: connections are refused at once.
 CLOSED_PORT = 1
@@ -168,3 +168,13 @@ def other_tasks() -> set[asyncio.Task[Any]]:
     """Tasks still alive besides the current one (leaked probes, streams...)."""
     current = asyncio.current_task()
     return {task for task in asyncio.all_tasks() if task is not current and not task.done()}
+
+
+async def assert_batch_left_nothing(store: Store, session_id: str) -> None:
+    """A failed or cancelled ``add_many`` into ``session_id`` (empty before it)
+    left no row, and the pool has every connection back."""
+    admin = Viewer(agent_id="root", is_admin=True)
+    assert await store.messages.count(session_id, viewer=admin) == 0
+    stats = store.db.pool_stats()
+    assert stats is not None
+    assert stats.checked_out == 0

@@ -14,6 +14,8 @@ from sqlalchemy import event, literal_column, select
 from contextstore import NewMessage, Settings, Store, Viewer
 from contextstore.schema import messages
 
+from ._scratch import assert_batch_left_nothing
+
 ADMIN = Viewer(agent_id="admin", is_admin=True)
 
 
@@ -230,10 +232,7 @@ async def test_mariadb_cancelled_between_statements_writes_nothing_and_leaks_not
         with pytest.raises(asyncio.CancelledError):
             await task
         assert sent < 2000 // 20  # stopped between statements, not after the last
-        assert await store.messages.count("s1", viewer=ADMIN) == 0
-        stats = store.db.pool_stats()
-        assert stats is not None
-        assert stats.checked_out == 0
+        await assert_batch_left_nothing(store, "s1")
         records = await store.messages.add_many("s1", items[:100])
         assert await store.messages.count("s1", viewer=ADMIN) == len(records) == 100
 
@@ -270,10 +269,7 @@ async def test_mariadb_a_statement_that_cannot_be_built_leaves_the_connection_in
             await store.messages.add_many("s1", items)
         # the same server connection, still usable: it was not left mid-reply
         assert await store.db.fetch_value(connection_id) == before
-        assert await store.messages.count("s1", viewer=ADMIN) == 0
-        stats = store.db.pool_stats()
-        assert stats is not None
-        assert stats.checked_out == 0
+        await assert_batch_left_nothing(store, "s1")
         monkeypatch.setattr(aiomysql.Connection, "literal", real_literal)
         records = await store.messages.add_many("s1", items)
         assert [r.content for r in records] == [i.content for i in items]

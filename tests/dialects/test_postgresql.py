@@ -12,7 +12,14 @@ from sqlalchemy import literal, select, text
 
 from contextstore import DatabaseUnavailableError, QueryTimeoutError
 
-from ._scratch import in_transaction, managed, other_tasks, server_url, silent_server
+from ._scratch import (
+    assert_batch_left_nothing,
+    in_transaction,
+    managed,
+    other_tasks,
+    server_url,
+    silent_server,
+)
 
 pytestmark = pytest.mark.postgresql
 
@@ -244,10 +251,7 @@ async def test_cancelled_between_copies_writes_nothing_and_leaks_nothing(
         assert len(log) < 2 * 2_000 // 20  # stopped before the last COPY
         # no COPY left running on a connection the pool has back
         assert not {t for t in asyncio.all_tasks() - before if not t.done()}
-        assert await store.messages.count("s1", viewer=admin) == 0
-        stats = store.db.pool_stats()
-        assert stats is not None
-        assert stats.checked_out == 0
+        await assert_batch_left_nothing(store, "s1")
         records = await store.messages.add_many("s1", items[:300])
         assert await store.messages.count("s1", viewer=admin) == len(records) == 300
 
@@ -280,10 +284,7 @@ async def test_a_part_that_cannot_be_made_leaves_the_connection_in_step(
             await store.messages.add_many("s1", items)
         # the same server connection, still usable: it was not left mid-COPY
         assert await store.db.fetch_value(backend) == before
-        assert await store.messages.count("s1", viewer=admin) == 0
-        stats = store.db.pool_stats()
-        assert stats is not None
-        assert stats.checked_out == 0
+        await assert_batch_left_nothing(store, "s1")
         monkeypatch.setattr(repository, "_with_ids", real_with_ids)
         records = await store.messages.add_many("s1", items)
         assert [r.content for r in records] == [i.content for i in items]
@@ -400,9 +401,6 @@ async def test_cancelled_streaming_copy_writes_nothing_and_leaks_nothing(
         with pytest.raises(asyncio.CancelledError):
             await task
         assert read >= 1000  # the stream had begun when the cancel came
-        assert await store.messages.count("c", viewer=admin) == 0
-        stats = store.db.pool_stats()
-        assert stats is not None
-        assert stats.checked_out == 0
+        await assert_batch_left_nothing(store, "c")
         added = await store.messages.add_many("c", batch[:500])
         assert await store.messages.count("c", viewer=admin) == len(added) == 500
