@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from .chart import default_chart_path
+from .placement import MODES
 from .plan import DIALECTS, PAGE_SIZE, Plan
 from .runner import run_benchmarks
 
@@ -47,6 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
             "draw core/raw per operation and dialect as a PNG (default with --markdown: "
             "docs/assets/core-vs-raw.png for the repository's BENCHMARKS.md, "
             "else <markdown stem>-core-vs-raw.png beside it)"
+        ),
+    )
+    parser.add_argument(
+        "--placement",
+        choices=MODES,
+        default="split",
+        help=(
+            "split (default): the event loop on one CPU, the database's work on another; "
+            "shared: both on one CPU; free: nothing pinned"
         ),
     )
     parser.add_argument("--messages", type=int, metavar="N", help="override the read-session size")
@@ -85,5 +95,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             markdown_path=args.markdown,
             plan=plan,
             chart_path=chart,
+            placement=args.placement,
         )
     )

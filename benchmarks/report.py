@@ -131,8 +131,11 @@ def render_markdown(report: dict[str, Any], chart: str | None = None) -> str:
         f"* Python {machine['python']}; {packages}; SQLite {machine['sqlite']}",
         *(f"* {d} server: {v}" for d, v in machine["servers"].items()),
         f"* Commit: {machine['git'] or 'unknown'}",
-        "",
     ]
+    placement = report.get("placement")
+    if placement is not None:
+        lines.append(f"* Placement: {placement['description']}")
+    lines.append("")
     if chart is not None:
         lines += [chart, ""]
     for dialect, data in report["dialects"].items():

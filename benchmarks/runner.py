@@ -11,6 +11,10 @@ Fairness rules (BENCHMARKS.md explains each one):
   same semantics: the visibility predicate on every read, keyset pages that
   fetch ``limit + 1`` rows, a single-row insert as one autocommit statement
   (its own transaction), bulk paths at the driver's best (COPY on asyncpg);
+* the event loop and the database's work (server processes, SQLite's worker
+  threads) are pinned to two CPUs before every batch (``placement.py``), so
+  that no subject's connections are placed by the kernel on a faster or
+  slower path than another's;
 * garbage is collected between batches so one subject's garbage is never
   charged to another; before each batch of a write, the raw subject settles
   the database (SQLite: the WAL checkpointed and emptied), so no batch pays
@@ -33,6 +37,7 @@ from rich.console import Console
 from .chart import chart_markdown, write_chart
 from .corpus import utcnow
 from .machine import load_average, machine_info
+from .placement import Placement
 from .plan import DIALECTS, POOL_SIZE, OpSpec, Plan, operations
 from .report import (
     JSON_FORMAT_VERSION,
@@ -51,7 +56,7 @@ from .workload import Context, call_for, prepare
 
 
 async def _bench_dialect(
-    dialect: str, plan: Plan, console: Console, *, require_server: bool
+    dialect: str, plan: Plan, console: Console, placement: Placement, *, require_server: bool
 ) -> DialectResult:
     result = DialectResult(dialect=dialect)
     scratch = Scratch(dialect)
@@ -81,6 +86,7 @@ async def _bench_dialect(
         result.server_version = raw.server_version
         result.subjects = [subject.name for subject in subjects]
         context = await prepare(plan, core, raw, console, dialect, orm=orm)
+        await placement.attach(dialect, scratch.admin_url, scratch.name)
         result.setup_s = time.perf_counter() - began
         console.print(
             f"[bold]{dialect}[/bold]: {raw.server_version.split(' on ')[0]}; seeded "
@@ -88,7 +94,7 @@ async def _bench_dialect(
             highlight=False,
         )
         for spec in operations(plan):
-            entry = await _bench_operation(spec, plan, subjects, context, result)
+            entry = await _bench_operation(spec, plan, subjects, context, result, placement)
             result.operations[spec.key] = entry
             console.print(f"  {progress_line(spec, entry)}", highlight=False)
     except Exception as exc:
@@ -99,6 +105,10 @@ async def _bench_dialect(
         for subject in reversed(subjects):
             with contextlib.suppress(Exception):
                 await subject.close()
+        try:
+            await placement.detach()
+        except Exception as exc:
+            result.notes.append(f"could not close the placement's admin connection: {exc}")
         try:
             await scratch.drop()
         except Exception as exc:
@@ -112,6 +122,7 @@ async def _bench_operation(
     subjects: list[Subject],
     ctx: Context,
     result: DialectResult,
+    placement: Placement,
 ) -> dict[str, Any]:
     began = time.perf_counter()
     calls = {subject.name: call_for(spec, subject, ctx, plan) for subject in subjects}
@@ -143,6 +154,7 @@ async def _bench_operation(
             if spec.write and raw is not None:
                 await raw.settle()
             gc.collect()
+            await placement.pin()
             call = calls[subject.name]
             if spec.kind == "burst":
                 latencies, elapsed, count = await timed_bursts(
@@ -182,6 +194,7 @@ async def run_benchmarks(
     markdown_path: Path | None = None,
     plan: Plan | None = None,
     chart_path: Path | None = None,
+    placement: str = "split",
 ) -> int:
     """Run the benchmarks; print tables and targets; write JSON / markdown.
 
@@ -194,6 +207,8 @@ async def run_benchmarks(
         plan: explicit sizes (overrides ``quick``; for tests and experiments).
         chart_path: where to draw the core/raw chart (PNG); embedded in the
             markdown section, by a relative path, when both are written.
+        placement: where the client and the database's work run (see
+            ``placement.MODES``): ``split`` pins them to two CPUs.
 
     Returns:
         0 when every selected dialect ran (or was skipped for an unreachable
@@ -211,10 +226,18 @@ async def run_benchmarks(
     load_start = load_average()
     console.print(f"contextstore benchmark - {plan.describe()}", highlight=False)
     console.print(f"load average: {load_start}", highlight=False)
+    placed = Placement(placement)
+    placed.start()
+    console.print(f"placement: {placed.describe()}", highlight=False)
     began = time.perf_counter()
     results = []
-    for dialect in chosen:
-        results.append(await _bench_dialect(dialect, plan, console, require_server=require))
+    try:
+        for dialect in chosen:
+            results.append(
+                await _bench_dialect(dialect, plan, console, placed, require_server=require)
+            )
+    finally:
+        placed.stop()
     duration = time.perf_counter() - began
     targets = check_targets(results)
     render_tables(results, console)
@@ -227,6 +250,7 @@ async def run_benchmarks(
         "load_end": load_average(),
         "plan": {**plan.__dict__, "pool_size": POOL_SIZE, "description": plan.describe()},
         "machine": machine_info(results),
+        "placement": {**placed.to_json(), "description": placed.describe()},
         "dialects": {r.dialect: r.to_json() for r in results},
         "targets": [t.to_json() for t in targets],
     }

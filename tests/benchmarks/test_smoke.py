@@ -115,12 +115,18 @@ async def test_sqlite_run_measures_every_operation_on_every_subject(tmp_path: Pa
     assert not any(t["operation"] == "search" and "p50" in t["target"] for t in targets.values())
     assert len(targets) == len(raw_targets) + 1 + 2 * len(OPERATIONS) + 1
     assert report["machine"]["packages"]["sqlalchemy"]
+    # split by default: two CPUs (or, with one, shared and a note saying so)
+    placement = report["placement"]
+    assert placement["requested"] == "split"
+    assert placement["mode"] in {"split", "shared"}
+    assert placement["client_cpu"] is not None
     # the generated section was replaced, the prose around it kept
     text = markdown.read_text()
     assert text.startswith(prose)
     assert text.endswith("end\n")
     assert "stale-numbers-7f3" not in text
     assert "### sqlite" in text
+    assert f"* Placement: {placement['description']}" in text
     assert "| orm ops/s |" in text
     assert "| core/raw | core/legacy | core/orm |" in text
     # the chart was drawn, and the markdown embeds it by a path relative to itself
