@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,9 +88,14 @@ class Placement:
         self._main_before = set(os.sched_getaffinity(0))
         # pid 0 is the calling thread (Linux): the event loop's, not the process's others
         os.sched_setaffinity(0, {self.client_cpu})
+        # a thread starts on its creator's CPUs, the loop's; one started during a
+        # batch (the legacy module opens a connection, and its thread, per call)
+        # moves itself to the server CPU before it runs anything
+        threading.setprofile(self._place_new_thread)
 
     def stop(self) -> None:
         """Give the calling thread back its CPUs and every pinned server process its own."""
+        threading.setprofile(None)
         self.restore_servers()
         if self._main_before is not None:
             os.sched_setaffinity(0, self._main_before)
@@ -114,6 +120,12 @@ class Placement:
             "server_cpu": self.server_cpu,
             "notes": list(self.notes),
         }
+
+    def _place_new_thread(self, _frame: Any, _event: str, _arg: Any) -> None:
+        # a profile function, run once in each new thread, then removed
+        sys.setprofile(None)
+        if self.server_cpu is not None:
+            os.sched_setaffinity(0, {self.server_cpu})
 
     def pin_threads(self) -> None:
         """Every thread of this process but the calling one, to the server CPU."""

@@ -44,11 +44,23 @@ def test_split_pins_the_loop_and_every_other_thread(idle_thread: threading.Threa
         assert os.sched_getaffinity(0) == {CPUS[0]}
         assert idle_thread.native_id is not None
         assert os.sched_getaffinity(idle_thread.native_id) == {CPUS[1]}
+        # a thread started afterwards (legacy opens one per call) moves itself there too
+        seen: list[set[int]] = []
+        later = threading.Thread(target=lambda: seen.append(os.sched_getaffinity(0)))
+        later.start()
+        later.join()
+        assert seen == [{CPUS[1]}]
         assert placement.to_json()["mode"] == "split"
         assert f"event loop on CPU {CPUS[0]}" in placement.describe()
     finally:
         placement.stop()
     assert os.sched_getaffinity(0) == before
+    # stopped: a new thread starts where its creator is, untouched
+    after: list[set[int]] = []
+    thread = threading.Thread(target=lambda: after.append(os.sched_getaffinity(0)))
+    thread.start()
+    thread.join()
+    assert after == [before]
 
 
 def test_split_on_one_cpu_runs_shared_and_says_so() -> None:
