@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import delete, func, insert, select, text, update
@@ -491,6 +492,11 @@ def test_precompiled_datetime_binds_equal_sqlalchemys(name: str) -> None:
         datetime(2025, 1, 2, 3, 4, 5, tzinfo=india),
         datetime(1, 1, 1, 12, tzinfo=india),
         datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        # no fraction, a three-digit year, a zone that is UTC without being
+        # datetime.UTC: SQLite's text still has six fraction digits and four year digits
+        datetime(2025, 6, 7, 8, 9, 10, tzinfo=UTC),
+        datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(0))),
+        datetime(2025, 1, 2, 3, 4, 5, 600, tzinfo=ZoneInfo("Europe/Paris")),
     ):
         sent = ours(value)
         assert sent == theirs(value)

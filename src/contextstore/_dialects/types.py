@@ -102,11 +102,15 @@ def _utc(value: Any, keep: bool) -> datetime:
     """``value`` as UTC, aware with ``keep``, else naive UTC wall time."""
     if not isinstance(value, datetime):
         raise _BindValidationError(f"expected a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
+    zone = value.tzinfo
+    if zone is UTC:
+        utc = value  # contextstore's own timestamps: no conversion to make
+    elif zone is None or value.utcoffset() is None:
         raise _BindValidationError(
             f"naive datetime {value.isoformat()} rejected: give a timezone-aware datetime"
         )
-    utc = value.astimezone(UTC)
+    else:
+        utc = value.astimezone(UTC)
     return utc if keep else utc.replace(tzinfo=None)
 
 
@@ -114,9 +118,16 @@ def bind_processor(type_: TypeEngine[Any], dialect: SADialect) -> Callable[[Any]
     """SQLAlchemy's bind processor of ``type_`` on ``dialect``; for a
     :class:`UTCDateTime`, one function doing what its ``process_bind_param``
     and the storage type's processor do, with the recipe looked up once
-    rather than per value (the same values: a test compares them)."""
+    rather than per value, and SQLite's text made by ``isoformat`` (the same
+    values: a test compares them)."""
     if isinstance(type_, UTCDateTime):
         recipe = recipe_for(dialect)
+        if recipe is not None and recipe.datetime_binds_iso_text:
+
+            def iso_text(value: Any) -> Any:
+                return None if value is None else _utc(value, False).isoformat(" ", "microseconds")
+
+            return iso_text
         if recipe is not None:
             keep = recipe.datetime_keeps_timezone
             then = dialect.type_descriptor(recipe.datetime_type()).bind_processor(dialect)
