@@ -472,6 +472,11 @@ _DIALECTS = {
 }
 
 
+class _OwnLayout(datetime):
+    def isoformat(self, sep: str = "T", timespec: str = "auto") -> str:
+        return "not SQLAlchemy's layout"
+
+
 @pytest.mark.parametrize("name", sorted(_DIALECTS))
 def test_precompiled_datetime_binds_equal_sqlalchemys(name: str) -> None:
     """The execution core's one-call bind processor for ``UTCDateTime`` sends
@@ -492,10 +497,13 @@ def test_precompiled_datetime_binds_equal_sqlalchemys(name: str) -> None:
         datetime(2025, 1, 2, 3, 4, 5, tzinfo=india),
         datetime(1, 1, 1, 12, tzinfo=india),
         datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-        # no fraction, a three-digit year, a zone that is UTC without being
+        # no fraction, a three-digit year, a zone of offset 0 that is not
         # datetime.UTC: SQLite's text still has six fraction digits and four year digits
         datetime(2025, 6, 7, 8, 9, 10, tzinfo=UTC),
-        datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(0))),
+        datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(0), "UTC")),
+        datetime(2025, 1, 2, 3, 4, 5, 7, tzinfo=ZoneInfo("UTC")),
+        # a subclass whose isoformat writes its own layout: bound like any datetime
+        _OwnLayout(2025, 1, 2, 3, 4, 5, 8, tzinfo=UTC),
         datetime(2025, 1, 2, 3, 4, 5, 600, tzinfo=ZoneInfo("Europe/Paris")),
     ):
         sent = ours(value)

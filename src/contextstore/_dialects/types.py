@@ -122,10 +122,22 @@ def bind_processor(type_: TypeEngine[Any], dialect: SADialect) -> Callable[[Any]
     values: a test compares them)."""
     if isinstance(type_, UTCDateTime):
         recipe = recipe_for(dialect)
-        if recipe is not None and recipe.datetime_binds_iso_text:
+        text_of = (
+            dialect.type_descriptor(recipe.datetime_type()).bind_processor(dialect)
+            if recipe is not None and recipe.datetime_binds_iso_text
+            else None
+        )
+        if text_of is not None:
+            formatted = text_of  # SQLAlchemy's, for what isoformat may not write alike
 
             def iso_text(value: Any) -> Any:
-                return None if value is None else _utc(value, False).isoformat(" ", "microseconds")
+                if value is None:
+                    return None
+                utc = _utc(value, False)
+                if type(utc) is not datetime:
+                    # a subclass's own isoformat may write another layout
+                    return formatted(utc)
+                return utc.isoformat(" ", "microseconds")
 
             return iso_text
         if recipe is not None:
