@@ -20,13 +20,18 @@ Modes:
 * ``free``: nothing pinned; the kernel decides (the behaviour before pinning).
 
 Pinning is applied before every timed batch (untimed), so threads and
-server connections opened since are placed too. A server's processes are
-pinned only when it runs on this machine (a loopback or socket address) and
-each one is checked to be the server's (``/proc``); the original placement of
-every pinned server process or thread is restored when the dialect's run ends
-(MariaDB keeps the threads of closed connections for new ones). Where the
-system refuses (another user's server, no ``sched_setaffinity``), the run goes
-on and the report says what was not pinned.
+server connections opened since are placed too; a thread started during a
+batch places itself before it runs. A server's processes are pinned only
+when it runs on this machine (a loopback address), and only ids that name a
+process of the server's name that has not been replaced since (its start
+time, from ``/proc``, is kept). Every thread and server process moved is
+given back its CPUs: server ones when the dialect's run ends (MariaDB hands
+a closed connection's thread to the next connection), the process's own when
+the run ends. Where anything refuses (another user's server, a server that
+does not report its connections' thread ids, no ``sched_setaffinity``), the
+run goes on and the report says what was not pinned. A run killed outright
+(SIGKILL) cannot restore anything: MariaDB's cached threads then keep their
+CPU until they end or the server restarts.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ _SERVER_COMMANDS = {
     "postgresql": frozenset({"postgres"}),
     "mysql": frozenset({"mariadbd", "mysqld"}),
 }
+#: hosts the benchmark's connections reach on this machine (None: the default, 127.0.0.1)
 _LOCAL_HOSTS = frozenset({None, "", "localhost", "127.0.0.1", "::1"})
 
 
@@ -66,9 +72,13 @@ class Placement:
         self.server_cpu: int | None = None
         self.notes: list[str] = []
         self._main_before: set[int] | None = None
-        #: server processes or threads pinned, with the CPUs each had before and
-        #: the server's process names (checked again before restoring)
-        self._servers: dict[int, tuple[set[int], frozenset[str]]] = {}
+        self._active = False
+        self._profile_before: Any = None
+        #: this process's threads moved, with the CPUs each had before
+        self._threads: dict[int, set[int]] = {}
+        #: server processes or threads moved: the CPUs each had before and
+        #: who it was (process names, start time), checked again before touching it
+        self._servers: dict[int, tuple[set[int], _Identity]] = {}
         self._refused: set[int] = set()
         self._server: _ServerList | None = None
 
@@ -91,12 +101,22 @@ class Placement:
         # a thread starts on its creator's CPUs, the loop's; one started during a
         # batch (the legacy module opens a connection, and its thread, per call)
         # moves itself to the server CPU before it runs anything
+        self._profile_before = threading.getprofile()
+        self._active = True
         threading.setprofile(self._place_new_thread)
 
     def stop(self) -> None:
-        """Give the calling thread back its CPUs and every pinned server process its own."""
-        threading.setprofile(None)
+        """Give back their CPUs: the calling thread, the process's other threads
+        moved, and every server process still pinned."""
+        self._active = False  # a thread starting from now on stays where it is
+        if self._main_before is not None:
+            threading.setprofile(self._profile_before)
         self.restore_servers()
+        threads, self._threads = self._threads, {}
+        for native, before in list(threads.items()):
+            # a thread of this process that has ended since: nothing to give back
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(native, before)
         if self._main_before is not None:
             os.sched_setaffinity(0, self._main_before)
             self._main_before = None
@@ -108,7 +128,7 @@ class Placement:
         else:
             text = (
                 f"{self.mode}: event loop on CPU {self.client_cpu}, the database's work "
-                f"(server processes, SQLite's threads) on CPU {self.server_cpu}"
+                f"(the connections' server processes, SQLite's threads) on CPU {self.server_cpu}"
             )
         return "; ".join([text, *self.notes])
 
@@ -122,23 +142,32 @@ class Placement:
         }
 
     def _place_new_thread(self, _frame: Any, _event: str, _arg: Any) -> None:
-        # a profile function, run once in each new thread, then removed
+        # a profile function, run once in each new thread (before its target)
+        # and removed; it must not raise: the thread would die before its
+        # target runs, and whoever waits for it (aiosqlite's connect) forever
         sys.setprofile(None)
-        if self.server_cpu is not None:
-            os.sched_setaffinity(0, {self.server_cpu})
+        server = self.server_cpu
+        if not self._active or server is None or self._main_before is None:
+            return
+        native = threading.get_native_id()
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, {server})
+            # given back the loop's original CPUs at stop(), not its pinned one
+            self._threads.setdefault(native, set(self._main_before))
 
     def pin_threads(self) -> None:
         """Every thread of this process but the calling one, to the server CPU."""
         if self.server_cpu is None:
             return
         me = threading.get_native_id()
-        for thread in threading.enumerate():
-            native = thread.native_id
-            if native is None or native == me or not thread.is_alive():
+        for native in _own_threads():
+            if native == me:
                 continue
-            # a thread that ended since enumerate() is gone: nothing to place
-            with contextlib.suppress(ProcessLookupError):
+            # a thread that has ended since it was listed: nothing to place
+            with contextlib.suppress(OSError):
+                before = set(os.sched_getaffinity(native))
                 os.sched_setaffinity(native, {self.server_cpu})
+                self._threads.setdefault(native, before)
 
     async def attach(self, dialect: str, admin_url: URL | None, database: str) -> None:
         """Watch the server of ``database`` (one admin connection, kept open so
@@ -149,7 +178,10 @@ class Placement:
         if admin_url.host not in _LOCAL_HOSTS:
             self._note_once(f"{dialect} server on {admin_url.host}: its processes not pinned")
             return
-        self._server = await _ServerList.open(dialect, admin_url, database)
+        try:
+            self._server = await _ServerList.open(dialect, admin_url, database)
+        except Exception as exc:
+            self._note_once(f"{dialect} server processes not pinned: {type(exc).__name__}: {exc}")
 
     async def detach(self) -> None:
         """Close the admin connection; restore every pinned server process."""
@@ -164,8 +196,20 @@ class Placement:
         """Before a timed batch: this process's other threads and the attached
         server's processes for the scratch database, to the server CPU."""
         self.pin_threads()
-        if self._server is not None:
-            self._pin_server(self._server.dialect, await self._server.ids())
+        server = self._server
+        if server is None:
+            return
+        try:
+            idents = await server.ids()
+        except Exception as exc:
+            # MySQL, say, reports no thread id for a connection: stop trying
+            self._server = None
+            await _closed_quietly(server)
+            self._note_once(
+                f"{server.dialect} server processes not pinned: {type(exc).__name__}: {exc}"
+            )
+            return
+        self._pin_server(server.dialect, idents)
 
     def _pin_server(self, dialect: str, idents: list[int]) -> None:
         assert self.server_cpu is not None
@@ -173,11 +217,17 @@ class Placement:
         for ident in idents:
             if ident in self._refused:
                 continue
-            if ident in self._servers:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.sched_setaffinity(ident, {self.server_cpu})
-                continue
-            if not _belongs_to_server(ident, commands):
+            known = self._servers.get(ident)
+            if known is not None:
+                if _identity(ident) == known[1]:
+                    with contextlib.suppress(OSError):
+                        os.sched_setaffinity(ident, {self.server_cpu})
+                    continue
+                # the id now names another process (a new backend): restore
+                # nothing to it, take it as new
+                del self._servers[ident]
+            identity = _identity(ident)
+            if identity is None or identity.command not in commands:
                 self._refused.add(ident)
                 self._note_once(
                     f"{dialect}: a process serving the database is not a local server "
@@ -187,24 +237,25 @@ class Placement:
             try:
                 before = set(os.sched_getaffinity(ident))
                 os.sched_setaffinity(ident, {self.server_cpu})
-            except PermissionError as exc:
+            except ProcessLookupError:
+                continue  # the connection closed meanwhile
+            except OSError as exc:
+                # EPERM (another user's server), EINVAL (its cgroup excludes the CPU)
                 self._refused.add(ident)
                 self._note_once(f"{dialect} server processes not pinned: {exc.strerror}")
                 continue
-            except ProcessLookupError:
-                continue  # the connection closed meanwhile
-            self._servers[ident] = (before, commands)
+            self._servers[ident] = (before, identity)
 
     def restore_servers(self) -> None:
         """Every pinned server process or thread back on the CPUs it had."""
         servers, self._servers = self._servers, {}
         self._refused.clear()
-        for ident, (before, commands) in servers.items():
+        for ident, (before, identity) in servers.items():
             # a PostgreSQL backend exits with its connection, and its pid may
-            # since name another process: only the server's own is touched
-            if not _belongs_to_server(ident, commands):
+            # since name another process: only the one pinned is touched
+            if _identity(ident) != identity:
                 continue
-            with contextlib.suppress(ProcessLookupError, PermissionError):
+            with contextlib.suppress(OSError):
                 os.sched_setaffinity(ident, before)
 
     def _give_up(self, reason: str) -> None:
@@ -216,19 +267,61 @@ class Placement:
             self.notes.append(note)
 
 
-def _belongs_to_server(ident: int, commands: frozenset[str]) -> bool:
-    """``ident`` is a process, or a thread of a process, named one of ``commands``."""
+class _Identity:
+    """Who a process or thread id names: its process's name and its own start
+    time (clock ticks after boot), so a reused id is told apart."""
+
+    __slots__ = ("command", "started")
+
+    def __init__(self, command: str, started: str) -> None:
+        self.command = command
+        self.started = started
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Identity) and (self.command, self.started) == (
+            other.command,
+            other.started,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.command, self.started))
+
+
+def _identity(ident: int) -> _Identity | None:
+    """The process name (of the thread's process) and start time of ``ident``."""
     try:
         status = Path(f"/proc/{ident}/status").read_text()
+        stat = Path(f"/proc/{ident}/stat").read_text()
     except OSError:
-        return False
+        return None
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
     owner = fields.get("Tgid", "").strip()
     try:
         command = Path(f"/proc/{owner}/comm").read_text().strip()
     except OSError:
-        return False
-    return command in commands
+        return None
+    # the name in parentheses may hold spaces; field 22 (start time) counts from after it
+    after_name = stat.rsplit(")", 1)[-1].split()
+    return _Identity(command, after_name[19] if len(after_name) > 19 else "")
+
+
+def _belongs_to_server(ident: int, commands: frozenset[str]) -> bool:
+    """``ident`` is a process, or a thread of a process, named one of ``commands``."""
+    identity = _identity(ident)
+    return identity is not None and identity.command in commands
+
+
+def _own_threads() -> list[int]:
+    """The native ids of this process's threads, those ``threading`` does not know included."""
+    try:
+        return [int(name) for name in os.listdir("/proc/self/task")]
+    except OSError:
+        return [t.native_id for t in threading.enumerate() if t.native_id is not None]
+
+
+async def _closed_quietly(server: _ServerList) -> None:
+    with contextlib.suppress(Exception):
+        await server.close()
 
 
 class _ServerList:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -118,8 +119,9 @@ async def test_sqlite_run_measures_every_operation_on_every_subject(tmp_path: Pa
     # split by default: two CPUs (or, with one, shared and a note saying so)
     placement = report["placement"]
     assert placement["requested"] == "split"
-    assert placement["mode"] in {"split", "shared"}
-    assert placement["client_cpu"] is not None
+    pinning = hasattr(os, "sched_setaffinity")
+    assert placement["mode"] in ({"split", "shared"} if pinning else {"free"})
+    assert (placement["client_cpu"] is not None) == pinning
     # the generated section was replaced, the prose around it kept
     text = markdown.read_text()
     assert text.startswith(prose)
