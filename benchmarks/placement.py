@@ -43,6 +43,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .scratch import connect_admin
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
@@ -335,29 +337,7 @@ class _ServerList:
 
     @classmethod
     async def open(cls, dialect: str, url: URL, database: str) -> _ServerList:
-        if dialect == "postgresql":
-            import asyncpg
-
-            conn: Any = await asyncpg.connect(
-                host=url.host or "127.0.0.1",
-                port=url.port or 5432,
-                user=url.username,
-                password=url.password,
-                database=url.database or "postgres",
-                timeout=5,
-            )
-        else:
-            import aiomysql
-
-            conn = await aiomysql.connect(
-                host=url.host or "127.0.0.1",
-                port=url.port or 3306,
-                user=url.username or "root",
-                password=url.password or "",
-                connect_timeout=5,
-                autocommit=True,
-            )
-        return cls(dialect, conn, database)
+        return cls(dialect, await connect_admin(dialect, url), database)
 
     async def ids(self) -> list[int]:
         if self.dialect == "postgresql":

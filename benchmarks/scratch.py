@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -66,38 +66,20 @@ class Scratch:
         url = self.admin_url
         if url is None:
             raise RuntimeError("no server URL")
-        if self.dialect == "postgresql":
-            import asyncpg
-
-            conn = await asyncpg.connect(
-                host=url.host or "127.0.0.1",
-                port=url.port or 5432,
-                user=url.username,
-                password=url.password,
-                database=url.database or "postgres",
-                timeout=5,
-            )
-            try:
+        conn = await connect_admin(self.dialect, url)
+        try:
+            if self.dialect == "postgresql":
                 await conn.execute(sql)
-            finally:
-                await conn.close()
-        else:
-            import aiomysql
-
-            conn = await aiomysql.connect(
-                host=url.host or "127.0.0.1",
-                port=url.port or 3306,
-                user=url.username or "root",
-                password=url.password or "",
-                connect_timeout=5,
-            )
-            try:
+            else:
                 with warnings.catch_warnings():
                     # "Can't drop database ...; database doesn't exist" notes of IF EXISTS
                     warnings.simplefilter("ignore")
                     async with conn.cursor() as cursor:
                         await cursor.execute(sql)
-            finally:
+        finally:
+            if self.dialect == "postgresql":
+                await conn.close()
+            else:
                 conn.close()
 
     async def drop(self) -> None:
@@ -118,3 +100,29 @@ class Scratch:
 
     def safe_url(self) -> str:
         return "" if self.url is None else self.url.render_as_string(hide_password=True)
+
+
+async def connect_admin(dialect: str, url: URL) -> Any:
+    """A driver connection (asyncpg, or aiomysql in autocommit) to ``url``'s
+    database on the server: the admin database of a scratch run. 5 s to connect."""
+    if dialect == "postgresql":
+        import asyncpg
+
+        return await asyncpg.connect(
+            host=url.host or "127.0.0.1",
+            port=url.port or 5432,
+            user=url.username,
+            password=url.password,
+            database=url.database or "postgres",
+            timeout=5,
+        )
+    import aiomysql
+
+    return await aiomysql.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 3306,
+        user=url.username or "root",
+        password=url.password or "",
+        connect_timeout=5,
+        autocommit=True,
+    )
