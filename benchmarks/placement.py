@@ -307,12 +307,6 @@ def _identity(ident: int) -> _Identity | None:
     return _Identity(command, after_name[19] if len(after_name) > 19 else "")
 
 
-def _belongs_to_server(ident: int, commands: frozenset[str]) -> bool:
-    """``ident`` is a process, or a thread of a process, named one of ``commands``."""
-    identity = _identity(ident)
-    return identity is not None and identity.command in commands
-
-
 def _own_threads() -> list[int]:
     """The native ids of this process's threads, those ``threading`` does not know included."""
     try:

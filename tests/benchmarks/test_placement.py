@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from benchmarks.placement import Placement, _belongs_to_server
+from benchmarks.placement import Placement, _identity
 
 from .._servers import Server
 
@@ -123,9 +123,17 @@ def test_an_unknown_mode_is_refused() -> None:
 
 
 def test_only_a_server_process_counts_as_one() -> None:
-    assert not _belongs_to_server(os.getpid(), frozenset({"postgres"}))
-    assert not _belongs_to_server(threading.get_native_id(), frozenset({"mariadbd", "mysqld"}))
-    assert not _belongs_to_server(2**22 + 1, frozenset({"postgres"}))  # above pid_max
+    # what the pinning checks an id against: the name of its process, and a
+    # start time that tells a reused id apart
+    me = _identity(os.getpid())
+    assert me is not None
+    assert me.command not in {"postgres", "mariadbd", "mysqld"}
+    assert me.started.isdigit()
+    # a thread of this process carries its process's name, its own start time
+    thread = _identity(threading.get_native_id())
+    assert thread is not None
+    assert thread.command == me.command
+    assert _identity(2**22 + 1) is None  # above pid_max: no such process
 
 
 @pytest.mark.postgresql
