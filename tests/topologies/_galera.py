@@ -12,9 +12,19 @@ Start: node 1 bootstraps the cluster (``--wsrep-new-cluster``), then nodes 2
 and 3 join one at a time, each polled until ``wsrep_local_state_comment`` is
 ``Synced`` (joining two at once churns the membership and takes twice as
 long). A start that fails because a port was taken between ``free_port()`` and
-the bind is retried once on new ports. The group-communication timeouts are
-shortened (see :data:`EVS_OPTIONS`) so a node killed with SIGKILL is evicted
-after about 2 s instead of 5.4 s. Everything is removed at the end.
+the bind is retried once on new ports. Everything is removed at the end.
+
+The cluster shared by a worker's tests keeps Galera's own group-communication
+timeouts: a node is suspected after 5 s of silence and evicted after 15 s.
+Only a cluster of a test that kills a node shortens them
+(:data:`FAST_EVICTION`), so the killed node is evicted after about 2 s
+instead of 5.4 s. With the short timeouts the shared clusters were not safe on
+a loaded machine: CI starts one per pytest-xdist worker, twelve nodes on two
+cores, and a node whose threads waited more than 2 s for a CPU was evicted.
+
+Before each test, the shared cluster is checked (:meth:`GaleraCluster.check`):
+a cluster found broken is restarted, and that test fails with what each node
+said, so one break costs one test, not every test after it.
 """
 
 from __future__ import annotations
@@ -48,8 +58,9 @@ from tests.topologies._registry import REPLICA_URLS
 GALERA_PROVIDER = "/usr/lib/galera/libgalera_smm.so"
 RSYNC = "/usr/bin/rsync"
 #: a node killed with SIGKILL is suspected after 1 s and evicted after 2 s
-#: (defaults: 5 s and 15 s), so writes on the others resume within about 2 s.
-EVS_OPTIONS = (
+#: (defaults: 5 s and 15 s), so writes on the others resume within about 2 s;
+#: only for a cluster of a test's own, which kills a node.
+FAST_EVICTION = (
     "evs.suspect_timeout=PT1S;evs.inactive_timeout=PT2S;evs.keepalive_period=PT0.2S;"
     "evs.inactive_check_period=PT0.3S;evs.install_timeout=PT2S"
 )
@@ -73,6 +84,8 @@ class GaleraNode:
     ist_port: int = 0
     sst_port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    #: extra ``wsrep_provider_options`` (:data:`FAST_EVICTION` or nothing).
+    provider_options: str = ""
 
     def pick_ports(self) -> None:
         self.port, self.gmcast_port, self.ist_port, self.sst_port = (
@@ -112,7 +125,9 @@ class GaleraNode:
     def write_defaults(self, cluster_address: str) -> None:
         options = f"gmcast.listen_addr=tcp://127.0.0.1:{self.gmcast_port};"
         options += f"ist.recv_addr=127.0.0.1:{self.ist_port};"
-        options += f"base_port={self.gmcast_port};gcache.size=64M;{EVS_OPTIONS}"
+        options += f"base_port={self.gmcast_port};gcache.size=64M"
+        if self.provider_options:
+            options += f";{self.provider_options}"
         lines = [
             "[mysqld]",
             f"datadir={self.data}",
@@ -269,7 +284,7 @@ class GaleraCluster:
     _server: Server | None = None
 
     @classmethod
-    def create(cls, size: int = 3) -> GaleraCluster:
+    def create(cls, size: int = 3, *, fast_eviction: bool = False) -> GaleraCluster:
         for binary in (MARIADBD, MARIADB_INSTALL_DB, GALERA_PROVIDER, RSYNC):
             if not Path(binary).exists():
                 unavailable(f"no {binary} (Galera needs the galera-4 and rsync packages)")
@@ -279,7 +294,9 @@ class GaleraCluster:
         for number in range(1, size + 1):
             node_base = base / f"node{number}"
             node_base.mkdir()
-            node = GaleraNode(number, node_base)
+            node = GaleraNode(
+                number, node_base, provider_options=FAST_EVICTION if fast_eviction else ""
+            )
             node.tmp.mkdir()
             if _is_root():
                 shutil.chown(node_base, "mysql", "mysql")
@@ -315,6 +332,56 @@ class GaleraCluster:
                 continue
             break
         self.start_seconds = time.monotonic() - began
+
+    def problems(self, timeout: float = 30.0) -> list[str]:
+        """What is wrong, node by node: empty once every node runs, is Synced and
+        is in one Primary component of all the nodes. A node that is still
+        catching up gets until ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [problem for node in self.nodes if (problem := self._problem(node))]
+            if not found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
+
+    def _problem(self, node: GaleraNode) -> str | None:
+        import pymysql
+
+        if not node.running():
+            code = None if node.process is None else node.process.returncode
+            return f"node {node.number}: not running (exit code {code})"
+        try:
+            rows = node.execute(
+                "SHOW STATUS WHERE Variable_name IN "
+                "('wsrep_local_state_comment', 'wsrep_cluster_status', 'wsrep_cluster_size')",
+                timeout=5,
+            )
+        except pymysql.err.MySQLError as exc:
+            return f"node {node.number}: no answer ({exc})"
+        status = {str(name): str(value) for name, value in rows}
+        healthy = {
+            "wsrep_local_state_comment": "Synced",
+            "wsrep_cluster_status": "Primary",
+            "wsrep_cluster_size": str(len(self.nodes)),
+        }
+        return None if status == healthy else f"node {node.number}: {status}"
+
+    def check(self) -> None:
+        """Raise, after restarting the cluster for the tests that follow, when it is
+        broken (see :meth:`problems`); the error holds each node's log."""
+        found = self.problems()
+        if not found:
+            return
+        logs = "".join(f"\n--- node {node.number}'s log\n{node.log_tail()}" for node in self.nodes)
+        for node in self.nodes:
+            node.stop()
+            node.log.unlink(missing_ok=True)
+        self._server = None
+        self.start()
+        raise RuntimeError(
+            "the shared Galera cluster was broken before this test (restarted for the "
+            "tests that follow):\n" + "\n".join(found) + logs
+        )
 
     def server(self) -> Server:
         """Creates and drops databases through node 1 (DDL replicates to the others)."""
@@ -380,6 +447,7 @@ def _cluster_database(galera_cluster: GaleraCluster, *, migrated: bool) -> Itera
     # search on Galera missed a 100,000-character message just written, on a
     # copy built from SHOW CREATE TABLE; until that is understood, Galera's
     # databases are made the way a user's are
+    galera_cluster.check()
     for url in galera_database(galera_cluster):
         if migrated:
             migrate_database(url)

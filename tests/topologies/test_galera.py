@@ -151,12 +151,18 @@ def rows_of_key(cluster: GaleraCluster, database: str) -> list[int]:
 
 
 async def stores_on(url: str, ports: list[int]) -> list[Store]:
-    """One connected Store per node, one after the other (the first migrates)."""
-    stores = []
-    for port in ports:
-        store = Store(settings(on_node(url, port)))
-        await store.connect()
-        stores.append(store)
+    """One connected Store per node, one after the other (the first migrates);
+    when one cannot connect, those already connected are closed."""
+    stores: list[Store] = []
+    try:
+        for port in ports:
+            store = Store(settings(on_node(url, port)))
+            await store.connect()
+            stores.append(store)
+    except BaseException:
+        for store in stores:
+            await store.close()
+        raise
     return stores
 
 
@@ -209,8 +215,9 @@ async def test_two_nodes_setting_one_key_lose_nothing(
 
 @pytest.fixture
 def own_cluster() -> Iterator[GaleraCluster]:
-    """A cluster of this test's own: it kills a node."""
-    cluster = GaleraCluster.create()
+    """A cluster of this test's own: it kills a node, which the others evict
+    within about 2 s (``fast_eviction``)."""
+    cluster = GaleraCluster.create(fast_eviction=True)
     try:
         cluster.start()
         yield cluster
