@@ -71,7 +71,7 @@ def classify(dialect: Dialect, error: BaseException) -> ErrorKind | None:
             else (ErrorKind.DISCONNECT)
         )
     if isinstance(orig, TimeoutError | asyncio.TimeoutError):
-        # asyncpg's connect timeout and command_timeout: a bare TimeoutError,
+        # asyncpg's connect timeout and the client's bound on a call: a bare TimeoutError,
         # the server did not answer in time (see ``translate`` for what it means)
         return ErrorKind.HUNG
     if isinstance(orig, OSError):

@@ -15,6 +15,7 @@ from contextstore._dialects import mysql as mysql_recipe
 from contextstore._dialects._drivers.aiomysql import READ_TIMEOUT_ARG, connect_within_timeout
 from contextstore._dialects._drivers.aiosqlite import STATEMENT_TIMEOUT_ARG
 from contextstore._dialects._drivers.aiosqlite import connect as one_hop_connect
+from contextstore._dialects._pgbound import bounded_connection_class
 from contextstore._facts import json_loads, json_text
 from contextstore.engine import create_engine, engine_options
 
@@ -116,7 +117,7 @@ def test_postgresql() -> None:
         "pool_pre_ping": False,
         "connect_args": {
             "timeout": 10.0,
-            "command_timeout": 32.0,
+            "connection_class": bounded_connection_class(32.0),
             "server_settings": {"application_name": "contextstore", "statement_timeout": "30000"},
         },
     }
@@ -141,7 +142,7 @@ def test_postgresql_with_overrides() -> None:
         "pool_pre_ping": True,
         "connect_args": {
             "timeout": 2.5,
-            "command_timeout": 2.5,
+            "connection_class": bounded_connection_class(2.5),
             "server_settings": {"application_name": "contextstore", "statement_timeout": "500"},
         },
     }

@@ -8,6 +8,7 @@ import pytest
 
 from contextstore import ConfigurationError, Settings
 from contextstore._dialects import dialect_for
+from contextstore._dialects._pgbound import bounded_connection_class
 from contextstore.engine import engine_options
 
 
@@ -44,7 +45,7 @@ def test_transaction_mode_startup_has_no_statement_timeout() -> None:
     found = connect_args("postgresql://u@h/db", pooler_mode="transaction")
     assert found == {
         "timeout": 10.0,
-        "command_timeout": 32.0,
+        "connection_class": bounded_connection_class(32.0),
         # the only startup parameter besides PgBouncer's own: application_name
         "server_settings": {"application_name": "contextstore"},
         "statement_cache_size": 0,
@@ -56,7 +57,7 @@ def test_session_mode_startup_has_no_statement_timeout_and_keeps_caches() -> Non
     found = connect_args("postgresql://u@h/db", pooler_mode="session")
     assert found == {
         "timeout": 10.0,
-        "command_timeout": 32.0,
+        "connection_class": bounded_connection_class(32.0),
         "server_settings": {"application_name": "contextstore"},
     }
 

@@ -1,9 +1,11 @@
 """PostgreSQL through asyncpg.
 
 Invariants: ``statement_timeout`` and ``application_name`` are server settings
-sent in the startup packet (no extra round trip per connection); the client
-``command_timeout`` is a little longer than the server's limit, so a server
-that stops answering altogether still yields an error; errors are classified
+sent in the startup packet (no extra round trip per connection); every call
+on a connection is bounded on the client a little longer than the server's
+limit (``_pgbound``: asyncpg's ``command_timeout`` without its timer per
+call), so a server that stops answering altogether still yields an error;
+errors are classified
 by SQLSTATE (https://www.postgresql.org/docs/current/errcodes-appendix.html).
 
 Behind a pooler (``pooler_mode``, PgBouncer's ``pool_mode``): only
@@ -169,7 +171,7 @@ _DEFAULT_POOL_RECYCLE = 1800.0
 
 class AsyncpgWire(Wire):
     """asyncpg spoken to directly: its statement cache prepares each SQL once
-    per connection; ``command_timeout`` (connect_args) bounds every call."""
+    per connection; the connection's class (``_pgbound``) bounds every call."""
 
     def __init__(self, connection: Any, begin_sql: str = "BEGIN") -> None:
         super().__init__(connection)
@@ -299,7 +301,13 @@ class PostgreSQLDialect(Dialect):
             # behind a pooler: SET LOCAL per transaction, or SET per session
             if settings.pooler_mode == "none":
                 server_settings["statement_timeout"] = str(_millis(settings.statement_timeout))
-            connect_args["command_timeout"] = settings.statement_timeout + CLIENT_TIMEOUT_MARGIN
+            # asyncpg's command_timeout, without its timer per call (imported
+            # here: SQLite's users never load asyncpg)
+            from ._pgbound import bounded_connection_class
+
+            connect_args["connection_class"] = bounded_connection_class(
+                settings.statement_timeout + CLIENT_TIMEOUT_MARGIN
+            )
         if _several_hosts(url) and "target_session_attrs" not in url.query:
             # failover: of the hosts named, connect to the one that takes
             # writes (asyncpg tries them in turn), so after a promotion new
@@ -387,7 +395,7 @@ class PostgreSQLDialect(Dialect):
 
         @event.listens_for(sync_engine, "handle_error")
         def _on_error(context: ExceptionContext) -> None:
-            # asyncpg's command_timeout: the server sent nothing back within
+            # the client's bound (_pgbound): the server sent nothing back within
             # statement_timeout + margin. SQLAlchemy discards the connection with
             # a graceful close that waits up to 2 s for the same silent server
             # (AsyncAdapt_asyncpg_connection._terminate_graceful_close); abort
