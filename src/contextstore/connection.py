@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import QueuePool
 
 from ._dialects import SNAPSHOT, WRITE_INTENT, dialect_for
-from ._execute import ConnectionExecutor, Executor, Leases, observed
+from ._execute import ConnectionExecutor, Executor, Leases, Query, observed
 from ._facts import VERSION_TABLE, Probes, wait_bound
 from ._replicas import Replicas, wrote
 from ._statements import Statements
@@ -215,6 +215,37 @@ class ConnectionManager(Statements):
             return await self._run(self.engine, work, write, idempotent, autocommit, recover)
         finally:
             wrote()
+
+    async def read_rows(self, query: Query, params: dict[str, Any] | None = None) -> Any:
+        """Every row of a precompiled read ``query`` (a single read, retried where safe)."""
+        return await self._read(_rows, query, params)
+
+    async def read_row(self, query: Query, params: dict[str, Any] | None = None) -> Any:
+        """The first row of a precompiled read ``query``, or None."""
+        return await self._read(_row, query, params)
+
+    async def read_value(self, query: Query, params: dict[str, Any] | None = None) -> Any:
+        """The first value of a precompiled read ``query``, or None."""
+        return await self._read(_value, query, params)
+
+    async def _read(
+        self,
+        op: Callable[[Executor, Query, dict[str, Any] | None], Awaitable[Any]],
+        query: Query,
+        params: dict[str, Any] | None,
+    ) -> Any:
+        """``perform(work, write=False)`` for one precompiled read: the same
+        attempts, with ``perform``'s layers skipped when there is no replica to
+        choose and nobody watches the statements (every point read and page
+        takes this path; each layer is a coroutine per call)."""
+
+        async def work(executor: Executor) -> Any:
+            return await op(executor, query, params)
+
+        engine = self._engine
+        if engine is None or self._replicas is not None or observed(engine):
+            return await self.perform(work, write=False)
+        return await self._retrying(self._leases.attempt, work, False, False, False, None)
 
     async def on_primary(self, work: Callable[[Executor], Awaitable[T]]) -> T:
         """Run the read ``work`` on the primary, never on a replica (retried as ``run``)."""
@@ -653,6 +684,18 @@ class _Fenced(AbstractAsyncContextManager[UnitOfWork]):
 async def _run_on(manager: ConnectionManager, work: Callable[[Any], Awaitable[T]]) -> T:
     """A replica read over a SQLAlchemy Connection."""
     return await manager.run(work, write=False)
+
+
+def _rows(executor: Executor, query: Query, params: dict[str, Any] | None) -> Awaitable[Any]:
+    return executor.rows(query, params)
+
+
+def _row(executor: Executor, query: Query, params: dict[str, Any] | None) -> Awaitable[Any]:
+    return executor.row(query, params)
+
+
+def _value(executor: Executor, query: Query, params: dict[str, Any] | None) -> Awaitable[Any]:
+    return executor.value(query, params)
 
 
 async def _perform_on(manager: ConnectionManager, work: Callable[[Any], Awaitable[T]]) -> T:
