@@ -517,6 +517,17 @@ def test_precompiled_datetime_binds_equal_sqlalchemys(name: str) -> None:
         assert str(refused.value) == str(expected.value)
 
 
+def _outcome(process: Any, value: Any) -> Any:
+    """What ``process`` (None: no processor) makes of ``value``: the result, or
+    the type and text of the error it raises."""
+    if process is None:
+        return value
+    try:
+        return process(value)
+    except Exception as exc:
+        return (type(exc), str(exc))
+
+
 @pytest.mark.parametrize("name", sorted(_DIALECTS))
 def test_precompiled_results_equal_sqlalchemys(name: str) -> None:
     """The execution core's result processors for ``UTCDateTime`` and
@@ -528,7 +539,23 @@ def test_precompiled_results_equal_sqlalchemys(name: str) -> None:
     dialect = type(_DIALECTS[name])(json_deserializer=json_loads)
     naive = datetime(2025, 1, 2, 3, 4, 5, 678901)
     driver_datetimes: dict[str, list[Any]] = {
-        "sqlite": [None, "2025-01-02 03:04:05.678901", "0001-01-01 00:00:00.000000"],
+        "sqlite": [
+            None,
+            "2025-01-02 03:04:05.678901",
+            "0001-01-01 00:00:00.000000",
+            "9999-12-31 23:59:59.999999",
+            # text another program wrote: SQLAlchemy's rules, whatever they make of it
+            "2025-01-02 03:04:05",
+            "2025-01-02 03:04:05.678",
+            "2025-01-02T03:04:05.678901",
+            "2025-01-02 03:04:05.678901+05:30",
+            "2025-01-02 03:04:05.67890x",
+            "2025-01-02 03:04:05.６７８９０１",
+            "2025-01-02",
+            # refused alike: a date that does not exist, in the fast path's layout
+            "2025-13-02 03:04:05.678901",
+            "2025-02-30 03:04:05.678901",
+        ],
         "postgresql": [None, naive.replace(tzinfo=UTC)],
         "mysql": [None, naive, datetime(1, 1, 1)],
     }
@@ -536,11 +563,10 @@ def test_precompiled_results_equal_sqlalchemys(name: str) -> None:
     ours = result_processor(column_type, dialect)
     theirs = column_type.dialect_impl(dialect).result_processor(dialect, None)
     for value in driver_datetimes[name]:
-        got = value if ours is None else ours(value)
-        want = value if theirs is None else theirs(value)
-        assert got == want
+        got, want = _outcome(ours, value), _outcome(theirs, value)
+        assert got == want, value
         assert type(got) is type(want)
-        assert got is None or got.tzinfo is UTC
+        assert not isinstance(got, datetime) or got.tzinfo is UTC
     ours = result_processor(JSONDocument, dialect)
     theirs = JSONDocument.dialect_impl(dialect).result_processor(dialect, None)
     if name == "postgresql":

@@ -83,6 +83,7 @@ class SQLiteDialect(Dialect):
     is_server = False
     alter_by_rebuild = True
     datetime_binds_iso_text = True
+    datetime_results_iso_text = True
 
     def normalise_url(self, url: URL) -> URL:
         """The async driver, and query options both backends honour alike: only
