@@ -550,7 +550,8 @@ def test_precompiled_results_equal_sqlalchemys(name: str) -> None:
             "2025-01-02T03:04:05.678901",
             "2025-01-02 03:04:05.678901+05:30",
             "2025-01-02 03:04:05.67890x",
-            "2025-01-02 03:04:05.６７８９０１",
+            # full-width digits in the fraction (U+FF10 to U+FF19)
+            "2025-01-02 03:04:05.\uff16\uff17\uff18\uff19\uff10\uff11",
             "2025-01-02",
             # refused alike: a date that does not exist, in the fast path's layout
             "2025-13-02 03:04:05.678901",

@@ -5,8 +5,8 @@ sent in the startup packet (no extra round trip per connection); every call
 on a connection is bounded on the client a little longer than the server's
 limit (``_pgbound``: asyncpg's ``command_timeout`` without its timer per
 call), so a server that stops answering altogether still yields an error;
-errors are classified
-by SQLSTATE (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+errors are classified by SQLSTATE
+(https://www.postgresql.org/docs/current/errcodes-appendix.html).
 
 Behind a pooler (``pooler_mode``, PgBouncer's ``pool_mode``): only
 ``application_name`` goes in the startup packet (PgBouncer 1.18 with its
