@@ -137,6 +137,18 @@ async def test_a_call_that_answers_in_time_is_untouched(postgresql_empty_url: st
         await connection.close()
 
 
+async def test_a_call_on_a_connection_closed_earlier_is_no_timeout(
+    postgresql_empty_url: str,
+) -> None:
+    # the watch closed the connection as its last call's answer arrived (that
+    # call returned): the next call fails as on any closed connection
+    connection = await connect(postgresql_empty_url)
+    connection.expire()
+    with pytest.raises(asyncpg.InterfaceError, match="closed"):
+        await connection.fetchval("SELECT 1")
+    assert connection.watch.outstanding() == 0
+
+
 async def test_calls_arm_no_timer_each(
     postgresql_empty_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -118,10 +118,13 @@ def _bounded(cls: type, name: str) -> Callable[..., Awaitable[Any]]:
         watch = connection.watch
         if not watch.enter(connection, connection.bound):
             return await method(target, *args, **kwargs)
+        # a connection the watch closed as an answer arrived: this call fails
+        # because it is closed, which is no timeout of this call
+        expired_before = connection.expired
         try:
             return await method(target, *args, **kwargs)
         except Exception:
-            if connection.expired:
+            if connection.expired and not expired_before:
                 # not chained: what the driver saw is the close the watch
                 # made, and a lost connection is what it would be taken for
                 raise TimeoutError(
