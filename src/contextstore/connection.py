@@ -26,7 +26,7 @@ import contextlib
 import functools
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -216,42 +216,46 @@ class ConnectionManager(Statements):
         finally:
             wrote()
 
-    async def read_rows(self, query: Query, params: dict[str, Any] | None = None) -> Any:
+    def read_rows(
+        self, query: Query, params: dict[str, Any] | None = None
+    ) -> Coroutine[Any, Any, Any]:
         """Every row of a precompiled read ``query`` (a single read, retried where safe)."""
-        return await self._read(_rows, query, params)
+        return self._read(_rows, query, params)
 
-    async def read_row(self, query: Query, params: dict[str, Any] | None = None) -> Any:
+    def read_row(
+        self, query: Query, params: dict[str, Any] | None = None
+    ) -> Coroutine[Any, Any, Any]:
         """The first row of a precompiled read ``query``, or None."""
-        return await self._read(_row, query, params)
+        return self._read(_row, query, params)
 
-    async def read_value(self, query: Query, params: dict[str, Any] | None = None) -> Any:
+    def read_value(
+        self, query: Query, params: dict[str, Any] | None = None
+    ) -> Coroutine[Any, Any, Any]:
         """The first value of a precompiled read ``query``, or None."""
-        return await self._read(_value, query, params)
+        return self._read(_value, query, params)
 
-    async def _read(
+    def _read(
         self,
         op: Callable[[Executor, Query, dict[str, Any] | None], Awaitable[Any]],
         query: Query,
         params: dict[str, Any] | None,
-    ) -> Any:
-        """``perform(work, write=False)`` for one precompiled read: the same
-        attempts, with ``perform``'s layers skipped when there is no replica to
-        choose and nobody watches the statements (every point read and page
-        takes this path; each layer is a coroutine per call)."""
+    ) -> Coroutine[Any, Any, Any]:
+        """``perform(work, write=False)`` for one precompiled read.
 
-        async def work(executor: Executor) -> Any:
-            return await op(executor, query, params)
-
-        engine = self._engine
-        if engine is None or self._replicas is not None or observed(engine):
-            return await self.perform(work, write=False)
-        return await self._retrying(self._leases.attempt, work, False, False, False, None)
+        Like :meth:`perform`, this and the ``read_*`` methods are plain
+        functions returning the coroutine that does the work, and ``work``
+        returns ``op``'s awaitable rather than awaiting it: a coroutine of
+        their own would be one more frame that every suspension of the call
+        passes through on its way back (every point read and page takes
+        this path).
+        """
+        return self.perform(lambda executor: op(executor, query, params), write=False)
 
     async def on_primary(self, work: Callable[[Executor], Awaitable[T]]) -> T:
         """Run the read ``work`` on the primary, never on a replica (retried as ``run``)."""
         return await self._retrying(self._leases.attempt, work, False, False, False, None)
 
-    async def perform(
+    def perform(
         self,
         work: Callable[[Executor], Awaitable[T]],
         *,
@@ -259,14 +263,34 @@ class ConnectionManager(Statements):
         idempotent: bool = False,
         autocommit: bool = False,
         recover: Callable[[Executor], Awaitable[T | None]] | None = None,
-    ) -> T:
+    ) -> Coroutine[Any, Any, T]:
         """Run ``work(executor)`` as one unit on the execution core; see ``run``.
 
         The work runs on a held driver connection, or on a SQLAlchemy
         Connection while the engine's statements are watched (see
         :func:`contextstore._execute.observed`): the same SQL either way.
+
+        A plain function returning the coroutine to await: in the common case
+        (no replicas, nobody watching) that is the retry loop's own, with no
+        frame of this method's in the chain every suspension passes through.
         """
         engine = self.engine
+        if self._replicas is None and not observed(engine):
+            return self._retrying(
+                self._leases.attempt, work, write, idempotent, autocommit, recover
+            )
+        return self._perform_anywhere(engine, work, write, idempotent, autocommit, recover)
+
+    async def _perform_anywhere(
+        self,
+        engine: AsyncEngine,
+        work: Callable[[Executor], Awaitable[T]],
+        write: bool,
+        idempotent: bool,
+        autocommit: bool,
+        recover: Callable[[Executor], Awaitable[T | None]] | None,
+    ) -> T:
+        """:meth:`perform` with replicas to choose among, or watched statements."""
         replicas = self._replicas
         if replicas is None:
             return await self._perform(engine, work, write, idempotent, autocommit, recover)

@@ -77,7 +77,7 @@ from ._base import (
 from .types import UTCDateTime
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
     from datetime import datetime
 
     from sqlalchemy import Select, Table
@@ -178,8 +178,14 @@ class AsyncpgWire(Wire):
         self._connection = connection
         self._begin = begin_sql
 
-    async def fetch(self, sql: str, args: Sequence[Any] | None) -> Sequence[Sequence[Any]]:
-        rows: Sequence[Sequence[Any]] = await self._connection.fetch(sql, *(args or ()))
+    def fetch(
+        self, sql: str, args: Sequence[Any] | None
+    ) -> Coroutine[Any, Any, Sequence[Sequence[Any]]]:
+        # the connection's own coroutine, without one of this method's around
+        # it: every read takes this path
+        rows: Coroutine[Any, Any, Sequence[Sequence[Any]]] = self._connection.fetch(
+            sql, *(args or ())
+        )
         return rows
 
     async def execute(self, sql: str, args: Sequence[Any] | None) -> int:

@@ -207,17 +207,21 @@ class _Connection(aiosqlite.Connection):
         result: T = await self._execute(function)  # type: ignore[no-untyped-call]
         return result
 
-    async def call(self, function: Callable[[sqlite3.Connection], T], *, bounded: bool) -> T:
+    def call(
+        self, function: Callable[[sqlite3.Connection], T], *, bounded: bool
+    ) -> Coroutine[Any, Any, T]:
         """Run ``function(sqlite3_connection)`` in the connection's thread: one hop.
 
-        Written without :meth:`run_in_thread`: every statement of the execution
-        core takes this path, and each layer is a Python call per statement.
+        Written without :meth:`run_in_thread`, and as a plain function that
+        returns the hop's coroutine: every statement of the execution core
+        takes this path, and a coroutine of its own would be one more frame
+        on the way back from each hop.
         """
         hop: Callable[[], T] = functools.partial(function, self._conn)
         if bounded and self.statement_timeout is not None:
             hop = self._with_deadline(hop, self.statement_timeout)
-        result: T = await self._execute(hop)  # type: ignore[no-untyped-call]
-        return result
+        hopped: Coroutine[Any, Any, T] = self._execute(hop)  # type: ignore[no-untyped-call]
+        return hopped
 
     def _with_deadline(self, function: Callable[[], T], timeout: float) -> Callable[[], T]:
         def run() -> T:
@@ -285,8 +289,11 @@ class SQLiteWire(Wire):
         self._connection = connection
         self._pending_begin = False
 
-    async def fetch(self, sql: str, args: Sequence[Any] | None) -> Sequence[Sequence[Any]]:
-        # _take_begin(), written out: every read takes this path
+    def fetch(
+        self, sql: str, args: Sequence[Any] | None
+    ) -> Coroutine[Any, Any, Sequence[Sequence[Any]]]:
+        # _take_begin(), written out: every read takes this path (and, as
+        # _Connection.call, without a coroutine of its own)
         begin, self._pending_begin = self._pending_begin, False
 
         def run(raw: sqlite3.Connection) -> list[Any]:
@@ -298,7 +305,7 @@ class SQLiteWire(Wire):
             finally:
                 cursor.close()
 
-        return await self._connection.call(run, bounded=True)
+        return self._connection.call(run, bounded=True)
 
     async def execute(self, sql: str, args: Sequence[Any] | None) -> int:
         begin = self._take_begin()
