@@ -19,7 +19,6 @@ Messages never contain a password: URLs are rendered through
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Final
 
@@ -131,15 +130,23 @@ class _in_terms:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
+        if error is None:
+            return
         if isinstance(error, NotFoundError):
-            missing = self._missing
+            missing = self._missing_text()
             if missing is not None and str(error) == REFUSALS["not_found"]:
                 raise NotFoundError(missing) from error.__cause__
         elif isinstance(error, ConflictError):
-            taken = self._taken
+            taken = self._taken_text()
             if taken is not None and str(error) == REFUSALS["conflict"]:
                 raise ConflictError(taken) from error.__cause__
-        # anything else (nothing raised included) passes unchanged
+        # anything else passes unchanged
+
+    def _missing_text(self) -> str | None:
+        return self._missing
+
+    def _taken_text(self) -> str | None:
+        return self._taken
 
 
 def no_session(session_id: str) -> str:
@@ -152,9 +159,40 @@ def key_taken(agent_id: str, key: str) -> str:
     return f"memory key {key!r} of agent {agent_id!r} already exists (overwrite=False)"
 
 
-def _memory_terms(agent_id: str, key: str, session_id: str | None) -> AbstractContextManager[None]:
-    """``memory.set``'s refusals by the database in its caller's terms (both backends)."""
-    return _in_terms(
-        missing=None if session_id is None else no_session(session_id),
-        taken=key_taken(agent_id, key),
-    )
+# lower case, as _in_terms
+class _session_terms(_in_terms):
+    """A write into the session ``session_id``: a foreign key's refusal says the
+    session does not exist, written only when that happens (``messages.add``
+    enters this on every call)."""
+
+    __slots__ = ("_session_id",)
+
+    def __init__(self, session_id: str) -> None:
+        self._session_id = session_id
+
+    def _missing_text(self) -> str | None:
+        return no_session(self._session_id)
+
+    def _taken_text(self) -> str | None:
+        return None
+
+
+# lower case, as _in_terms: it reads as the function it was
+class _memory_terms(_in_terms):
+    """``memory.set``'s refusals by the database in its caller's terms (both
+    backends); the messages are written only when a refusal needs one (every
+    ``set`` enters this)."""
+
+    __slots__ = ("_agent_id", "_key", "_session_id")
+
+    def __init__(self, agent_id: str, key: str, session_id: str | None) -> None:
+        self._agent_id = agent_id
+        self._key = key
+        self._session_id = session_id
+
+    def _missing_text(self) -> str | None:
+        session_id = self._session_id
+        return None if session_id is None else no_session(session_id)
+
+    def _taken_text(self) -> str | None:
+        return key_taken(self._agent_id, self._key)

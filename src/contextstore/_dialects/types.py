@@ -119,6 +119,14 @@ def _utc(value: Any, keep: bool) -> datetime:
     return datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond)
 
 
+#: the ``datetime.UTC`` value SQLite's bind processor converted last, and its
+#: text: a write binds its call's one timestamp to several columns
+#: (``created_at`` and ``updated_at``, each with a processor of its own), and
+#: an aware ``isoformat`` costs most of a microsecond. Held strongly, so no
+#: other object can be it; only UTC values, whose text nothing else decides.
+_last_iso_text: tuple[Any, str] = (None, "")
+
+
 def bind_processor(type_: TypeEngine[Any], dialect: SADialect) -> Callable[[Any], Any] | None:
     """SQLAlchemy's bind processor of ``type_`` on ``dialect``; for a
     :class:`UTCDateTime`, one function doing what its ``process_bind_param``
@@ -136,14 +144,21 @@ def bind_processor(type_: TypeEngine[Any], dialect: SADialect) -> Callable[[Any]
             formatted = text_of  # SQLAlchemy's, for what isoformat may not write alike
 
             def iso_text(value: Any) -> Any:
+                global _last_iso_text
                 if value is None:
                     return None
+                known = _last_iso_text
+                if value is known[0]:
+                    return known[1]
                 utc = _utc(value, True)
                 if type(utc) is not datetime:
                     # a subclass's own isoformat may write another layout
                     return formatted(utc.replace(tzinfo=None))
                 # aware UTC: the same text, and "+00:00" after it to cut off
-                return utc.isoformat(" ", "microseconds")[:-6]
+                text = utc.isoformat(" ", "microseconds")[:-6]
+                if utc is value:
+                    _last_iso_text = (value, text)
+                return text
 
             return iso_text
         if recipe is not None:

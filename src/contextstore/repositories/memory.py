@@ -14,7 +14,18 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Integer, String, bindparam, delete, func, insert, literal_column, or_, select
+from sqlalchemy import (
+    Integer,
+    String,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    null,
+    or_,
+    select,
+)
 
 from .. import _validate
 from .._execute import Query
@@ -108,11 +119,29 @@ _OVERWRITTEN = ("value", "metadata", "updated_at", "expires_at")
 _INSERT = Query(insert(agent_memory).inline(), column_keys=_WRITTEN)
 
 
+#: ``set``'s parameter of each written column (see :func:`_upsert_query`)
+_SET_PARAMS = tuple((f"set_{name}", name) for name in _WRITTEN)
+
+
 @functools.cache
-def _upsert_query(dialect: Dialect, returning: bool) -> Query:
-    """``set``'s overwriting upsert, built once per dialect; bind parameters
-    ``set_<column>`` for every value; with ``returning`` it returns the stored row."""
-    values = {name: bindparam(f"set_{name}", type_=agent_memory.c[name].type) for name in _WRITTEN}
+def _upsert_query(dialect: Dialect, returning: bool, scoped: bool, expiring: bool) -> Query:
+    """``set``'s overwriting upsert, built once per dialect and shape; bind
+    parameters ``set_<column>`` for every value; with ``returning`` it returns
+    the stored row.
+
+    ``scoped`` False (no session) and ``expiring`` False (no TTL) write NULL
+    into ``session_id`` and ``expires_at`` as a literal rather than binding
+    None: sqlite3 runs each None parameter through its adapter registry,
+    which fails a lookup and formats the error it then drops (half a
+    microsecond a value on Python 3.11).
+    """
+    given = {"session_id": scoped, "expires_at": expiring}
+    values = {
+        name: bindparam(f"set_{name}", type_=agent_memory.c[name].type)
+        if given.get(name, True)
+        else null()
+        for name in _WRITTEN
+    }
     stmt = dialect.upsert(
         agent_memory,
         values,
@@ -156,10 +185,12 @@ class CoreMemoryRepository(CoreRepository):
         if overwrite:
             # the upsert is idempotent by construction: repeating it after a
             # lost acknowledgement writes the same row again
-            params = {f"set_{name}": row[name] for name in _WRITTEN}
+            params = {param: row[name] for param, name in _SET_PARAMS}
+            scoped = session_id is not None
+            expiring = lifetime is not None
             if self._dialect.upsert_returns_row(self._db.engine.dialect):
                 # one statement that commits itself and returns the stored row
-                upsert = _upsert_query(self._dialect, True)
+                upsert = _upsert_query(self._dialect, True, scoped, expiring)
 
                 async def once(executor: Executor) -> MemoryEntry:
                     return entry_from(_one(await executor.rows(upsert, params)))
@@ -168,7 +199,7 @@ class CoreMemoryRepository(CoreRepository):
                     return await self._db.perform(
                         once, write=True, idempotent=True, autocommit=True
                     )
-            upsert = _upsert_query(self._dialect, False)
+            upsert = _upsert_query(self._dialect, False, scoped, expiring)
             key_params = {"agent_id": agent_id, "scope": session_id or "", "key": key}
 
             async def upserted(executor: Executor) -> MemoryEntry:

@@ -13,7 +13,7 @@ from sqlalchemy import Integer, Select, bindparam, func, insert, literal_column,
 from .. import _cursor, _validate
 from .._execute import Query
 from .._facts import collection_paused, search_text, utcnow
-from ..errors import NotFoundError, ValidationError, _in_terms, no_session
+from ..errors import NotFoundError, ValidationError, _session_terms
 from ..models import Message, NewMessage, Order, Page, SearchHit, Viewer, Visibility, trusted
 from ..schema import messages, session_participants
 from ._common import CoreRepository, after_param
@@ -53,7 +53,7 @@ class CoreMessageRepository(CoreRepository):
             metadata=metadata,
             parent_message_id=parent_message_id,
         )
-        with _in_terms(missing=no_session(session_id)):
+        with _session_terms(session_id):
             return (await self._insert(session_id, [row]))[0]
 
     async def add_many(
@@ -66,7 +66,7 @@ class CoreMessageRepository(CoreRepository):
             rows = _validate.new_messages(session_id, messages)
         if not rows:
             return []
-        with _in_terms(missing=no_session(session_id)):
+        with _session_terms(session_id):
             return await self._insert(session_id, rows)
 
     async def _insert(self, session_id: str, rows: list[dict[str, Any]]) -> builtins.list[Message]:
