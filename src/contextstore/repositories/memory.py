@@ -119,10 +119,6 @@ _OVERWRITTEN = ("value", "metadata", "updated_at", "expires_at")
 _INSERT = Query(insert(agent_memory).inline(), column_keys=_WRITTEN)
 
 
-#: ``set``'s parameter of each written column (see :func:`_upsert_query`)
-_SET_PARAMS = tuple((f"set_{name}", name) for name in _WRITTEN)
-
-
 @functools.cache
 def _upsert_query(dialect: Dialect, returning: bool, scoped: bool, expiring: bool) -> Query:
     """``set``'s overwriting upsert, built once per dialect and shape; bind
@@ -172,20 +168,20 @@ class CoreMemoryRepository(CoreRepository):
         meta = _validate.metadata(metadata)
         _validate.flag("overwrite", overwrite)
         now = utcnow()
-        row = {
-            "agent_id": agent_id,
-            "session_id": session_id,
-            "key": key,
-            "value": value,
-            "metadata": meta,
-            "created_at": now,
-            "updated_at": now,
-            "expires_at": None if lifetime is None else now + lifetime,
-        }
+        expires_at = None if lifetime is None else now + lifetime
         if overwrite:
             # the upsert is idempotent by construction: repeating it after a
             # lost acknowledgement writes the same row again
-            params = {param: row[name] for param, name in _SET_PARAMS}
+            params = {  # the written columns (_WRITTEN), as _upsert_query names them
+                "set_agent_id": agent_id,
+                "set_session_id": session_id,
+                "set_key": key,
+                "set_value": value,
+                "set_metadata": meta,
+                "set_created_at": now,
+                "set_updated_at": now,
+                "set_expires_at": expires_at,
+            }
             scoped = session_id is not None
             expiring = lifetime is not None
             if self._dialect.upsert_returns_row(self._db.engine.dialect):
@@ -209,6 +205,16 @@ class CoreMemoryRepository(CoreRepository):
             with _memory_terms(agent_id, key, session_id):
                 return await self._db.perform(upserted, write=True, idempotent=True)
 
+        row = {
+            "agent_id": agent_id,
+            "session_id": session_id,
+            "key": key,
+            "value": value,
+            "metadata": meta,
+            "created_at": now,
+            "updated_at": now,
+            "expires_at": expires_at,
+        }
         entry_params: dict[str, Any] = {
             "agent_id": agent_id,
             "scope": session_id or "",

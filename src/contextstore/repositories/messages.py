@@ -141,14 +141,17 @@ class CoreMessageRepository(CoreRepository):
         return await self._db.perform(work, write=True, recover=recover)
 
     async def _insert_one(self, row: dict[str, Any]) -> Message:
-        """One message: one INSERT that commits itself; a retry after a lost
-        acknowledgement finds it by its token instead of inserting it twice."""
+        """One message without a parent: one INSERT that commits itself; a retry
+        after a lost acknowledgement finds it by its token instead of inserting
+        it twice. (A reply's parent is checked first: ``_insert``'s path.)"""
+        if row["parent_message_id"] is not None:
+            raise RuntimeError("a reply is written with its parent's check, not alone")
         token = row["client_token"]
         by_lastrowid = self._dialect.id_from_lastrowid
 
         async def work(executor: Executor) -> Message:
             if by_lastrowid:
-                row_id: Any = await executor.insert(_INSERT_ROW, row)
+                row_id: Any = await executor.insert(_INSERT_ROOT, row)
             else:
                 row_id = await executor.value(_INSERT_ONE, row)
             if row_id is None:
@@ -381,8 +384,15 @@ def _get_query(admin: bool) -> Query:
     return Query(select(*_COLUMNS).where(messages.c.id == bindparam("message_id"), visible(admin)))
 
 
-#: one new message, returning its id (bind parameters: the written columns)
-_INSERT_ONE = Query(insert(messages).returning(messages.c.id), column_keys=_WRITTEN)
+#: the columns a message without a parent is written with: its
+#: ``parent_message_id`` is the column's NULL rather than a bound None (sqlite3
+#: sends every None parameter through a failing, error-formatting adapter lookup)
+_WRITTEN_ROOT = tuple(name for name in _WRITTEN if name != "parent_message_id")
+#: one new message without a parent, returning its id (bind parameters: the
+#: written columns); ``messages.add``'s statement
+_INSERT_ONE = Query(insert(messages).returning(messages.c.id), column_keys=_WRITTEN_ROOT)
+#: the same without RETURNING, where the id is the driver's ``lastrowid``
+_INSERT_ROOT = Query(insert(messages), column_keys=_WRITTEN_ROOT)
 #: the message written by the call with this token
 _BY_TOKEN = Query(select(*_COLUMNS).where(messages.c.client_token == bindparam("token")))
 
