@@ -6,9 +6,8 @@ contextstore reaches into drivers' private names in three places only:
 * ``contextstore/_dialects/_drivers/aiosqlite.py`` (one-hop cursors, the
   execution core's SQLite wire): aiosqlite's ``Connection._conn``,
   ``_execute``, ``_running``, ``_connection`` and ``_thread``;
-* ``contextstore/_dialects/_drivers/aiomysql.py`` (a bound on every wait for
-  the server): aiomysql's ``Connection._connect``, ``_read_bytes`` and
-  ``_reader._buffer`` (``asyncio.StreamReader``'s buffer);
+* ``contextstore/_dialects/_drivers/aiomysql.py`` (a bound on the handshake):
+  aiomysql's ``Connection._connect``;
 * ``contextstore/legacy/_db.py`` ``_worker_stopped``: aiosqlite's ``_thread``.
 
 Two kinds of test guard them. The ``*_still_*`` tests fail when upstream fixes
@@ -35,10 +34,12 @@ import aiomysql
 import aiosqlite
 import pytest
 import sqlalchemy
+from aiomysql.cursors import SSCursor
 from pymysql.err import OperationalError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from contextstore._dialects._drivers.aiomysql import WATCHED_CONNECTION_CALLS, WATCHED_CURSOR_CALLS
 from tests._servers import Server
 
 SQLITE_SHIM = "contextstore/_dialects/_drivers/aiosqlite.py"
@@ -300,9 +301,9 @@ async def test_aiomysql_still_has_no_read_timeout() -> None:
     """aiomysql still has no read (or write) timeout: ``connect_timeout`` is its only one.
 
     Fails when a timeout parameter or attribute appears (pymysql's
-    ``read_timeout``, say): then revisit the ``_read_bytes`` bound of
+    ``read_timeout``, say): then revisit the watched calls of
     contextstore/_dialects/_drivers/aiomysql.py (``BoundedConnection``), which
-    exists only because there is none.
+    exist only because there is none.
     """
     for function in (aiomysql.connect, aiomysql.Connection.__init__):
         found = _timeout_parameters(function)
@@ -373,33 +374,19 @@ async def test_aiomysql_connect_timeout_still_covers_only_the_tcp_connect() -> N
 @pytest.mark.mysql
 async def test_aiomysql_private_names_the_shims_use(servers: dict[str, Server]) -> None:
     """The names contextstore/_dialects/_drivers/aiomysql.py uses exist, with the
-    kind it expects: ``Connection._connect`` (the handshake, awaited),
-    ``connect_timeout`` (an attribute it clears), ``_read_bytes(num_bytes)`` (every
-    read of a reply, awaited) and ``_reader._buffer`` (the bytes already received).
+    kind it expects: ``Connection._connect`` (the handshake, awaited) and
+    ``connect_timeout`` (an attribute it clears).
 
     Fails when aiomysql renames or reshapes one: fix the shim before an upgrade.
     Connects to the MySQL/MariaDB test server.
     """
-    # static: the kinds BoundedConnection and connect_within_timeout rely on
     assert inspect.iscoroutinefunction(aiomysql.Connection._connect)
     assert list(inspect.signature(aiomysql.Connection._connect).parameters) == ["self"]
-    assert inspect.iscoroutinefunction(aiomysql.Connection._read_bytes)
-    parameters = list(inspect.signature(aiomysql.Connection._read_bytes).parameters)
-    assert parameters == ["self", "num_bytes"], parameters
 
     server = servers["mysql"]
     server.check()
     url = server.admin_url
-    reads: list[tuple[int, int]] = []  # (bytes wanted, bytes already buffered)
-
-    class Spy(aiomysql.Connection):  # type: ignore[misc]
-        def _read_bytes(self, num_bytes: int) -> Awaitable[bytes]:
-            buffered = self._reader._buffer
-            assert isinstance(buffered, bytearray), type(buffered)
-            reads.append((num_bytes, len(buffered)))
-            return super()._read_bytes(num_bytes)  # type: ignore[no-any-return]
-
-    connection = Spy(
+    connection = aiomysql.Connection(
         host=url.host or "127.0.0.1",
         port=url.port or 3306,
         user=url.username or "root",
@@ -407,21 +394,85 @@ async def test_aiomysql_private_names_the_shims_use(servers: dict[str, Server]) 
         connect_timeout=5,
     )
     assert connection.connect_timeout == 5
-    assert connection._reader is None
+    assert connection.closed
     connection.connect_timeout = None  # as connect_within_timeout does
     try:
         async with asyncio.timeout(10):
             await connection._connect()  # what aiomysql.connect awaits
-        assert isinstance(connection._reader, asyncio.StreamReader)
-        assert reads, "the handshake was not read through _read_bytes"
-        reads.clear()
+        assert not connection.closed
         async with connection.cursor() as cursor:
             await cursor.execute("SELECT 42")
             assert await cursor.fetchone() == (42,)
     finally:
         connection.close()
-    # every reply is read through _read_bytes, and _buffer holds what has
-    # arrived: most pieces of a reply are there already (no timer needed)
-    assert reads, "the reply was not read through _read_bytes: BoundedConnection bounds nothing"
-    assert any(buffered >= wanted for wanted, buffered in reads), reads
-    assert sum(wanted for wanted, _ in reads) > 0
+
+
+#: the public coroutine methods of aiomysql 0.2-0.3 that BoundedConnection does
+#: not watch, and why: none waits for a reply of its own
+AIOMYSQL_UNWATCHED = {
+    # the handshake's steps, inside _connect (bounded by connect_within_timeout)
+    aiomysql.Connection: {"caching_sha2_password_auth", "sha256_password_auth", "ensure_closed"},
+    # they read through Connection.query (watched)
+    SSCursor: {"callproc", "execute", "executemany"},
+}
+
+
+def _public_coroutines(cls: type) -> set[str]:
+    return {
+        name
+        for name, member in inspect.getmembers(cls)
+        if inspect.iscoroutinefunction(member) and not name.startswith("_")
+    }
+
+
+@pytest.mark.mysql
+async def test_aiomysql_waits_only_in_the_watched_methods(servers: dict[str, Server]) -> None:
+    """Every public coroutine method of ``aiomysql.Connection`` and of its
+    unbuffered cursor is watched by ``BoundedConnection`` or known to wait for
+    no reply of its own, and a cursor's ``execute`` (buffered or not) reads its
+    reply through ``Connection.query``.
+
+    Fails when aiomysql gains a method that talks to the server, or stops going
+    through ``query``: then revisit WATCHED_CONNECTION_CALLS and
+    WATCHED_CURSOR_CALLS in contextstore/_dialects/_drivers/aiomysql.py.
+    """
+    for cls, watched in (
+        (aiomysql.Connection, WATCHED_CONNECTION_CALLS),
+        (SSCursor, WATCHED_CURSOR_CALLS),
+    ):
+        unwatched = _public_coroutines(cls) - set(watched)
+        assert unwatched == AIOMYSQL_UNWATCHED[cls], (
+            f"aiomysql {aiomysql.__version__}: {cls.__qualname__} has unwatched coroutine "
+            f"methods {sorted(unwatched)}: revisit BoundedConnection in {MYSQL_SHIM}"
+        )
+
+    server = servers["mysql"]
+    server.check()
+    url = server.admin_url
+    queries: list[str] = []
+
+    class Spy(aiomysql.Connection):  # type: ignore[misc]
+        async def query(self, sql: Any, unbuffered: bool = False) -> Any:
+            queries.append(sql if isinstance(sql, str) else sql.decode())
+            return await super().query(sql, unbuffered=unbuffered)
+
+    connection = await aiomysql.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 3306,
+        user=url.username or "root",
+        password=url.password or "",
+        connect_timeout=5,
+    )
+    connection.__class__ = Spy
+    try:
+        async with connection.cursor() as cursor:
+            await cursor.execute("SELECT 1")
+        async with connection.cursor(SSCursor) as cursor:
+            await cursor.execute("SELECT 2")
+            assert list(await cursor.fetchall()) == [(2,)]
+    finally:
+        connection.close()
+    assert queries == ["SELECT 1", "SELECT 2"], (
+        f"aiomysql {aiomysql.__version__}: a cursor's execute no longer goes through "
+        f"Connection.query ({queries}): revisit BoundedConnection in {MYSQL_SHIM}"
+    )

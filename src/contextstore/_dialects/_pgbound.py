@@ -7,13 +7,12 @@ on a local server: the timers of calls that already ended stay in the loop's
 heap until they expire or are swept, so each new one is pushed into a heap of
 hundreds, comparing ``TimerHandle`` objects in Python on the way.
 
-Here the bound is kept by a watch instead, one per event loop. A call of a
-:class:`BoundedConnection` (every public method that talks to the server,
-and the prepared statements and cursors it hands out) writes its deadline in
-the watch when it starts and removes it when it ends: a dict entry, no timer.
-The watch holds one timer, armed for the earliest deadline only while some
-call is outstanding; when it fires, every connection whose call passed its
-deadline is terminated, and that call raises :class:`TimeoutError`, the
+Here the bound is kept by a watch instead, one per event loop (see
+``_watch``). A call of a :class:`BoundedConnection` (every public method that
+talks to the server, and the prepared statements and cursors it hands out)
+writes its deadline in the watch when it starts and removes it when it ends.
+When the watch finds a call past its deadline, the connection is terminated,
+and that call raises :class:`TimeoutError`, the
 error ``command_timeout`` raises. contextstore then treats it as it always
 did: the statement timed out and the connection is discarded.
 
@@ -25,83 +24,16 @@ own timer as well.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import math
-import weakref
 from collections.abc import Awaitable, Callable, Generator
-from time import monotonic
 from typing import Any, cast
 
 import asyncpg
 from asyncpg.cursor import Cursor, CursorFactory
 from asyncpg.prepared_stmt import PreparedStatement
 
-
-class _Watch:
-    """The outstanding calls of one event loop, and the timer that ends the late ones."""
-
-    __slots__ = ("_deadlines", "_loop", "_timer", "_timer_at")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        # weak: the watch is the value of a dict keyed by the loop
-        self._loop = weakref.ref(loop)
-        self._deadlines: dict[BoundedConnection, float] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
-
-    def enter(self, connection: BoundedConnection, bound: float) -> bool:
-        """Record a call of ``connection`` that must end within ``bound`` seconds;
-        False when one is already recorded (a public method that another one
-        calls: the outer call's deadline stands)."""
-        deadlines = self._deadlines
-        if connection in deadlines:
-            return False
-        deadline = monotonic() + bound
-        deadlines[connection] = deadline
-        if deadline < self._timer_at:
-            self._arm(deadline)
-        return True
-
-    def leave(self, connection: BoundedConnection) -> None:
-        # the timer stays armed: it finds nothing due and is not re-armed
-        # while nothing is outstanding, which costs one wake-up per bound
-        # instead of a cancel per call
-        self._deadlines.pop(connection, None)
-
-    def outstanding(self) -> int:
-        """How many calls are being watched (for tests)."""
-        return len(self._deadlines)
-
-    def _arm(self, at: float) -> None:
-        loop = self._loop()
-        if loop is None or loop.is_closed():
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = loop.call_later(max(0.0, at - monotonic()), self._expire_due)
-        self._timer_at = at
-
-    def _expire_due(self) -> None:
-        self._timer, self._timer_at = None, math.inf
-        now = monotonic()
-        due = [connection for connection, at in self._deadlines.items() if at <= now]
-        for connection in due:
-            del self._deadlines[connection]
-            connection.expire()
-        if self._deadlines:
-            self._arm(min(self._deadlines.values()))
-
-
-_WATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watch] = weakref.WeakKeyDictionary()
-
-
-def _watch() -> _Watch:
-    loop = asyncio.get_running_loop()
-    watch = _WATCHES.get(loop)
-    if watch is None:
-        watch = _WATCHES[loop] = _Watch(loop)
-    return watch
+from ._watch import watch
 
 
 def _bounded(cls: type, name: str) -> Callable[..., Awaitable[Any]]:
@@ -174,7 +106,7 @@ class BoundedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg ha
         super().__init__(*args, **kwargs)
         #: the watch of the loop the connection was made on (asyncpg makes it
         #: inside ``connect``, on the running loop, which it is bound to)
-        self.watch = _watch()
+        self.watch = watch()
         #: True once the watch ended a call that passed its deadline
         self.expired = False
 
