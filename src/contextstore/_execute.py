@@ -717,7 +717,10 @@ class Leases:
         write (none for a read or an ``autocommit`` write), ``progress`` kept
         for the caller's retry decision. A connection whose statement failed is
         rolled back and kept; a lost, hung or cancelled one is discarded."""
-        lease = await self.acquire()
+        # the common case without the coroutine of acquire()
+        lease = self._take_idle()
+        if lease is None:
+            lease = await self.acquire()
         wire = lease.wire
         reusable = False
         in_transaction = False
@@ -752,6 +755,17 @@ class Leases:
             # release(), without its coroutine when the lease is kept idle
             if not self._kept(lease, reusable):
                 await self._retire(lease, discard=not reusable)
+
+    def _take_idle(self) -> Lease | None:
+        """A slot and an idle lease, taken without an await when both are at
+        hand and the lease needs no check; None: nothing was taken."""
+        idle = self._idle
+        if idle and not self._pre_ping and self._slots.try_acquire():
+            recycle = self._recycle
+            if recycle is None or time.monotonic() - idle[-1].since <= recycle:
+                return idle.pop()
+            self._slots.release()
+        return None
 
     async def _take_slot(self) -> None:
         try:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextlib import AsyncExitStack
 
 import pytest
-from sqlalchemy import literal, select
+from sqlalchemy import event, literal, select
 
 from contextstore import DatabaseUnavailableError, PoolExhaustedError, PoolStats
+from contextstore._execute import Query
 
 from ._scratch import managed
 
@@ -64,3 +66,33 @@ async def test_in_memory_sqlite_has_no_pool_stats() -> None:
     async with managed("sqlite://") as db:
         assert await db.fetch_value(select(literal(1))) == 1
         assert db.pool_stats() is None
+
+
+async def test_a_held_connection_past_pool_recycle_is_replaced(empty_url: str) -> None:
+    """The execution core keeps a connection between calls; once it is older than
+    ``pool_recycle`` the next call gives it back to the pool, which replaces it."""
+    recycle = 0.3
+    one, two = Query(select(literal(1))), Query(select(literal(2)))
+    async with managed(empty_url, pool_size=1, max_overflow=0, pool_recycle=recycle) as db:
+        pool = db.engine.sync_engine.pool
+        seen: dict[str, int] = {"connect": 0, "checkout": 0}
+
+        def count(name: str) -> None:
+            def counted(*_args: object) -> None:
+                seen[name] += 1
+
+            event.listen(pool, name, counted)
+
+        count("connect")
+        count("checkout")
+        for _ in range(3):
+            assert await db.read_value(one) == 1
+        # one connection, checked out once, held for the next calls
+        assert seen == {"connect": 1, "checkout": 1}
+        await asyncio.sleep(recycle * 1.5)
+        for _ in range(3):
+            assert await db.read_value(two) == 2
+        # the first call after the recycle age gave it back: a new connection
+        assert seen == {"connect": 2, "checkout": 2}
+        # a connection held idle between calls counts as checked in
+        assert db.pool_stats() == PoolStats(size=1, checked_in=1, checked_out=0, overflow=0)
