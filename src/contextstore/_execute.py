@@ -642,17 +642,8 @@ class Leases:
         Raises:
             PoolExhaustedError: no slot became free within ``timeout``.
         """
-        if not self._slots.try_acquire():
-            await self._take_slot()
-        idle = self._idle
-        if idle and not self._pre_ping and not self._expired(idle[-1], time.monotonic()):
-            # the common case, without the coroutine of the full search below
-            return idle.pop()
-        try:
-            return await self._lease()
-        except BaseException:
-            self._slots.release()
-            raise
+        lease = self._take_idle()
+        return lease if lease is not None else await self._checkout()
 
     async def release(self, lease: Lease, *, reusable: bool) -> None:
         """Give ``lease`` back: kept idle, returned to the pool, or discarded
@@ -717,10 +708,10 @@ class Leases:
         write (none for a read or an ``autocommit`` write), ``progress`` kept
         for the caller's retry decision. A connection whose statement failed is
         rolled back and kept; a lost, hung or cancelled one is discarded."""
-        # the common case without the coroutine of acquire()
+        # acquire(), without its coroutine in the common case
         lease = self._take_idle()
         if lease is None:
-            lease = await self.acquire()
+            lease = await self._checkout()
         wire = lease.wire
         reusable = False
         in_transaction = False
@@ -766,6 +757,17 @@ class Leases:
                 return idle.pop()
             self._slots.release()
         return None
+
+    async def _checkout(self) -> Lease:
+        """A slot, waited for if none is free, then a lease: an idle one that
+        passes its checks, or a connection checked out of the pool."""
+        if not self._slots.try_acquire():
+            await self._take_slot()
+        try:
+            return await self._lease()
+        except BaseException:
+            self._slots.release()
+            raise
 
     async def _take_slot(self) -> None:
         try:
