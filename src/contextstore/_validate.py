@@ -25,7 +25,7 @@ import json
 import math
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -47,8 +47,17 @@ MAX_ID = 2**63 - 1
 MAX_JSON_DEPTH = 31
 
 
+#: names that passed :func:`name` with the default limit: every call checks
+#: a few, and a service uses the same ones again and again. Emptied when full.
+_NAMES: set[str] = set()
+_NAMES_HELD = 4096
+
+
 def name(field: str, value: Any, max_length: int = MAX_NAME) -> str:
     """An id or name: 1-255 characters (``max_length``), not blank, no NUL."""
+    # a str exactly: a subclass's own __hash__ and __eq__ could claim membership
+    if type(value) is str and value in _NAMES and max_length >= MAX_NAME:
+        return value
     if not isinstance(value, str):
         raise ValidationError(f"{field}: expected a string, got {type(value).__name__}")
     if "\x00" in value:
@@ -59,6 +68,10 @@ def name(field: str, value: Any, max_length: int = MAX_NAME) -> str:
         raise ValidationError(f"{field}: must not be empty or blank")
     if len(value) > max_length:
         raise ValidationError(f"{field}: at most {max_length} characters, got {len(value)}")
+    if max_length == MAX_NAME and type(value) is str:
+        if len(_NAMES) >= _NAMES_HELD:
+            _NAMES.clear()
+        _NAMES.add(value)
     return value
 
 
@@ -361,14 +374,29 @@ def search_query(value: Any) -> str:
     return _text("query", value, 1000)
 
 
+#: Viewers that passed :func:`viewer`, by identity, each held so that its id
+#: is not reused: a service reads with the same Viewer again and again, and a
+#: Viewer is frozen. Emptied when full.
+_VIEWERS: dict[int, Viewer] = {}
+_VIEWERS_HELD = 1024
+#: what :data:`_VIEWERS` answers for an id it does not hold: nothing a caller
+#: can pass (None would be "remembered" as itself)
+_UNSEEN = object()
+
+
 def viewer(value: Any) -> Viewer:
     """The reader of a message path: a Viewer whose id and type are valid names."""
+    if _VIEWERS.get(id(value), _UNSEEN) is value:
+        return cast("Viewer", value)
     if not isinstance(value, Viewer):
         raise ValidationError(f"viewer: expected a Viewer, got {type(value).__name__}")
     name("viewer.agent_id", value.agent_id)
     name("viewer.agent_type", value.agent_type)
     if type(value.is_admin) is not bool:  # a model_construct()ed Viewer skips pydantic
         flag("viewer.is_admin", value.is_admin)
+    if len(_VIEWERS) >= _VIEWERS_HELD:
+        _VIEWERS.clear()
+    _VIEWERS[id(value)] = value
     return value
 
 
