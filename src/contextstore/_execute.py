@@ -34,7 +34,6 @@ COPY and no values written into a statement's text (see
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import itertools
 import logging
@@ -54,6 +53,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from ._dialects import ErrorKind
 from ._dialects.types import bind_processor, result_processor
+from ._slots import Slots
 from ._slow import SlowWire, others_watch
 from ._translate import Progress, classify
 
@@ -73,7 +73,6 @@ __all__ = [
     "Lease",
     "Leases",
     "Query",
-    "Slots",
     "observed",
     "writes",
 ]
@@ -498,88 +497,6 @@ class Lease:
         self.since = since
 
 
-class Slots:
-    """A counting semaphore whose waits are bounded by one timer for all waiters.
-
-    ``asyncio.Semaphore`` under ``asyncio.timeout`` arms and cancels a timer for
-    every wait that finds no free slot: with many tasks queued on a small pool,
-    a measurable share of each call. Here the waiters queue first in, first
-    out with the same timeout, so their deadlines are in order and one timer,
-    at the oldest waiter's deadline, serves them all. A released slot is
-    handed to the oldest waiter directly (no newcomer can take it first).
-
-    Args:
-        capacity: slots held at once.
-        timeout: seconds a wait may last before it raises ``TimeoutError``.
-    """
-
-    __slots__ = ("_free", "_timeout", "_timer", "_waiters")
-
-    #: a deadline this close counts as passed (the loop's timers may fire early
-    #: by its clock resolution)
-    _SLACK = 0.001
-
-    def __init__(self, capacity: int, timeout: float) -> None:
-        self._free = capacity
-        self._timeout = timeout
-        self._waiters: collections.deque[tuple[asyncio.Future[None], float]] = collections.deque()
-        self._timer: asyncio.TimerHandle | None = None
-
-    def try_acquire(self) -> bool:
-        """Take a slot if one is free and nobody waits for it (no await)."""
-        if self._free > 0 and not self._waiters:
-            self._free -= 1
-            return True
-        return False
-
-    async def acquire(self) -> None:
-        """Take a slot, waiting at most ``timeout`` seconds for one.
-
-        Raises:
-            TimeoutError: no slot became free in time.
-        """
-        if self._free > 0 and not self._waiters:
-            self._free -= 1
-            return
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._waiters.append((waiter, loop.time() + self._timeout))
-        if self._timer is None:
-            self._arm(loop)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                # the slot was handed over as the caller was cancelled: pass it on
-                self.release()
-            raise
-
-    def release(self) -> None:
-        """Give a slot back: to the oldest waiter, or to the free count."""
-        waiters = self._waiters
-        while waiters:
-            waiter, _ = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._free += 1
-
-    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
-        waiters = self._waiters
-        while waiters and waiters[0][0].done():
-            waiters.popleft()
-        self._timer = loop.call_at(waiters[0][1], self._expire, loop) if waiters else None
-
-    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
-        waiters = self._waiters
-        passed = loop.time() + self._SLACK
-        while waiters and (waiters[0][0].done() or waiters[0][1] <= passed):
-            waiter, _ = waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(TimeoutError())
-        self._arm(loop)
-
-
 class Leases:
     """Pooled connections held behind a semaphore (see the module docstring).
 
@@ -653,12 +570,28 @@ class Leases:
 
     def _kept(self, lease: Lease, reusable: bool) -> bool:
         """Free ``lease``'s slot and keep it idle if it may be; False: it must be
-        given back to the pool (or discarded) by the caller."""
-        self._slots.release()
-        if reusable and not self._closed and len(self._idle) < self._keep:
-            self._idle.append(lease)
-            return True
+        given back to the pool (or discarded) by the caller.
+
+        With a call waiting for a slot, a lease that needs no check goes to it
+        with the slot: the call then takes neither a slot nor an idle lease
+        itself (every call on a busy pool takes this path).
+        """
+        slots = self._slots
+        if reusable and not self._closed:
+            if slots.waiting and self._ready(lease) and slots.hand_over(lease):
+                return True
+            slots.release()
+            if len(self._idle) < self._keep:
+                self._idle.append(lease)
+                return True
+            return False
+        slots.release()
         return False
+
+    def _ready(self, lease: Lease) -> bool:
+        """``lease`` may be used again without a check (no pre-ping, not past
+        ``recycle``)."""
+        return not self._pre_ping and not self._expired(lease, time.monotonic())
 
     def discard_idle(self) -> None:
         """Discard every idle lease (a connection was lost: the server may have
@@ -759,24 +692,51 @@ class Leases:
         return None
 
     async def _checkout(self) -> Lease:
-        """A slot, waited for if none is free, then a lease: an idle one that
-        passes its checks, or a connection checked out of the pool."""
-        if not self._slots.try_acquire():
-            await self._take_slot()
+        """A slot, waited for if none is free, then a lease: the one handed over
+        with the slot, an idle one that passes its checks, or a connection
+        checked out of the pool."""
+        slots = self._slots
+        if not slots.try_acquire():
+            # awaited here rather than in a coroutine of its own: a frame less
+            # for the wake-up to pass through
+            waiter = slots.wait()
+            try:
+                handed = await waiter
+            except TimeoutError:
+                raise self._exhausted() from None
+            except asyncio.CancelledError:
+                if slots.handed(waiter):
+                    # a slot (with a lease or not) reached the caller as it was
+                    # cancelled: pass it on
+                    self._pass_on(waiter.result())
+                raise
+            if handed is not None:
+                return cast("Lease", handed)
         try:
             return await self._lease()
         except BaseException:
-            self._slots.release()
+            slots.release()
             raise
+
+    def _pass_on(self, lease: Lease | None) -> None:
+        """Give back a slot taken, with ``lease`` or without one, by a call that
+        will not use it."""
+        if lease is None:
+            self._slots.release()
+        elif not self._kept(lease, True):
+            self._chore(self._give_back(lease, discard=False))
+
+    def _exhausted(self) -> sa_exc.TimeoutError:
+        # the pool's own error, so both paths report exhaustion alike
+        return sa_exc.TimeoutError(
+            f"all {self._capacity} connections in use, timed out after {self._timeout:g} s"
+        )
 
     async def _take_slot(self) -> None:
         try:
             await self._slots.acquire()
         except TimeoutError:
-            # the pool's own error, so both paths report exhaustion alike
-            raise sa_exc.TimeoutError(
-                f"all {self._capacity} connections in use, timed out after {self._timeout:g} s"
-            ) from None
+            raise self._exhausted() from None
 
     async def _lease(self) -> Lease:
         now = time.monotonic()

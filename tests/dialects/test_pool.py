@@ -96,3 +96,46 @@ async def test_a_held_connection_past_pool_recycle_is_replaced(empty_url: str) -
         assert seen == {"connect": 2, "checkout": 2}
         # a connection held idle between calls counts as checked in
         assert db.pool_stats() == PoolStats(size=1, checked_in=1, checked_out=0, overflow=0)
+
+
+@pytest.mark.parametrize("pre_ping", [False, True], ids=["handed-over", "pre-ping"])
+async def test_calls_queued_on_a_busy_pool_all_run_on_its_connections(
+    empty_url: str, pre_ping: bool
+) -> None:
+    """More calls than connections: each connection a call is done with goes to
+    a queued call (handed over with its slot, or, to be pinged first, through
+    the idle ones). None is lost, and no connection is opened beyond the pool."""
+    query = Query(select(literal(7)))
+    async with managed(
+        empty_url, pool_size=2, max_overflow=0, pool_timeout=10.0, pool_pre_ping=pre_ping
+    ) as db:
+        connects = 0
+
+        def connected(*_args: object) -> None:
+            nonlocal connects
+            connects += 1
+
+        event.listen(db.engine.sync_engine.pool, "connect", connected)
+        for _ in range(3):
+            assert await asyncio.gather(*(db.read_value(query) for _ in range(40))) == [7] * 40
+        assert connects == 2
+        assert db.pool_stats() == PoolStats(size=2, checked_in=2, checked_out=0, overflow=0)
+
+
+async def test_a_call_cancelled_as_a_connection_is_handed_to_it_passes_it_on(
+    empty_url: str,
+) -> None:
+    async with managed(empty_url, pool_size=1, max_overflow=0, pool_timeout=POOL_TIMEOUT) as db:
+        leases = db._leases
+        lease = await leases.acquire()
+        waiting = asyncio.create_task(leases.acquire())
+        await asyncio.sleep(0)  # queued for the one slot
+        await leases.release(lease, reusable=True)  # handed to ``waiting`` ...
+        waiting.cancel()  # ... which is cancelled before it runs
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        # neither the slot nor the connection leaked: the next call has both at once
+        again = await asyncio.wait_for(leases.acquire(), POOL_TIMEOUT / 2)
+        assert again is lease
+        await leases.release(again, reusable=True)
+        assert db.pool_stats() == PoolStats(size=1, checked_in=1, checked_out=0, overflow=0)

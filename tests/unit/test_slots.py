@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from contextstore._execute import Slots
+from contextstore._slots import Slots
 
 
 async def test_waiters_get_released_slots_in_arrival_order() -> None:
@@ -93,3 +93,56 @@ async def test_a_cancelled_waiter_takes_no_slot() -> None:
         await cancelled
     slots.release()
     await asyncio.wait_for(slots.acquire(), 0.01)  # free again: nothing leaked
+
+
+async def test_a_waiter_queued_with_wait_is_handed_an_item_with_its_slot() -> None:
+    slots = Slots(1, timeout=5.0)
+    await slots.acquire()
+    waiter = slots.wait()
+    assert slots.hand_over("lease")
+    assert await waiter == "lease"
+    # nobody waits now: the slot stays the caller's
+    assert not slots.hand_over("other")
+    assert not slots.try_acquire()
+
+
+async def test_a_bare_slot_released_to_a_wait_is_none() -> None:
+    slots = Slots(1, timeout=5.0)
+    await slots.acquire()
+    waiter = slots.wait()
+    slots.release()
+    assert await waiter is None
+    assert not slots.try_acquire()  # the waiter holds the slot
+
+
+async def test_an_item_is_not_handed_past_an_older_waiter_for_a_bare_slot() -> None:
+    slots = Slots(1, timeout=5.0)
+    await slots.acquire()
+    bare = asyncio.create_task(slots.acquire())
+    await asyncio.sleep(0)
+    taker = slots.wait()
+    assert not slots.hand_over("lease")  # first in, first out: the bare waiter is first
+    slots.release()
+    await asyncio.wait_for(bare, 1.0)
+    assert not taker.done()
+
+
+async def test_hand_over_skips_cancelled_waits() -> None:
+    slots = Slots(1, timeout=5.0)
+    await slots.acquire()
+    gone = slots.wait()
+    gone.cancel()
+    taker = slots.wait()
+    assert slots.hand_over("lease")
+    assert Slots.handed(taker)
+    assert not Slots.handed(gone)
+    assert taker.result() == "lease"
+
+
+async def test_a_wait_past_the_timeout_fails_with_timeout_error() -> None:
+    slots = Slots(1, timeout=0.05)
+    await slots.acquire()
+    waiter = slots.wait()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(waiter, 1.0)
+    assert not Slots.handed(waiter)
