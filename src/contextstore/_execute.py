@@ -212,6 +212,16 @@ class Form:
             columns.append(column if process is None else list(map(process, column)))
         return list(zip(*columns, strict=True)) if columns else [() for _ in params]
 
+    def row(self, raw: Row) -> Row:
+        """One ``raw`` driver row through the result processors."""
+        results = self._results
+        if not results:
+            return raw
+        row = list(raw)
+        for index, process in results:
+            row[index] = process(row[index])
+        return row
+
     def rows(self, raw: Sequence[Row]) -> Sequence[Row]:
         """``raw`` driver rows through the result processors."""
         if not self._results or not raw:
@@ -370,7 +380,7 @@ class DriverExecutor(Executor):
         # written out rather than through rows(): every point read takes this path
         form = query.form(self._dialect)
         raw = await self.wire.fetch(form.sql, form.args(params))
-        return form.rows(raw[:1])[0] if raw else None
+        return form.row(raw[0]) if raw else None
 
     async def execute(self, query: Query, params: Mapping[str, Any] | None = None) -> int:
         form = query.form(self._dialect)
@@ -578,7 +588,12 @@ class Leases:
         """
         slots = self._slots
         if reusable and not self._closed:
-            if slots.waiting and self._ready(lease) and slots.hand_over(lease):
+            if (
+                slots.waiting
+                and not self._pre_ping
+                and not self._expired(lease, time.monotonic())
+                and slots.hand_over(lease)
+            ):
                 return True
             slots.release()
             if len(self._idle) < self._keep:
@@ -587,11 +602,6 @@ class Leases:
             return False
         slots.release()
         return False
-
-    def _ready(self, lease: Lease) -> bool:
-        """``lease`` may be used again without a check (no pre-ping, not past
-        ``recycle``)."""
-        return not self._pre_ping and not self._expired(lease, time.monotonic())
 
     def discard_idle(self) -> None:
         """Discard every idle lease (a connection was lost: the server may have
@@ -700,6 +710,7 @@ class Leases:
             # awaited here rather than in a coroutine of its own: a frame less
             # for the wake-up to pass through
             waiter = slots.wait()
+            handed: Lease | None
             try:
                 handed = await waiter
             except TimeoutError:
@@ -711,7 +722,7 @@ class Leases:
                     self._pass_on(waiter.result())
                 raise
             if handed is not None:
-                return cast("Lease", handed)
+                return handed
         try:
             return await self._lease()
         except BaseException:

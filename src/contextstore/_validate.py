@@ -25,7 +25,7 @@ import json
 import math
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
@@ -379,15 +379,13 @@ def search_query(value: Any) -> str:
 #: Viewer is frozen. Emptied when full.
 _VIEWERS: dict[int, Viewer] = {}
 _VIEWERS_HELD = 1024
-#: what :data:`_VIEWERS` answers for an id it does not hold: nothing a caller
-#: can pass (None would be "remembered" as itself)
-_UNSEEN = object()
 
 
 def viewer(value: Any) -> Viewer:
     """The reader of a message path: a Viewer whose id and type are valid names."""
-    if _VIEWERS.get(id(value), _UNSEEN) is value:
-        return cast("Viewer", value)
+    known = _VIEWERS.get(id(value))
+    if known is not None and known is value:
+        return known
     if not isinstance(value, Viewer):
         raise ValidationError(f"viewer: expected a Viewer, got {type(value).__name__}")
     name("viewer.agent_id", value.agent_id)
