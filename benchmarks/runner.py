@@ -17,8 +17,8 @@ Fairness rules (BENCHMARKS.md explains each one):
   slower path than another's;
 * garbage is collected between batches so one subject's garbage is never
   charged to another; before each batch of a write, the raw subject settles
-  the database (SQLite: the WAL checkpointed and emptied), so no batch pays
-  for the pages an earlier one wrote.
+  the database (SQLite: the full-text index merged into one segment, the WAL
+  checkpointed and emptied), so no batch pays for what an earlier one wrote.
 """
 
 from __future__ import annotations
