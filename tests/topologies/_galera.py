@@ -443,10 +443,11 @@ def galera_cluster() -> Iterator[GaleraCluster]:
 
 
 def _cluster_database(galera_cluster: GaleraCluster, *, migrated: bool) -> Iterator[str]:
-    # migrated by Alembic itself, not copied from a template: in one CI run a
-    # search on Galera missed a 100,000-character message just written, on a
-    # copy built from SHOW CREATE TABLE; until that is understood, Galera's
-    # databases are made the way a user's are
+    # migrated by Alembic itself, the way a user's database is made, not
+    # copied from a template (a search that missed a 100,000-character message
+    # just written was first blamed on the copy; it was InnoDB's full-text sync
+    # window, tests/contract/_fulltext_window.py, which copies and migrated
+    # databases share)
     galera_cluster.check()
     for url in galera_database(galera_cluster):
         if migrated:
