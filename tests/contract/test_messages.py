@@ -169,3 +169,17 @@ async def test_count_per_session(store: Store) -> None:
     assert await store.messages.count("s1", viewer=ADMIN) == 3
     assert await store.messages.count("s2", viewer=ADMIN) == 1
     assert await store.messages.count("empty", viewer=ADMIN) == 0
+
+
+@pytest.mark.parametrize("count", [1, 3, 250])
+async def test_the_ids_of_deleted_messages_are_never_given_again(store: Store, count: int) -> None:
+    await make_session(store, "first")
+    old = await store.messages.add_many("first", [new_message(f"old {n}") for n in range(count)])
+    # the newest messages go, with their session: the largest ids are free again
+    assert await store.sessions.delete("first")
+    await make_session(store, "second")
+    new = await store.messages.add_many("second", [new_message(f"new {n}") for n in range(count)])
+    one = await store.messages.add("second", sender="alice", content="one more")
+    assert min(message.id for message in new) > max(message.id for message in old)
+    assert one.id > max(message.id for message in new)
+    assert [message.id for message in new] == sorted(message.id for message in new)
