@@ -41,30 +41,22 @@ BUDGET = 60.0
 WORDS = 20_000
 
 
-def _connect(url: str) -> Any:
-    import pymysql
-
-    parsed = make_url(url)
-    return pymysql.connect(
-        host=parsed.host or "127.0.0.1",
-        port=parsed.port or 3306,
-        user=parsed.username or "root",
-        password=parsed.password or "",
-        database=parsed.database,
-        charset="utf8mb4",
-        autocommit=True,
-        connect_timeout=5,
-    )
-
-
 @pytest.mark.mysql
 def test_innodb_fulltext_search_still_misses_committed_rows_while_it_syncs(
     servers: dict[str, Server],
 ) -> None:
     server = servers["mysql"]
     url = server.create_database()
+    database = make_url(url).database
+
+    def connect() -> Any:
+        # the test server's own admin connection, committing each statement
+        conn = server._mysql_connect(database)
+        conn.autocommit(True)
+        return conn
+
     try:
-        setup = _connect(url)
+        setup = connect()
         with setup.cursor() as cursor:
             cursor.execute(
                 "CREATE TABLE docs (id BIGINT AUTO_INCREMENT PRIMARY KEY, body LONGTEXT NOT NULL,"
@@ -78,7 +70,7 @@ def test_innodb_fulltext_search_still_misses_committed_rows_while_it_syncs(
         errors: list[BaseException] = []
 
         def write() -> None:
-            conn = _connect(url)
+            conn = connect()
             try:
                 with conn.cursor() as cursor:
                     number = 0
@@ -95,7 +87,7 @@ def test_innodb_fulltext_search_still_misses_committed_rows_while_it_syncs(
                 conn.close()
 
         def read() -> None:
-            conn = _connect(url)
+            conn = connect()
             try:
                 with conn.cursor() as cursor:
                     while not stop.is_set():
